@@ -1,0 +1,162 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pulumi/esc"
+	esceval "github.com/pulumi/esc/eval"
+)
+
+// Evaluator evaluates environment definitions with the official Pulumi ESC
+// evaluator, opening providers from its registry. It holds no per-evaluation
+// state and is safe for concurrent use.
+type Evaluator struct {
+	// Providers opens fn::open::<name> calls.
+	Providers esceval.ProviderLoader
+	// Decrypter decrypts fn::secret ciphertexts; nil means no key is configured
+	// and any ciphertext is a diagnostic.
+	Decrypter esceval.Decrypter
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Request says what to evaluate and how to render it.
+type Request struct {
+	// Name is the environment, "env" or "project/env".
+	Name string
+	// FilesDir is the directory where the environment's files are served or
+	// written; the rendered variables of files entries point into it.
+	FilesDir string
+}
+
+// Evaluate loads tree's definition of req.Name and everything it imports,
+// evaluates it, and renders the result. An environment whose evaluation has
+// errors yields a snapshot that carries the diagnostics and no renderings, and
+// the error returned is a *DiagnosticsError. Other errors (unknown
+// environment, unreadable file) return a nil snapshot.
+func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Snapshot, error) {
+	def, err := tree.Lookup(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(def.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", def.Path, err)
+	}
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	loader := &treeLoader{tree: tree, decrypter: e.decrypter(), paths: map[string]string{}}
+	snap := &Snapshot{Name: def.Name, Path: def.Path, EvaluatedAt: now()}
+
+	decl, sdiags, err := esceval.LoadYAMLBytes(def.Path, src)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", def.Path, err)
+	}
+	diags := fromSyntax(sdiags, loader.fileOf)
+	var env *esc.Environment
+	if !sdiags.HasErrors() {
+		execCtx, err := esc.NewExecContext(map[string]esc.Value{})
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), err)
+		}
+		var ediags = sdiags[:0:0]
+		env, ediags = esceval.EvalEnvironment(ctx, def.Name.String(), decl, loader.decrypter, e.Providers, loader, execCtx)
+		diags = append(diags, fromSyntax(ediags, loader.fileOf)...)
+	}
+	snap.Deps = loader.loaded()
+	snap.Deps = append(snap.Deps, def.Name)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), ctx.Err())
+	}
+	snap.Diagnostics = diags
+	if diags.HasErrors() {
+		return snap, diags.Err()
+	}
+	render(snap, env, req.FilesDir, loader.fileOf)
+	return snap, snap.Diagnostics.Err()
+}
+
+func (e *Evaluator) decrypter() esceval.Decrypter {
+	if e.Decrypter != nil {
+		return e.Decrypter
+	}
+	return noKeyDecrypter{}
+}
+
+// ErrNoKey is the error for a fn::secret ciphertext when no key is configured.
+var ErrNoKey = errors.New("this environment holds an encrypted fn::secret, but escfs has no decryption key configured")
+
+// noKeyDecrypter refuses every ciphertext with ErrNoKey.
+type noKeyDecrypter struct{}
+
+func (noKeyDecrypter) Decrypt(context.Context, []byte) ([]byte, error) { return nil, ErrNoKey }
+
+// treeLoader loads imported environments from a Tree and records which
+// names were asked for, so that a change to any of them (even one that was
+// missing) can invalidate the importer.
+type treeLoader struct {
+	tree      *Tree
+	decrypter esceval.Decrypter
+
+	mu    sync.Mutex
+	names []Name            // GUARDED_BY(mu): every valid name asked for
+	paths map[string]string // GUARDED_BY(mu): import name as written -> file path
+}
+
+var _ esceval.EnvironmentLoader = (*treeLoader)(nil)
+
+// LoadEnvironment returns the definition of an imported environment.
+func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, esceval.Decrypter, error) {
+	n, err := ParseName(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.mu.Lock()
+	l.names = append(l.names, n)
+	l.mu.Unlock()
+	def, err := l.tree.Lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := os.ReadFile(def.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", def.Path, err)
+	}
+	l.mu.Lock()
+	l.paths[name] = def.Path
+	l.mu.Unlock()
+	return src, l.decrypter, nil
+}
+
+// fileOf maps a file name in an evaluator diagnostic to a path: imported
+// environments are parsed under their import name.
+func (l *treeLoader) fileOf(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p, ok := l.paths[name]; ok {
+		return p
+	}
+	return name
+}
+
+// loaded returns the names asked for, without repeats.
+func (l *treeLoader) loaded() []Name {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[Name]bool{}
+	var out []Name
+	for _, n := range l.names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}

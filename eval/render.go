@@ -1,0 +1,219 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pulumi/esc"
+)
+
+// render fills the renderings of snap from an evaluated environment. Values
+// that cannot be rendered become warnings located at their key.
+func render(snap *Snapshot, env *esc.Environment, filesDir string, fileOf func(string) string) {
+	props := map[string]esc.Value{}
+	if env != nil {
+		props = env.Properties
+	}
+	snap.Values = esc.NewValue(props)
+	snap.ValuesJSON = renderJSON(snap.Values)
+	snap.Secrets = secretStrings(snap.Values)
+
+	warn := func(section, key, format string, args ...any) {
+		d := Diagnostic{File: snap.Path, Severity: SeverityWarning, Message: fmt.Sprintf(format, args...)}
+		if env != nil {
+			if r, ok := keyRange(env.Exprs[section], key); ok {
+				d.File, d.Line, d.Column = fileOf(r.Environment), r.Begin.Line, r.Begin.Column
+			}
+		}
+		snap.Diagnostics = append(snap.Diagnostics, d)
+	}
+
+	vars := map[string]Var{}
+	var envVars, files map[string]esc.Value
+	if env != nil {
+		envVars, files = env.GetEnvironmentVariables(), env.GetTemporaryFiles()
+	}
+	for name, v := range envVars {
+		vars[name] = Var{Name: name, Value: v.Value.(string), Secret: v.Secret}
+	}
+	for name, v := range files {
+		if err := checkFileName(name); err != nil {
+			warn("files", name, "file %q left out: %v", name, err)
+			continue
+		}
+		content := v.Value.(string)
+		snap.Files = append(snap.Files, File{Name: name, Content: []byte(content), Secret: v.Secret})
+		vars[name] = Var{Name: name, Value: filepath.Join(filesDir, name), File: true}
+	}
+	sort.Slice(snap.Files, func(i, j int) bool { return snap.Files[i].Name < snap.Files[j].Name })
+
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var shell, dotenv bytes.Buffer
+	for _, name := range names {
+		v := vars[name]
+		section := "environmentVariables"
+		if v.File {
+			section = "files"
+		}
+		if strings.IndexByte(v.Value, 0) >= 0 {
+			warn(section, name, "variable %s left out: its value holds a NUL byte, which no environment variable can", name)
+			continue
+		}
+		snap.Vars = append(snap.Vars, v)
+		if !IsShellName(name) {
+			warn(section, name, "variable %q left out of env and dotenv: not a shell variable name", name)
+			continue
+		}
+		fmt.Fprintf(&shell, "export %s=%s\n", name, ShellQuote(v.Value))
+		fmt.Fprintf(&dotenv, "%s=%s\n", name, DotenvQuote(v.Value))
+	}
+	snap.Env, snap.Dotenv = shell.Bytes(), dotenv.Bytes()
+}
+
+// renderJSON renders values as `esc open -f json` does: Go's encoding/json,
+// two-space indent, sorted keys, secrets revealed.
+func renderJSON(v esc.Value) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v.ToJSON(false)); err != nil {
+		// ToJSON yields only maps, slices, strings, numbers, bools and nil.
+		panic(fmt.Sprintf("encode values: %v", err))
+	}
+	return b.Bytes()
+}
+
+// secretStrings returns the string form of every secret scalar in v, longest
+// first so that redaction replaces a secret before any secret inside it.
+func secretStrings(v esc.Value) []string {
+	seen := map[string]bool{}
+	var walk func(v esc.Value, secret bool)
+	walk = func(v esc.Value, secret bool) {
+		secret = secret || v.Secret
+		switch x := v.Value.(type) {
+		case map[string]esc.Value:
+			for _, c := range x {
+				walk(c, secret)
+			}
+		case []esc.Value:
+			for _, c := range x {
+				walk(c, secret)
+			}
+		case nil:
+		default:
+			if s := v.ToString(false); secret && s != "" {
+				seen[s] = true
+			}
+		}
+	}
+	walk(v, false)
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// keyRange finds where key is defined in an object expression or in the
+// expressions it merges over (its bases, e.g. from imports).
+func keyRange(x esc.Expr, key string) (esc.Range, bool) {
+	for e := &x; e != nil; e = e.Base {
+		if r, ok := e.KeyRanges[key]; ok {
+			return r, true
+		}
+	}
+	return esc.Range{}, false
+}
+
+// checkFileName accepts a files key only if it is one plain path component.
+func checkFileName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..":
+		return fmt.Errorf("%q is not a file name", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("a file name may not hold '/' or NUL")
+	}
+	return nil
+}
+
+// IsShellName reports whether name is a POSIX shell variable name.
+func IsShellName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case i > 0 && r >= '0' && r <= '9':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ShellQuote quotes s for POSIX shells (bash, dash, zsh, ...): the result,
+// read by the shell, is exactly s, byte for byte, and nothing in it is
+// expanded or executed. Every byte but NUL round-trips: the value goes in
+// single quotes, and each ' is written as '\''.
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// DotenvQuote renders a value for a dotenv file:
+//   - as is, when it is non-empty and holds only letters, digits and
+//     _ - . , : / + @ % = ~ (every dotenv loader and docker --env-file read that
+//     literally);
+//   - in single quotes, when it holds no ' and no newline (dotenv loaders
+//     take single-quoted values literally, with no escapes or ${} expansion);
+//   - otherwise in double quotes, with \\, \", \n, \r, \t and $ escaped
+//     as \\, \", \n, \r, \t and \$.
+//
+// docker --env-file takes every line literally, quotes included, so only the
+// first form is exact for docker.
+func DotenvQuote(s string) string {
+	if s != "" && strings.Trim(s, plainDotenv) == "" {
+		return s
+	}
+	if !strings.ContainsAny(s, "'\n\r") {
+		return "'" + s + "'"
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '$':
+			b.WriteString(`\$`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+const plainDotenv = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/+@%=~"

@@ -1,0 +1,54 @@
+package eval
+
+import (
+	"time"
+
+	"github.com/pulumi/esc"
+)
+
+// Snapshot is the immutable result of one evaluation of an environment and
+// its renderings. Callers must not modify it or the slices it holds, so it
+// can be shared with any number of readers without copying or locking.
+type Snapshot struct {
+	Name        Name        // the environment
+	Path        string      // its definition file
+	EvaluatedAt time.Time   // when the evaluation started
+	Diagnostics Diagnostics // errors and warnings; with errors, nothing below is set
+	Deps        []Name      // every environment the evaluation read or tried to read, itself included
+
+	Values     esc.Value // all values, secrets marked
+	Vars       []Var     // the variables, sorted by name, files entries included
+	Env        []byte    // POSIX shell: export NAME='value' lines
+	Dotenv     []byte    // NAME=value lines for dotenv loaders and docker --env-file
+	ValuesJSON []byte    // all values with secrets revealed, as esc open -f json
+	Files      []File    // the files entries, sorted by name
+	Secrets    []string  // every secret string in the values, longest first, for redaction
+}
+
+// Var is one environment variable of a snapshot.
+type Var struct {
+	Name   string
+	Value  string
+	Secret bool
+	File   bool // the variable holds the path of one of the snapshot's files
+}
+
+// File is one files entry: its name is also the variable that holds its path.
+type File struct {
+	Name    string
+	Content []byte
+	Secret  bool
+}
+
+// Err returns the snapshot's errors as a *DiagnosticsError, or nil.
+func (s *Snapshot) Err() error { return s.Diagnostics.Err() }
+
+// File returns the files entry called name.
+func (s *Snapshot) File(name string) (File, bool) {
+	for _, f := range s.Files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return File{}, false
+}

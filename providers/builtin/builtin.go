@@ -1,0 +1,17 @@
+// Package builtin assembles the registry of every provider this build of
+// escfs ships.
+package builtin
+
+import (
+	"github.com/pulumi/esc"
+
+	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awslogin"
+)
+
+// Registry returns a registry of all providers shipped with escfs.
+func Registry() *providers.Registry {
+	return providers.NewRegistry(map[string]esc.Provider{
+		awslogin.Name: awslogin.New(),
+	})
+}
