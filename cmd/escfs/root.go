@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// globalFlags are the flags every command shares.
+type globalFlags struct {
+	dir string // --dir
+}
+
+// definitionsDir resolves the definitions directory: --dir, else $ESCFS_DIR,
+// else ~/.config/escfs/environments.
+func (g *globalFlags) definitionsDir() (string, error) {
+	if g.dir != "" {
+		return g.dir, nil
+	}
+	if d := os.Getenv("ESCFS_DIR"); d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --dir, no $ESCFS_DIR and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".config", "escfs", "environments"), nil
+}
+
+// exitError carries a process exit status through cobra without printing.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "escfs",
+		Short: "Pulumi ESC environments as files: a live FUSE mount, and esc-style open/run/check",
+		Long: `escfs renders Pulumi ESC environment definitions (YAML files with imports, values,
+${...} interpolation, fn:: builtins and fn::open providers) into the forms tools consume:
+a POSIX shell file of exports, a dotenv file, all values as JSON, and the files entries.
+
+Definitions live in a directory: DIR/prod.yaml is environment "prod" (project "default"),
+DIR/demos/aws-access.yaml is "demos/aws-access". The directory is --dir, else $ESCFS_DIR,
+else ~/.config/escfs/environments.`,
+		Example: `  escfs --dir examples ls
+  escfs --dir examples open demos/cluster
+  escfs --dir examples open app -f shell
+  escfs --dir examples run demos/aws-access -- sh -c 'echo $AWS_REGION'
+  escfs --dir examples check
+  escfs --dir examples mount /tmp/esc`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.dir, "dir", "d", "", "definitions directory (default $ESCFS_DIR, else ~/.config/escfs/environments)")
+	for _, add := range commands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// commands are the subcommand constructors; each file adds its own in init.
+var commands []func(*globalFlags) *cobra.Command
+
+// execute runs the CLI and returns the process exit status.
+func execute(args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	var exit *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.code
+	default:
+		fmt.Fprintln(os.Stderr, "escfs:", err)
+		return 1
+	}
+}
