@@ -169,7 +169,7 @@ func IsShellName(name string) bool {
 // ShellQuote quotes s for POSIX shells (bash, dash, zsh, ...): the result,
 // read by the shell, is exactly s, byte for byte, and nothing in it is
 // expanded or executed. Every byte but NUL round-trips: the value goes in
-// single quotes, and each ' is written as '\''.
+// single quotes, and each ' is written as '\”.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,0 +1,211 @@
+package eval_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers/builtin"
+)
+
+// writeFile writes a definition under dir, creating parent directories.
+func writeFile(t *testing.T, dir, rel, content string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTestStore(t *testing.T, dir string) *eval.Store {
+	t.Helper()
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:       dir,
+		Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
+		FilesDir:  func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" },
+		Debounce:  20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func mustName(t *testing.T, s string) eval.Name {
+	t.Helper()
+	n, err := eval.ParseName(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func envVar(t *testing.T, s *eval.Store, name, key string) string {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", name, err)
+	}
+	for _, v := range snap.Vars {
+		if v.Name == key {
+			return v.Value
+		}
+	}
+	t.Fatalf("%s: no variable %s", name, key)
+	return ""
+}
+
+func TestStoreConcurrentFirstReadersShareOneEvaluation(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "prod.yaml", "values:\n  environmentVariables:\n    A: one\n")
+	s := newTestStore(t, dir)
+	var wg sync.WaitGroup
+	snaps := make([]*eval.Snapshot, 64)
+	for i := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snap, err := s.Snapshot(context.Background(), mustName(t, "prod"))
+			if err != nil {
+				t.Error(err)
+			}
+			snaps[i] = snap
+		}()
+	}
+	wg.Wait()
+	if got := s.Evaluations(); got != 1 {
+		t.Fatalf("evaluations = %d, want 1", got)
+	}
+	for _, snap := range snaps[1:] {
+		if snap != snaps[0] {
+			t.Fatal("readers got different snapshots")
+		}
+	}
+}
+
+func TestStoreStatusNeverEvaluates(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "prod.yaml", "values:\n  a: 1\n")
+	writeFile(t, dir, "bad.yaml", "values:\n  a: ${nope}\n")
+	s := newTestStore(t, dir)
+	st, err := s.Status(mustName(t, "prod"))
+	if err != nil || st.State != eval.StateUnevaluated || s.Evaluations() != 0 {
+		t.Fatalf("status = %+v, %v, evaluations %d", st, err, s.Evaluations())
+	}
+	if _, err := s.Snapshot(context.Background(), mustName(t, "prod")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(mustName(t, "prod")); st.State != eval.StateOK || st.EvaluatedAt == nil {
+		t.Fatalf("after evaluation: %+v", st)
+	}
+	_, err = s.Snapshot(context.Background(), mustName(t, "bad"))
+	var derr *eval.DiagnosticsError
+	if !errors.As(err, &derr) {
+		t.Fatalf("bad: err = %v, want diagnostics", err)
+	}
+	st, _ = s.Status(mustName(t, "bad"))
+	if st.State != eval.StateError || len(st.Diagnostics) == 0 || st.Diagnostics[0].Line != 2 {
+		t.Fatalf("bad status = %+v", st)
+	}
+	if _, err := s.Snapshot(context.Background(), mustName(t, "missing")); !errors.Is(err, eval.ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestStoreRescanDropsImporters(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "base/common.yaml", "values:\n  region: us-east-1\n")
+	writeFile(t, dir, "app.yaml", "imports: [base/common]\nvalues:\n  environmentVariables:\n    REGION: ${region}\n")
+	writeFile(t, dir, "other.yaml", "values:\n  environmentVariables:\n    X: x\n")
+	s := newTestStore(t, dir)
+	if got := envVar(t, s, "app", "REGION"); got != "us-east-1" {
+		t.Fatalf("REGION = %q", got)
+	}
+	envVar(t, s, "other", "X")
+	var changes []eval.Change
+	s.Subscribe(func(c eval.Change) { changes = append(changes, c) })
+
+	writeFile(t, dir, "base/common.yaml", "values:\n  region: eu-west-1\n")
+	if err := s.Rescan([]eval.Name{mustName(t, "base/common")}); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Tree || len(changes[0].Envs) != 1 || changes[0].Envs[0] != mustName(t, "app") {
+		t.Fatalf("changes = %+v, want app dropped only", changes)
+	}
+	before := s.Evaluations()
+	if got := envVar(t, s, "app", "REGION"); got != "eu-west-1" {
+		t.Fatalf("REGION after edit = %q", got)
+	}
+	envVar(t, s, "other", "X")
+	if got := s.Evaluations() - before; got != 1 {
+		t.Fatalf("re-evaluations = %d, want 1 (other stays cached)", got)
+	}
+}
+
+func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "prod.yaml", "values:\n  environmentVariables:\n    V: one\n")
+	s := newTestStore(t, dir)
+	if err := s.Watch(); err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan eval.Change, 16)
+	s.Subscribe(func(c eval.Change) { changed <- c })
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no change seen", what)
+		}
+	}
+	envVar(t, s, "prod", "V")
+
+	// Editors save by writing a temporary file and renaming it over the old one.
+	writeFile(t, dir, ".prod.yaml.tmp", "values:\n  environmentVariables:\n    V: two\n")
+	if err := os.Rename(filepath.Join(dir, ".prod.yaml.tmp"), filepath.Join(dir, "prod.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	wait("rename over")
+	if got := envVar(t, s, "prod", "V"); got != "two" {
+		t.Fatalf("V = %q after edit", got)
+	}
+
+	writeFile(t, dir, "newproj/dev.yaml", "values:\n  environmentVariables:\n    V: dev\n")
+	wait("new project")
+	if got := envVar(t, s, "newproj/dev", "V"); got != "dev" {
+		t.Fatalf("V = %q in new project", got)
+	}
+	writeFile(t, dir, "newproj/dev2.yaml", "values:\n  environmentVariables:\n    V: dev2\n")
+	wait("file in new project")
+	if got := envVar(t, s, "newproj/dev2", "V"); got != "dev2" {
+		t.Fatalf("V = %q in new project file", got)
+	}
+
+	if err := os.Rename(filepath.Join(dir, "prod.yaml"), filepath.Join(dir, "staging.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	wait("rename")
+	if _, err := s.Snapshot(context.Background(), mustName(t, "prod")); !errors.Is(err, eval.ErrNotFound) {
+		t.Fatalf("prod after rename: %v", err)
+	}
+	if got := envVar(t, s, "staging", "V"); got != "two" {
+		t.Fatalf("staging V = %q", got)
+	}
+	if err := os.Remove(filepath.Join(dir, "staging.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	wait("delete")
+	if _, err := s.Snapshot(context.Background(), mustName(t, "staging")); !errors.Is(err, eval.ErrNotFound) {
+		t.Fatalf("staging after delete: %v", err)
+	}
+}
