@@ -31,6 +31,8 @@ var definitionExts = []string{".yaml", ".yml"}
 // itself cannot be read; files that cannot be environments are reported in
 // Tree.Problems.
 func ScanDir(root string) (*Tree, error) {
+	// Clean, so that a top-level file's directory compares equal to Root.
+	root = filepath.Clean(root)
 	t := &Tree{Root: root, defs: map[string]Definition{}}
 	entries, err := os.ReadDir(root)
 	if err != nil {
