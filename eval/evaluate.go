@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,7 +61,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", def.Path, err)
 	}
-	diags := fromSyntax(sdiags, loader.fileOf)
+	diags := loader.place(fromSyntax(sdiags, loader.fileOf), def.Path)
 	var env *esc.Environment
 	if !sdiags.HasErrors() {
 		execCtx, err := esc.NewExecContext(map[string]esc.Value{})
@@ -68,10 +70,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		}
 		var ediags = sdiags[:0:0]
 		env, ediags = esceval.EvalEnvironment(ctx, def.Name.String(), decl, loader.decrypter, e.Providers, loader, execCtx)
-		diags = append(diags, fromSyntax(ediags, loader.fileOf)...)
+		diags = append(diags, loader.place(fromSyntax(ediags, loader.fileOf), def.Path)...)
 	}
 	snap.Deps = loader.loaded()
-	snap.Deps = append(snap.Deps, def.Name)
+	if !slices.Contains(snap.Deps, def.Name) { // an import cycle asks for the root itself
+		snap.Deps = append(snap.Deps, def.Name)
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), ctx.Err())
 	}
@@ -159,4 +163,35 @@ func (l *treeLoader) loaded() []Name {
 		}
 	}
 	return out
+}
+
+// place gives a file to the diagnostics the evaluator could not locate: its
+// YAML syntax errors carry no position. Such an error is put in the imported
+// file that fails to parse with the same message, else in fallback (the
+// environment's own file). This re-reads imports only when it is needed.
+func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
+	for i := range ds {
+		if ds[i].File != "" {
+			continue
+		}
+		ds[i].File = fallback
+		l.mu.Lock()
+		paths := slices.Sorted(maps.Values(l.paths))
+		l.mu.Unlock()
+	search:
+		for _, p := range slices.Compact(paths) {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			_, sdiags, _ := esceval.LoadYAMLBytes(p, src)
+			for _, d := range fromSyntax(sdiags, l.fileOf) {
+				if d.File == "" && d.Message == ds[i].Message {
+					ds[i].File = p
+					break search
+				}
+			}
+		}
+	}
+	return ds
 }
