@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -40,7 +42,8 @@ func render(snap *Snapshot, env *esc.Environment, filesDir string, fileOf func(s
 	for name, v := range envVars {
 		vars[name] = Var{Name: name, Value: v.Value.(string), Secret: v.Secret}
 	}
-	for name, v := range files {
+	for _, name := range slices.Sorted(maps.Keys(files)) { // sorted: warnings in a stable order
+		v := files[name]
 		if err := checkFileName(name); err != nil {
 			warn("files", name, "file %q left out: %v", name, err)
 			continue
@@ -169,7 +172,10 @@ func IsShellName(name string) bool {
 // ShellQuote quotes s for POSIX shells (bash, dash, zsh, ...): the result,
 // read by the shell, is exactly s, byte for byte, and nothing in it is
 // expanded or executed. Every byte but NUL round-trips: the value goes in
-// single quotes, and each ' is written as '\”.
+// single quotes, and each single quote in it ends the quoting, is written
+// escaped, and quoting starts again:
+//
+//	it's -> 'it'\''s'
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
