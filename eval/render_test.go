@@ -181,9 +181,9 @@ func TestRenderRules(t *testing.T) {
 
 	// Every warning is located, in the file that defines its key.
 	wantWarnings := map[string]string{
-		`file ".." left out`:  "rich.yaml:55:5",
-		`file "." left out`:   "rich.yaml:56:5",
-		`file "a/b" left out`: "rich.yaml:54:5",
+		`file ".." left out`:                                "rich.yaml:55:5",
+		`file "." left out`:                                 "rich.yaml:56:5",
+		`file "a/b" left out`:                               "rich.yaml:54:5",
 		`variable "1ST" left out of env and dotenv`:         "rich.yaml:45:5",
 		`variable HAS_NUL left out: its value holds a NUL`:  "rich.yaml:41:5",
 		`variable "app.conf" left out of env and dotenv`:    "rich.yaml:57:5",
