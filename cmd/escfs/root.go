@@ -82,3 +82,11 @@ func execute(args []string) int {
 		return 1
 	}
 }
+
+// absPath makes p absolute, leaving it as is if that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/fs"
+	"github.com/escfs/escfs/providers/builtin"
+)
+
+func init() {
+	commands = append(commands, newMountCommand, newUnmountCommand)
+}
+
+func newMountCommand(g *globalFlags) *cobra.Command {
+	var (
+		uid, gid   int
+		allowOther bool
+		logLevel   string
+		debug      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "mount MOUNTPOINT",
+		Short: "Serve every environment as a live, read-only directory (FUSE), in the foreground",
+		Long: `mount serves the definitions directory at MOUNTPOINT until SIGINT or SIGTERM:
+
+  MOUNTPOINT/prod/env           export lines for every environmentVariables and files entry
+  MOUNTPOINT/prod/dotenv        the same for dotenv loaders and docker --env-file
+  MOUNTPOINT/prod/values.json   all values, secrets revealed, as 'esc open -f json'
+  MOUNTPOINT/prod/files/NAME    one file per files entry (env points its variable here)
+  MOUNTPOINT/prod/status        JSON: unevaluated|evaluating|ok|error, when, diagnostics
+
+DIR/demos/aws-access.yaml appears as MOUNTPOINT/demos/aws-access/. Nothing is evaluated
+until someone looks inside an environment; results are cached until the definition or
+anything it imports changes (the directory is watched). An environment with errors
+fails reads with EIO and explains itself in status.
+
+Files are 0400 and directories 0500, owned by the mounting user (or --uid/--gid), and
+only that user and root may read them. Secrets stay in memory. As root escfs mounts
+directly; other users need fusermount3 (Debian package fuse3). A stale mount left by a
+killed escfs on MOUNTPOINT is cleared first.`,
+		Example: `  escfs --dir examples mount /tmp/esc &
+  source /tmp/esc/demos/aws-access/env
+  KUBECONFIG=/tmp/esc/demos/cluster/files/KUBECONFIG kubectl config view
+  jq .aws /tmp/esc/demos/aws-access/values.json
+  escfs unmount /tmp/esc`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			dir, err := g.definitionsDir()
+			if err != nil {
+				return err
+			}
+			dir = absPath(dir) // status and diagnostics name files from anywhere
+			// Keep same-uid processes out of this process's memory and environ.
+			if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+				log.Warn("prctl(PR_SET_DUMPABLE)", "error", err.Error())
+			}
+			if uid >= 0 && !allowOther && uid != os.Getuid() {
+				log.Warn("--uid without --allow-other: the kernel lets only the mounting user in")
+			}
+			mnt := args[0]
+			store, err := eval.NewStore(eval.StoreOptions{
+				Dir:       dir,
+				Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
+				FilesDir:  fs.FilesDir(absPath(mnt)),
+				Logger:    log,
+			})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := store.Watch(); err != nil {
+				return err
+			}
+			m, err := fs.New(fs.Config{
+				Store:      store,
+				Mountpoint: mnt,
+				UID:        uint32(orDefault(uid, os.Getuid())),
+				GID:        uint32(orDefault(gid, os.Getgid())),
+				AllowOther: allowOther,
+				Logger:     log,
+				Debug:      debug,
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("mounted", "dir", dir, "mountpoint", m.Mountpoint(), "environments", len(store.Tree().Definitions()))
+
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			unmounted := make(chan struct{})
+			go func() { m.Wait(); close(unmounted) }()
+			select {
+			case <-ctx.Done():
+				log.Info("unmounting", "mountpoint", m.Mountpoint())
+				return m.Close()
+			case <-unmounted:
+				log.Info("unmounted from outside", "mountpoint", m.Mountpoint())
+				return nil
+			}
+		},
+	}
+	cmd.Flags().IntVar(&uid, "uid", -1, "owner of every file (default: the mounting user)")
+	cmd.Flags().IntVar(&gid, "gid", -1, "group of every file (default: the mounting user's group)")
+	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let the kernel pass other users' requests (with default_permissions; still only the owner and root may read)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
+	return cmd
+}
+
+func newUnmountCommand(_ *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "unmount MOUNTPOINT",
+		Short:   "Unmount an escfs mount (lazily if it is busy; clears a stale one)",
+		Example: `  escfs unmount /tmp/esc`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cleared, err := fs.ClearStale(args[0]); err != nil || cleared {
+				return err
+			}
+			return fs.Unmount(args[0])
+		},
+	}
+}
+
+func orDefault(v, def int) int {
+	if v < 0 {
+		return def
+	}
+	return v
+}

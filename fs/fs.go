@@ -1,0 +1,159 @@
+// Package fs serves the environments of an eval.Store as a read-only FUSE
+// filesystem: one directory per environment holding env, dotenv,
+// values.json, status and files/. It maps paths to rendered snapshots and
+// knows nothing of YAML or providers.
+//
+// Layout, for DIR/prod.yaml and DIR/demos/aws-access.yaml:
+//
+//	MNT/prod/{env,dotenv,values.json,status,files/}
+//	MNT/demos/aws-access/{env,dotenv,values.json,status,files/}
+//
+// Listing MNT or a project evaluates nothing; the first look inside an
+// environment evaluates it. Every open reads one snapshot until it closes.
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/escfs/escfs/eval"
+)
+
+// The entries of an environment directory.
+const (
+	entryEnv    = "env"
+	entryDotenv = "dotenv"
+	entryValues = "values.json"
+	entryStatus = "status"
+	entryFiles  = "files"
+)
+
+// envEntries are the entries every environment directory holds.
+var envEntries = []string{entryDotenv, entryEnv, entryFiles, entryStatus, entryValues}
+
+// Permission bits: the owner reads, nobody else does anything.
+const (
+	fileMode = 0o400
+	dirMode  = 0o500
+)
+
+// filesystem is the state every node shares.
+type filesystem struct {
+	store    *eval.Store
+	uid, gid uint32
+	log      *slog.Logger
+	started  time.Time // mount time, the times of every directory
+
+	mu      sync.Mutex
+	idxTree *eval.Tree // GUARDED_BY(mu): the tree idx was built from
+	idx     *index     // GUARDED_BY(mu)
+
+	reported sync.Map // clash messages already logged
+}
+
+// index maps directory paths of the mount to their entries for one Tree.
+type index struct {
+	envs map[string]eval.Name       // directory path -> environment shown there
+	dirs map[string]map[string]bool // directory path -> names of subdirectories
+}
+
+// indexOf returns the index of the store's current tree, building it once
+// per tree.
+func (f *filesystem) indexOf() *index {
+	tree := f.store.Tree()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.idxTree == tree {
+		return f.idx
+	}
+	idx := &index{envs: map[string]eval.Name{}, dirs: map[string]map[string]bool{"": {}}}
+	addDir := func(parent, name string) {
+		if idx.dirs[parent] == nil {
+			idx.dirs[parent] = map[string]bool{}
+		}
+		idx.dirs[parent][name] = true
+	}
+	for _, d := range tree.Definitions() {
+		short := d.Name.Short()
+		idx.envs[short] = d.Name
+		parent, base := path.Split(short)
+		parent = strings.TrimSuffix(parent, "/")
+		if parent != "" {
+			addDir("", parent)
+		}
+		addDir(parent, base)
+	}
+	// A project may share its directory with an environment of the same
+	// name; an environment of the project named like an entry is shadowed.
+	for dir, subs := range idx.dirs {
+		if _, isEnv := idx.envs[dir]; !isEnv {
+			continue
+		}
+		for _, e := range envEntries {
+			if subs[e] {
+				delete(subs, e)
+				f.reportOnce("environment " + dir + "/" + e + " is hidden by the entry " + e + " of environment " + dir + "; rename one of them")
+			}
+		}
+	}
+	f.idxTree, f.idx = tree, idx
+	return idx
+}
+
+func (f *filesystem) reportOnce(msg string) {
+	if _, loaded := f.reported.LoadOrStore(msg, true); !loaded {
+		f.log.Warn("name clash", "problem", msg)
+	}
+}
+
+// inodeNumber gives every path a stable inode number.
+func inodeNumber(p string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(p))
+	ino := h.Sum64() &^ (1 << 63) // below go-fuse's automatic numbers
+	if ino <= fuse.FUSE_ROOT_ID {
+		ino += 2
+	}
+	return ino
+}
+
+// allowed reports whether the caller may read: the owner and root only.
+// With allow_other, default_permissions already enforces the modes; this is
+// the second lock on the door.
+func (f *filesystem) allowed(ctx context.Context) bool {
+	caller, ok := fuse.FromContext(ctx)
+	return !ok || caller.Uid == f.uid || caller.Uid == 0
+}
+
+func (f *filesystem) setOwner(a *fuse.Attr) {
+	a.Uid, a.Gid = f.uid, f.gid
+}
+
+// dirAttr fills the attributes of every directory: 0500, the owner's, with
+// the mount's start as its times.
+func (f *filesystem) dirAttr(a *fuse.Attr) {
+	a.Mode = syscall.S_IFDIR | dirMode
+	a.Nlink = 2
+	f.setOwner(a)
+	a.SetTimes(nil, &f.started, &f.started)
+}
+
+// errno maps a snapshot error to what a reader sees.
+func errno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case isNotFound(err):
+		return syscall.ENOENT
+	default:
+		return syscall.EIO
+	}
+}
