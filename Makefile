@@ -1,0 +1,37 @@
+# escfs: Pulumi ESC environments as a live, read-only filesystem.
+GO      ?= go
+BIN     ?= bin/escfs
+DIR     ?= examples
+MNT     ?= /tmp/escfs
+FUZZTIME ?= 60s
+BENCHTIME ?= 2000x
+
+.PHONY: build test bench fuzz lint run unmount clean
+
+build: ## build bin/escfs
+	$(GO) build -o $(BIN) ./cmd/escfs
+
+test: ## vet, then every test with the race detector (fuzz seeds included)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: ## benchmarks, each reporting a ratio against a baseline measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
+
+fuzz: ## longer fuzzing of everything that quotes or parses (FUZZTIME each)
+	$(GO) test -run '^$$' -fuzz '^FuzzShellQuote$$' -fuzztime $(FUZZTIME) ./eval
+	$(GO) test -run '^$$' -fuzz '^FuzzDotenvQuote$$' -fuzztime $(FUZZTIME) ./eval
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+run: build ## mount the shipped examples at $(MNT), in the foreground (Ctrl-C unmounts)
+	mkdir -p $(MNT)
+	$(BIN) --dir $(DIR) mount $(MNT)
+
+unmount: build ## unmount $(MNT) (lazily if busy)
+	$(BIN) unmount $(MNT)
+
+clean:
+	rm -rf bin
