@@ -200,8 +200,8 @@ func DotenvQuote(s string) string {
 	}
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
+	for i := 0; i < len(s); i++ { // bytes, not runes: invalid UTF-8 must pass through
+		switch c := s[i]; c {
 		case '\\':
 			b.WriteString(`\\`)
 		case '"':
@@ -215,7 +215,7 @@ func DotenvQuote(s string) string {
 		case '$':
 			b.WriteString(`\$`)
 		default:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 	b.WriteByte('"')
