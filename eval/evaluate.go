@@ -8,10 +8,13 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulumi/esc"
 	esceval "github.com/pulumi/esc/eval"
+
+	"github.com/escfs/escfs/providers"
 )
 
 // Evaluator evaluates environment definitions with the official Pulumi ESC
@@ -69,7 +72,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 			return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), err)
 		}
 		var ediags = sdiags[:0:0]
-		env, ediags = esceval.EvalEnvironment(ctx, def.Name.String(), decl, loader.decrypter, e.Providers, loader, execCtx)
+		evalCtx, expiry := providers.WithExpiry(ctx)
+		opener := &openRecorder{ProviderLoader: e.Providers}
+		env, ediags = esceval.EvalEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx)
+		snap.ExpiresAt, snap.Opened = expiry.Earliest(), opener.opened.Load()
 		diags = append(diags, loader.place(fromSyntax(ediags, loader.fileOf), def.Path)...)
 	}
 	snap.Deps = loader.loaded()
@@ -84,6 +90,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		return snap, diags.Err()
 	}
 	render(snap, env, req.FilesDir, loader.fileOf)
+	exportExpiry(snap)
 	return snap, snap.Diagnostics.Err()
 }
 
@@ -92,6 +99,18 @@ func (e *Evaluator) decrypter() esceval.Decrypter {
 		return e.Decrypter
 	}
 	return noKeyDecrypter{}
+}
+
+// openRecorder notes whether an evaluation loaded any provider: its failures
+// may be transient (a service that was down), unlike definition errors.
+type openRecorder struct {
+	esceval.ProviderLoader
+	opened atomic.Bool
+}
+
+func (o *openRecorder) LoadProvider(ctx context.Context, name string) (esc.Provider, error) {
+	o.opened.Store(true)
+	return o.ProviderLoader.LoadProvider(ctx, name)
 }
 
 // ErrNoKey is the error for a fn::secret ciphertext when no key is configured.

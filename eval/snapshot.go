@@ -13,6 +13,8 @@ type Snapshot struct {
 	Name        Name        // the environment
 	Path        string      // its definition file
 	EvaluatedAt time.Time   // when the evaluation started
+	ExpiresAt   time.Time   // when the earliest credential in it expires; zero if none does
+	Opened      bool        // the evaluation opened a provider (its failures may be transient)
 	Diagnostics Diagnostics // errors and warnings; with errors, nothing below is set
 	Deps        []Name      // every environment the evaluation read or tried to read, itself included
 

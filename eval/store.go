@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,18 +29,23 @@ type StoreOptions struct {
 	// Debounce is how long the watcher waits for a burst of changes to end
 	// before it rescans; 0 means 100 milliseconds.
 	Debounce time.Duration
+	// Refresh says when snapshots holding expiring credentials are renewed.
+	Refresh RefreshPolicy
 	// Logger receives one line per failed evaluation and per tree change;
 	// nil means slog.Default(). Values are never logged.
 	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 }
 
 // Change tells subscribers what a rescan of the definitions changed.
 type Change struct {
 	// Tree is true when environments were added or removed.
 	Tree bool
-	// Envs are the environments whose cached snapshots were dropped: those
-	// whose definition changed, appeared or vanished, and every environment
-	// that imports one of them.
+	// Envs are the environments whose content changed: those whose
+	// definition changed, appeared or vanished, every environment that
+	// imports one of them (their cached snapshots were dropped), and those
+	// renewed because their credentials expire.
 	Envs []Name
 }
 
@@ -51,7 +57,8 @@ const (
 	StateUnevaluated State = "unevaluated" // never evaluated since it (or an import) last changed
 	StateEvaluating  State = "evaluating"  // an evaluation is running and nothing is cached
 	StateOK          State = "ok"          // the cached snapshot has no errors
-	StateError       State = "error"       // the last evaluation failed
+	StateStale       State = "stale"       // a renewal failed; the previous snapshot is served until it expires
+	StateError       State = "error"       // the last evaluation failed and nothing valid is left
 )
 
 // Status describes an environment without evaluating it.
@@ -60,7 +67,10 @@ type Status struct {
 	Definition  string      `json:"definition"`
 	State       State       `json:"state"`
 	EvaluatedAt *time.Time  `json:"evaluatedAt,omitempty"`
-	Error       string      `json:"error,omitempty"`
+	ExpiresAt   *time.Time  `json:"expiresAt,omitempty"` // when the served credentials expire
+	RefreshAt   *time.Time  `json:"refreshAt,omitempty"` // when they stop being fresh and are renewed
+	Error       string      `json:"error,omitempty"`     // why the environment cannot be read
+	LastError   string      `json:"lastError,omitempty"` // why the last renewal failed
 	Diagnostics Diagnostics `json:"diagnostics"`
 }
 
@@ -77,6 +87,7 @@ type Store struct {
 	tree    *Tree                // GUARDED_BY(mu)
 	entries map[Name]*entry      // GUARDED_BY(mu)
 	subs    map[int]func(Change) // GUARDED_BY(mu)
+	closed  bool                 // GUARDED_BY(mu): no more background renewals
 	nextSub int                  // GUARDED_BY(mu)
 
 	watch *watcher // nil until Watch
@@ -84,13 +95,18 @@ type Store struct {
 
 // entry is the cache of one environment. All fields are GUARDED_BY(Store.mu).
 type entry struct {
-	gen     uint64        // bumped whenever the cached result becomes invalid
-	snap    *Snapshot     // result of the evaluation of generation snapGen
-	err     error         // error of that evaluation (a *DiagnosticsError when snap has errors)
-	snapGen uint64        // generation snap and err belong to
-	valid   bool          // snap/err are the current generation's result
-	deps    []Name        // what the last evaluation read, for invalidation
-	running chan struct{} // closed when the running evaluation ends; nil if none
+	gen      uint64        // bumped whenever the cached result becomes invalid
+	snap     *Snapshot     // the result served for generation gen
+	err      error         // its error (a *DiagnosticsError when snap has errors)
+	valid    bool          // snap/err belong to the current generation
+	deps     []Name        // what the last evaluation read, for invalidation
+	running  chan struct{} // closed when the running evaluation ends; nil if none
+	lastRead time.Time     // when a reader last asked, for keep-warm
+	lastErr  error         // why the last re-evaluation failed; nil after a success
+	failures int           // failed evaluations in a row, for backoff
+	retryAt  time.Time     // no new evaluation after a failure before this
+	timer    *time.Timer   // the pending background renewal, if any
+	logged   string        // the last error logged, so each is logged once
 }
 
 // NewStore scans opts.Dir and returns a store over it. It does not evaluate
@@ -108,6 +124,10 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.Debounce == 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.Refresh = opts.Refresh.withDefaults()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -150,21 +170,43 @@ func (s *Store) Subscribe(fn func(Change)) (cancel func()) {
 
 // Snapshot returns the current snapshot of the environment, evaluating it if
 // nothing valid is cached. An environment with errors returns its snapshot
-// (holding the diagnostics) and a *DiagnosticsError. ctx bounds only this
-// caller's wait: the evaluation itself is bounded by EvalTimeout and shared
-// with every other caller.
+// (holding the diagnostics) and a *DiagnosticsError. A snapshot whose
+// credentials have expired is never returned: the caller waits for the new
+// evaluation, and gets an error if it fails. ctx bounds only this caller's
+// wait: the evaluation itself is bounded by EvalTimeout and shared with every
+// other caller.
 func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 	s.mu.Lock()
+	waited := false
 	for {
 		if _, err := s.tree.Lookup(name.String()); err != nil {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w", name.Short(), ErrNotFound)
 		}
 		e := s.entryLocked(name)
+		now := s.opts.Now()
+		e.lastRead = now
 		if e.valid {
 			snap, err := e.snap, e.err
-			s.mu.Unlock()
-			return snap, err
+			retry := err != nil && snap != nil && snap.Opened && !now.Before(e.retryAt) && !waited
+			switch {
+			case err != nil && !retry:
+				s.mu.Unlock()
+				return snap, err
+			case err == nil && (snap.ExpiresAt.IsZero() || now.Before(s.opts.Refresh.refreshAt(snap))):
+				s.mu.Unlock()
+				return snap, nil // fresh
+			case err == nil && now.Before(snap.ExpiresAt):
+				// Within the margin: serve it and renew in the background.
+				if e.running == nil && !now.Before(e.retryAt) {
+					s.startLocked(name, e)
+				}
+				s.mu.Unlock()
+				return snap, nil
+			case err == nil && (waited || now.Before(e.retryAt)) && e.running == nil:
+				s.mu.Unlock()
+				return nil, s.expiredError(name, snap, e.lastErr)
+			}
 		}
 		if e.running != nil {
 			done := e.running
@@ -174,11 +216,23 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("wait for %s: %w", name.Short(), ctx.Err())
 			}
+			waited = true
 			s.mu.Lock()
 			continue
 		}
 		s.startLocked(name, e)
 	}
+}
+
+// ErrExpired is the error for an environment whose credentials expired and
+// could not be renewed.
+var ErrExpired = errors.New("credentials expired")
+
+func (s *Store) expiredError(name Name, snap *Snapshot, cause error) error {
+	if cause == nil {
+		cause = errors.New("renewal did not finish")
+	}
+	return fmt.Errorf("%s: %w at %s: %w", name.Short(), ErrExpired, snap.ExpiresAt.UTC().Format(time.RFC3339), cause)
 }
 
 // entryLocked returns the cache entry of name, creating it.
@@ -203,20 +257,97 @@ func (s *Store) startLocked(name Name, e *entry) {
 		defer cancel()
 		snap, err := s.opts.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: s.opts.FilesDir(name)})
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		defer close(done)
+		changed := s.finishLocked(name, e, gen, snap, err)
 		e.running = nil
-		if snap != nil {
-			e.deps = snap.Deps
-		}
-		if e.gen != gen {
-			return // invalidated while running: the next caller evaluates again
-		}
-		e.snap, e.err, e.snapGen, e.valid = snap, err, gen, true
-		if err != nil {
-			s.log.Warn("evaluation failed", "env", name.Short(), "error", err.Error())
+		close(done)
+		s.mu.Unlock()
+		if changed {
+			s.notify(Change{Envs: []Name{name}})
 		}
 	}()
+}
+
+// finishLocked records the result of an evaluation of generation gen and
+// schedules the next renewal. It reports whether a snapshot that readers
+// may have cached was replaced.
+func (s *Store) finishLocked(name Name, e *entry, gen uint64, snap *Snapshot, err error) (replaced bool) {
+	if snap != nil {
+		e.deps = snap.Deps
+	}
+	if e.gen != gen {
+		return false // invalidated while running: the next reader evaluates again
+	}
+	now := s.opts.Now()
+	had := e.valid && e.err == nil && e.snap != nil
+	if err == nil {
+		e.snap, e.err, e.valid = snap, nil, true
+		e.lastErr, e.failures, e.retryAt, e.logged = nil, 0, time.Time{}, ""
+		s.scheduleLocked(name, e, s.opts.Refresh.refreshAt(snap))
+		return had
+	}
+	e.failures++
+	e.retryAt = now.Add(s.backoff(e.failures))
+	e.lastErr = err
+	if e.logged != err.Error() {
+		e.logged = err.Error()
+		s.log.Warn("evaluation failed", "env", name.Short(), "error", err.Error())
+	}
+	if had && now.Before(e.snap.ExpiresAt) {
+		// Keep serving the previous snapshot until it really expires.
+		s.scheduleLocked(name, e, e.retryAt)
+		return false
+	}
+	e.snap, e.err, e.valid = snap, err, true
+	return had
+}
+
+// backoff returns the jittered exponential delay after n failures in a row.
+func (s *Store) backoff(n int) time.Duration {
+	p := s.opts.Refresh
+	d := p.RetryMin << min(n-1, 20)
+	if d <= 0 || d > p.RetryMax {
+		d = p.RetryMax
+	}
+	return d/2 + rand.N(d/2+1) // "equal jitter"
+}
+
+// scheduleLocked arranges a background renewal of name at t, if it was read
+// within the keep-warm window by then. A zero t cancels it.
+func (s *Store) scheduleLocked(name Name, e *entry, t time.Time) {
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	if t.IsZero() || s.opts.Refresh.KeepWarm < 0 || s.closed {
+		return
+	}
+	gen := e.gen
+	e.timer = time.AfterFunc(max(t.Sub(s.opts.Now()), 0), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e.gen != gen || e.running != nil || s.closed {
+			return
+		}
+		if s.opts.Now().Sub(e.lastRead) > s.opts.Refresh.KeepWarm {
+			return // idle: the next read renews it
+		}
+		s.startLocked(name, e)
+	})
+}
+
+// notify tells subscribers about a change, from a goroutine of its own so
+// that no FUSE request waiting for an evaluation can block the kernel
+// notifications subscribers send.
+func (s *Store) notify(c Change) {
+	s.mu.Lock()
+	subs := make([]func(Change), 0, len(s.subs))
+	for _, fn := range s.subs {
+		subs = append(subs, fn)
+	}
+	s.mu.Unlock()
+	for _, fn := range subs {
+		fn(c)
+	}
 }
 
 // Status describes the environment without evaluating it.
@@ -232,14 +363,27 @@ func (s *Store) Status(name Name) (Status, error) {
 	switch {
 	case !ok:
 	case e.valid:
+		now := s.opts.Now()
 		st.State = StateOK
-		if e.err != nil {
+		switch {
+		case e.err != nil:
 			st.State, st.Error = StateError, e.err.Error()
+		case !e.snap.ExpiresAt.IsZero() && !now.Before(e.snap.ExpiresAt) && e.lastErr != nil:
+			st.State, st.Error = StateError, s.expiredError(name, e.snap, e.lastErr).Error()
+		case e.lastErr != nil:
+			st.State = StateStale
+		}
+		if e.lastErr != nil {
+			st.LastError = e.lastErr.Error()
 		}
 		if e.snap != nil {
 			at := e.snap.EvaluatedAt
 			st.EvaluatedAt = &at
 			st.Diagnostics = e.snap.Diagnostics
+			if !e.snap.ExpiresAt.IsZero() && e.err == nil {
+				exp, ref := e.snap.ExpiresAt, s.opts.Refresh.refreshAt(e.snap)
+				st.ExpiresAt, st.RefreshAt = &exp, &ref
+			}
 		}
 	case e.running != nil:
 		st.State = StateEvaluating
@@ -281,6 +425,11 @@ func (s *Store) Rescan(changed []Name) error {
 		}
 		e.gen++
 		e.valid, e.snap, e.err = false, nil, nil
+		e.lastErr, e.failures, e.retryAt = nil, 0, time.Time{}
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
 		dropped = append(dropped, name)
 		if _, err := tree.Lookup(name.String()); err != nil && e.running == nil {
 			delete(s.entries, name)
@@ -327,8 +476,16 @@ func (s *Store) Watch() error {
 	return nil
 }
 
-// Close stops the watcher, if any.
+// Close stops the watcher, if any, and every background renewal.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, e := range s.entries {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
 	if s.watch == nil {
 		return nil
 	}
