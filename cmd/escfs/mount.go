@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -22,10 +23,12 @@ func init() {
 
 func newMountCommand(g *globalFlags) *cobra.Command {
 	var (
-		uid, gid   int
-		allowOther bool
-		logLevel   string
-		debug      bool
+		uid, gid    int
+		allowOther  bool
+		logLevel    string
+		debug       bool
+		refresh     eval.RefreshPolicy
+		evalTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "mount MOUNTPOINT",
@@ -42,6 +45,17 @@ DIR/demos/aws-access.yaml appears as MOUNTPOINT/demos/aws-access/. Nothing is ev
 until someone looks inside an environment; results are cached until the definition or
 anything it imports changes (the directory is watched). An environment with errors
 fails reads with EIO and explains itself in status.
+
+Credentials expire, environments refresh. A snapshot holding credentials that expire
+(aws-login sessions, the token provider) is fresh until expiry less --refresh-margin
+(default: the smaller of 5 minutes and a third of its lifetime). An environment read
+within --keep-warm is re-evaluated in the background before then, so readers never
+wait; an idle one is re-evaluated on its next read. No reader ever gets an expired
+snapshot: after expiry a read waits for the new evaluation (at most --eval-timeout) and
+fails with EIO if it does not come. If a renewal fails, the previous snapshot is served
+until it really expires, retries back off with jitter, and status says "stale" with
+the error. A renewal re-opens every provider call of the environment (ESC has no
+partial re-open). env exports ESCFS_EXPIRES_AT (RFC 3339) when the snapshot expires.
 
 Files are 0400 and directories 0500, owned by the mounting user (or --uid/--gid), and
 only that user and root may read them. Secrets stay in memory. As root escfs mounts
@@ -73,10 +87,12 @@ killed escfs on MOUNTPOINT is cleared first.`,
 			}
 			mnt := args[0]
 			store, err := eval.NewStore(eval.StoreOptions{
-				Dir:       dir,
-				Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
-				FilesDir:  fs.FilesDir(absPath(mnt)),
-				Logger:    log,
+				Dir:         dir,
+				Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
+				FilesDir:    fs.FilesDir(absPath(mnt)),
+				Logger:      log,
+				Refresh:     refresh,
+				EvalTimeout: evalTimeout,
 			})
 			if err != nil {
 				return err
@@ -116,6 +132,9 @@ killed escfs on MOUNTPOINT is cleared first.`,
 	cmd.Flags().IntVar(&uid, "uid", -1, "owner of every file (default: the mounting user)")
 	cmd.Flags().IntVar(&gid, "gid", -1, "group of every file (default: the mounting user's group)")
 	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let the kernel pass other users' requests (with default_permissions; still only the owner and root may read)")
+	cmd.Flags().DurationVar(&refresh.KeepWarm, "keep-warm", 15*time.Minute, "renew environments read within this long in the background before they expire (negative: never)")
+	cmd.Flags().DurationVar(&refresh.Margin, "refresh-margin", 0, "renew this long before credentials expire (0: min(5m, a third of their lifetime))")
+	cmd.Flags().DurationVar(&evalTimeout, "eval-timeout", 30*time.Second, "longest one evaluation may take (and a reader may wait for expired credentials)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
 	return cmd
