@@ -68,16 +68,14 @@ func (n *fileNode) content(ctx context.Context) ([]byte, time.Time, syscall.Errn
 
 // Getattr reports the exact size of what the next open returns: bash's
 // source reads exactly st_size bytes. An environment with errors shows size
-// 0 here and fails on open with EIO.
-func (n *fileNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+// 0 here and fails on open with EIO. It reports the current version even
+// when fh is set: the kernel never passes the handle of a stat or fstat,
+// and go-fuse then hands in whichever handle of the file happens to be open
+// (possibly another process's, of an old version).
+func (n *fileNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFREG | fileMode
 	out.Nlink = 1
 	n.fsys.setOwner(&out.Attr)
-	if h, ok := fh.(*handle); ok {
-		out.Size = uint64(len(h.data))
-		out.SetTimes(nil, &h.mtime, &h.mtime)
-		return 0
-	}
 	data, mtime, e := n.content(ctx)
 	switch e {
 	case 0:
