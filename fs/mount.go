@@ -79,16 +79,20 @@ func New(cfg Config) (*Mount, error) {
 		UID:          cfg.UID,
 		GID:          cfg.GID,
 		MountOptions: fuse.MountOptions{
-			Name:              "escfs",
-			FsName:            "escfs",
-			DisableXAttrs:     true,
-			AllowOther:        cfg.AllowOther,
-			Options:           []string{"ro", "default_permissions"},
-			DirectMountStrict: os.Geteuid() == 0,
-			DirectMountFlags:  unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RDONLY,
-			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
-			MaxReadAhead:      128 << 10,
-			Debug:             cfg.Debug,
+			Name:          "escfs",
+			FsName:        "escfs",
+			DisableXAttrs: true,
+			// With READDIRPLUS a listing looks up every entry, and the lookup
+			// of env, dotenv or values.json evaluates (its size must be exact),
+			// so ls or ls -R of environment directories would evaluate them all.
+			DisableReadDirPlus: true,
+			AllowOther:         cfg.AllowOther,
+			Options:            []string{"ro", "default_permissions"},
+			DirectMountStrict:  os.Geteuid() == 0,
+			DirectMountFlags:   unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RDONLY,
+			ExtraCapabilities:  fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+			MaxReadAhead:       128 << 10,
+			Debug:              cfg.Debug,
 		},
 	}
 	server, err := fusefs.Mount(mnt, root, opts)
