@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -66,10 +67,20 @@ else ~/.config/escfs/environments.`,
 // commands are the subcommand constructors; each file adds its own in init.
 var commands []func(*globalFlags) *cobra.Command
 
-// execute runs the CLI and returns the process exit status.
+// execute runs the CLI with the process's standard streams and returns the
+// process exit status.
 func execute(args []string) int {
+	return executeIO(args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// executeIO runs the CLI with the given standard streams; commands reach
+// them through cmd.InOrStdin, cmd.OutOrStdout and cmd.ErrOrStderr.
+func executeIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.Execute()
 	var exit *exitError
 	switch {
@@ -78,7 +89,7 @@ func execute(args []string) int {
 	case errors.As(err, &exit):
 		return exit.code
 	default:
-		fmt.Fprintln(os.Stderr, "escfs:", err)
+		fmt.Fprintln(stderr, "escfs:", err)
 		return 1
 	}
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers/builtin"
+)
+
+// scanTree reads the definitions directory.
+func (g *globalFlags) scanTree() (*eval.Tree, error) {
+	dir, err := g.definitionsDir()
+	if err != nil {
+		return nil, err
+	}
+	return eval.ScanDir(dir)
+}
+
+// newEvaluator returns an evaluator with every provider of this build.
+func newEvaluator() *eval.Evaluator {
+	return &eval.Evaluator{Providers: builtin.Registry()}
+}
+
+// evaluate evaluates the environment name of tree with its files entries
+// pointing into filesDir. On evaluation errors it writes every diagnostic to
+// stderr and returns an *exitError; on success it writes the warnings.
+func evaluate(ctx context.Context, tree *eval.Tree, name, filesDir string, stderr io.Writer) (*eval.Snapshot, error) {
+	snap, err := newEvaluator().Evaluate(ctx, tree, eval.Request{Name: name, FilesDir: filesDir})
+	var de *eval.DiagnosticsError
+	switch {
+	case errors.As(err, &de):
+		writeDiagnostics(stderr, de.Diagnostics)
+		return nil, &exitError{1}
+	case err != nil:
+		return nil, err
+	}
+	writeDiagnostics(stderr, snap.Diagnostics) // warnings only
+	return snap, nil
+}
+
+// writeDiagnostics writes each diagnostic on a line as FILE:LINE:COL: message.
+func writeDiagnostics(w io.Writer, diags eval.Diagnostics) {
+	for _, d := range diags {
+		fmt.Fprintln(w, d.String())
+	}
+}
