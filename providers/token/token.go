@@ -5,6 +5,7 @@
 //	fn::open::token:
 //	  ttl: 1h          # lifetime, a Go duration (default 1h)
 //	  failIfExists: /tmp/fail-token   # optional: fail while this file exists
+//	  delay: 500ms     # optional: take this long to answer, like a slow service
 //
 // Outputs: token (secret, new random bytes on every open), issuedAt and
 // expiresAt (RFC 3339, nanoseconds). The expiry is reported to the cache,
@@ -50,6 +51,7 @@ func (p *Provider) Schema() (inputs, outputs *schema.Schema) {
 	inputs = schema.Object().Properties(schema.BuilderMap{
 		"ttl":          schema.String().Description("Lifetime of the token, a Go duration such as 30s or 1h."),
 		"failIfExists": schema.String().Description("Fail while a file exists at this path (for failure tests)."),
+		"delay":        schema.String().Description("Take this long to answer, a Go duration (for latency tests)."),
 	}).Schema()
 	outputs = schema.Record(schema.BuilderMap{
 		"token":     schema.String(),
@@ -79,6 +81,21 @@ func (p *Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.
 	if failIfExists != "" {
 		if _, err := os.Stat(failIfExists); err == nil {
 			return esc.Value{}, errors.New("token: unavailable (failIfExists is present)")
+		}
+	}
+	delayText, err := providers.String(inputs, "delay")
+	if err != nil {
+		return esc.Value{}, fmt.Errorf("token: %w", err)
+	}
+	if delayText != "" {
+		delay, err := time.ParseDuration(delayText)
+		if err != nil || delay < 0 {
+			return esc.Value{}, fmt.Errorf("token: delay %q: want a duration such as 500ms", delayText)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return esc.Value{}, fmt.Errorf("token: %w", ctx.Err())
 		}
 	}
 	var b [16]byte

@@ -1,0 +1,222 @@
+package eval_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulumi/esc"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/token"
+)
+
+// tokenEnv is a definition whose credentials live ttl, answered after delay,
+// failing while failFile exists.
+func tokenEnv(ttl, delay, failFile string) string {
+	return `values:
+  creds:
+    fn::open::token:
+      ttl: ` + ttl + `
+      delay: ` + delay + `
+      failIfExists: ` + failFile + `
+  environmentVariables:
+    TOKEN: ${creds.token}
+    EXPIRES: ${creds.expiresAt}
+`
+}
+
+// refreshStore builds a store over dir whose token provider the test owns.
+func refreshStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.Store, *token.Provider) {
+	t.Helper()
+	tok := &token.Provider{}
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:         dir,
+		Evaluator:   &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{token.Name: tok})},
+		FilesDir:    func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" },
+		EvalTimeout: 5 * time.Second,
+		Refresh:     policy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, tok
+}
+
+// readToken reads the snapshot and checks it has not expired.
+func readToken(t *testing.T, s *eval.Store, name string) (*eval.Snapshot, error) {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	if err != nil {
+		return nil, err
+	}
+	if now := time.Now(); !now.Before(snap.ExpiresAt) {
+		t.Fatalf("read a snapshot that expired at %v (now %v)", snap.ExpiresAt, now)
+	}
+	return snap, nil
+}
+
+func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "live.yaml", tokenEnv("1500ms", "200ms", filepath.Join(dir, "nofail")))
+	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
+	first, err := readToken(t, s, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]bool{}
+	var worst time.Duration
+	deadline := time.Now().Add(3 * 1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		snap, err := readToken(t, s, "live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+		tokens[snap.Vars[1].Value] = true
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("worst read latency over 3 lifetimes with keep-warm: %v (renewals take 200ms)", worst)
+	if len(tokens) < 3 {
+		t.Errorf("saw %d tokens over 3 lifetimes, want at least 3", len(tokens))
+	}
+	if worst >= 200*time.Millisecond {
+		t.Errorf("a reader waited %v: keep-warm renewals must not block readers", worst)
+	}
+	if got := tok.Opens(); got < 3 || got > 5 {
+		t.Errorf("provider opened %d times in 3 lifetimes, want 3-5", got)
+	}
+	if st, _ := s.Status(mustName(t, "live")); st.State != eval.StateOK || st.ExpiresAt == nil || st.RefreshAt == nil || !st.RefreshAt.Before(*st.ExpiresAt) {
+		t.Errorf("status = %+v", st)
+	}
+	if !first.ExpiresAt.Before(time.Now()) {
+		t.Errorf("first snapshot should have expired by now")
+	}
+}
+
+func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "idle.yaml", tokenEnv("300ms", "0s", filepath.Join(dir, "nofail")))
+	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond})
+	first, err := readToken(t, s, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // more than three lifetimes, nobody reading
+	if got := tok.Opens(); got != 1 {
+		t.Fatalf("idle environment was re-evaluated: %d opens", got)
+	}
+	snap, err := readToken(t, s, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap == first || tok.Opens() != 2 {
+		t.Fatalf("the read after expiry did not renew (opens %d)", tok.Opens())
+	}
+}
+
+func TestRefreshConcurrentReadersAfterExpiryOpenOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "burst.yaml", tokenEnv("300ms", "50ms", filepath.Join(dir, "nofail")))
+	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
+	if _, err := readToken(t, s, "burst"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := readToken(t, s, "burst"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := tok.Opens(); got != 2 {
+		t.Fatalf("64 readers after expiry caused %d provider calls in all, want 1 more than the first", got)
+	}
+}
+
+func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
+	dir := t.TempDir()
+	fail := filepath.Join(dir, "fail")
+	writeFile(t, dir, "flaky.yaml", tokenEnv("1s", "0s", fail))
+	s, _ := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	name := mustName(t, "flaky")
+	good, err := readToken(t, s, "flaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Past the refresh point, before expiry: the previous snapshot, marked stale.
+	time.Sleep(time.Until(good.ExpiresAt.Add(-300 * time.Millisecond)))
+	snap, err := readToken(t, s, "flaky")
+	if err != nil || snap != good {
+		t.Fatalf("before expiry: got %p, %v; want the previous snapshot", snap, err)
+	}
+	st, _ := s.Status(name)
+	if st.State != eval.StateStale || st.LastError == "" || st.ExpiresAt == nil || !st.ExpiresAt.Equal(good.ExpiresAt) {
+		t.Fatalf("status before expiry = %+v, want stale with the error and the expiry", st)
+	}
+	// After expiry: an error naming the cause, never the expired snapshot.
+	time.Sleep(time.Until(good.ExpiresAt.Add(50 * time.Millisecond)))
+	if _, err := readToken(t, s, "flaky"); !errors.Is(err, eval.ErrExpired) && !isDiagnostics(err) {
+		t.Fatalf("after expiry: err = %v, want expired or diagnostics", err)
+	}
+	st, _ = s.Status(name)
+	if st.State != eval.StateError || st.Error == "" {
+		t.Fatalf("status after expiry = %+v, want error with the reason", st)
+	}
+	// The provider recovers: the next read after the backoff is fresh.
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	var fresh *eval.Snapshot
+	for deadline := time.Now().Add(2 * time.Second); fresh == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fresh, _ = readToken(t, s, "flaky")
+	}
+	if fresh == nil || fresh == good {
+		t.Fatal("no fresh snapshot after the provider recovered")
+	}
+	if st, _ := s.Status(name); st.State != eval.StateOK || st.LastError != "" {
+		t.Fatalf("status after recovery = %+v", st)
+	}
+}
+
+func isDiagnostics(err error) bool {
+	var d *eval.DiagnosticsError
+	return errors.As(err, &d)
+}
+
+func TestRefreshExportsExpiry(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "exp.yaml", tokenEnv("1h", "0s", filepath.Join(dir, "nofail")))
+	writeFile(t, dir, "plain.yaml", "values:\n  environmentVariables:\n    A: a\n")
+	s, _ := refreshStore(t, dir, eval.RefreshPolicy{})
+	snap, err := readToken(t, s, "exp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "export ESCFS_EXPIRES_AT='" + snap.ExpiresAt.UTC().Format(time.RFC3339) + "'\n"
+	if got := string(snap.Env); len(got) < len(want) || got[len(got)-len(want):] != want {
+		t.Errorf("env does not end with %q:\n%s", want, got)
+	}
+	plain, err := s.Snapshot(context.Background(), mustName(t, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plain.ExpiresAt.IsZero() || string(plain.Env) != "export A='a'\n" {
+		t.Errorf("an environment without expiring credentials: ExpiresAt %v, env %q", plain.ExpiresAt, plain.Env)
+	}
+}
