@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/escfs/escfs/eval"
+)
+
+// openEnv has nested values, arrays, a secret, awkward strings for shells
+// and a files entry.
+const openEnv = `values:
+  app:
+    name: demo
+    port: 8080
+    tags: [a, b]
+    labels:
+      app.kubernetes.io/name: demo
+    token:
+      fn::secret: tok-$(id)-'q'
+  environmentVariables:
+    APP_NAME: ${app.name}
+    TRICKY: "it's \"$HOME\" $(id) ` + "`id`" + ` \\n\nnext line\ttab\n"
+    TOKEN: ${app.token}
+  files:
+    CONFIG: "name=${app.name}\n"
+`
+
+// openDefs returns a definitions directory with openEnv as "app" and a
+// broken environment "broken".
+func openDefs(t *testing.T) string {
+	return writeDefinitions(t, map[string]string{
+		"app.yaml":    openEnv,
+		"broken.yaml": "values:\n  a: ok\n  b: ${nope}\n",
+	})
+}
+
+func TestOpenJSONIsValuesJSON(t *testing.T) {
+	dir := openDefs(t)
+	tree, err := eval.ScanDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newEvaluator().Evaluate(context.Background(), tree, eval.Request{Name: "app", FilesDir: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"open", "app"}, {"open", "app", "-f", "json"}} {
+		r := escfsCLI(t, append([]string{"--dir", dir}, args...)...)
+		if r.code != 0 || r.stdout != string(snap.ValuesJSON) || r.stderr != "" {
+			t.Fatalf("%v: exit %d, stderr %q, stdout\n%s\nwant\n%s", args, r.code, r.stderr, r.stdout, snap.ValuesJSON)
+		}
+	}
+}
+
+func TestOpenPathAndFormats(t *testing.T) {
+	dir := openDefs(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"app.name"}, "\"demo\"\n"},
+		{[]string{"app.port"}, "8080\n"},
+		{[]string{"app.tags[1]"}, "\"b\"\n"},
+		{[]string{"app.tags"}, "[\n  \"a\",\n  \"b\"\n]\n"},
+		{[]string{`app.labels["app.kubernetes.io/name"]`}, "\"demo\"\n"},
+		{[]string{"app.token"}, "\"tok-$(id)-'q'\"\n"},
+		{[]string{"app.tags", "-f", "yaml"}, "- a\n- b\n"},
+		{[]string{"app", "-f", "yaml"}, "labels:\n   app.kubernetes.io/name: demo\nname: demo\nport: \"8080\"\ntags:\n   - a\n   - b\ntoken: tok-$(id)-'q'\n"},
+		{[]string{"app.name", "-f", "string"}, "demo\n"},
+		{[]string{"app.token", "-f", "string"}, "tok-$(id)-'q'\n"},
+		{[]string{"app.tags", "-f", "string"}, "\"a\",\"b\"\n"},
+		{[]string{"environmentVariables.APP_NAME", "-f", "string"}, "demo\n"},
+		{[]string{"files.CONFIG", "-f", "string"}, "name=demo\n"}, // ends in a newline already
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := escfsCLI(t, append([]string{"--dir", dir, "open", "app"}, tt.args...)...)
+			if r.code != 0 || r.stdout != tt.want {
+				t.Fatalf("exit %d, stderr %q, stdout\n%q\nwant\n%q", r.code, r.stderr, r.stdout, tt.want)
+			}
+		})
+	}
+}
+
+func TestOpenShellSourcesExactly(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where escfs open puts the files directory
+	dir := openDefs(t)
+	r := escfsCLI(t, "--dir", dir, "open", "app", "-f", "shell")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	script := filepath.Join(t.TempDir(), "env.sh")
+	if err := os.WriteFile(script, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"APP_NAME": "demo",
+		"TRICKY":   "it's \"$HOME\" $(id) `id` \\n\nnext line\ttab\n",
+		"TOKEN":    "tok-$(id)-'q'",
+	}
+	for name, value := range want {
+		out, err := exec.Command("bash", "-c", `. "$1"; printf %s "${!2}"`, "bash", script, name).Output()
+		if err != nil || string(out) != value {
+			t.Errorf("sourced %s = %q, %v; want %q", name, out, err, value)
+		}
+	}
+
+	// The files entry: its variable points into a new private directory
+	// that escfs open keeps, and says so on stderr.
+	out, err := exec.Command("bash", "-c", `. "$1"; printf %s "$CONFIG"`, "bash", script).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := string(out)
+	filesDir := filepath.Dir(config)
+	if filepath.Dir(filesDir) != tmp || filepath.Base(config) != "CONFIG" {
+		t.Fatalf("CONFIG=%q, want $TMPDIR/<new dir>/CONFIG", config)
+	}
+	if !strings.Contains(r.stderr, filesDir) {
+		t.Errorf("stderr %q does not name the files directory %s", r.stderr, filesDir)
+	}
+	if content, err := os.ReadFile(config); err != nil || string(content) != "name=demo\n" {
+		t.Errorf("CONFIG content %q, %v", content, err)
+	}
+	for path, mode := range map[string]os.FileMode{filesDir: 0o700 | os.ModeDir, config: 0o600} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode() != mode {
+			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode(), err, mode)
+		}
+	}
+}
+
+func TestOpenDotenv(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	r := escfsCLI(t, "--dir", openDefs(t), "open", "app", "-f", "dotenv")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("files directories in $TMPDIR: %v, %v; want one", entries, err)
+	}
+	want := []string{
+		"APP_NAME=demo",
+		"CONFIG=" + filepath.Join(tmp, entries[0].Name(), "CONFIG"),
+		`TOKEN="tok-\$(id)-'q'"`,
+	}
+	var got []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if !strings.HasPrefix(line, "TRICKY=") && line != "" {
+			got = append(got, line)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("dotenv lines %q, want %q", got, want)
+	}
+}
+
+// TestOpenShellWithoutFiles checks that no directory is left behind when
+// there is nothing to put in it.
+func TestOpenShellWithoutFiles(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := writeDefinitions(t, map[string]string{"plain.yaml": "values:\n  environmentVariables:\n    A: b\n"})
+	r := escfsCLI(t, "--dir", dir, "open", "plain", "-f", "shell")
+	if r.code != 0 || r.stdout != "export A='b'\n" || r.stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("left in $TMPDIR: %v", entries)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := openDefs(t)
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"broken"}, filepath.Join(dir, "broken.yaml") + ":3:8: unknown property \"nope\"\n"},
+		{[]string{"broken", "-f", "shell"}, filepath.Join(dir, "broken.yaml") + ":3:8: unknown property \"nope\"\n"},
+		{[]string{"nosuch"}, "escfs: environment \"nosuch\" not found in " + dir + "\n"},
+		{[]string{"app", "app.nope"}, "escfs: app has no value at app.nope\n"},
+		{[]string{"app", "app.tags[2]"}, "escfs: app has no value at app.tags[2]\n"},
+		{[]string{"app", "app..name"}, "escfs: invalid property path \"app..name\" at offset 4: expected a name\n"},
+		{[]string{"app", "-f", "xml"}, "escfs: unknown output format \"xml\" (use one of json, yaml, string, shell, dotenv)\n"},
+		{[]string{"app", "app.name", "-f", "shell"}, "escfs: output format \"shell\" may not be used with a property path\n"},
+		{[]string{"app", "app.name", "-f", "dotenv"}, "escfs: output format \"dotenv\" may not be used with a property path\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := escfsCLI(t, append([]string{"--dir", dir, "open"}, tt.args...)...)
+			if r.code != 1 || r.stdout != "" || r.stderr != tt.wantErr {
+				t.Fatalf("exit %d, stdout %q, stderr\n%q\nwant\n%q", r.code, r.stdout, r.stderr, tt.wantErr)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("left in $TMPDIR: %v", entries)
+	}
+}
+
+func TestParsePropertyPath(t *testing.T) {
+	tests := []struct {
+		in   string
+		want propertyPath
+	}{
+		{"a", propertyPath{"a"}},
+		{"aws.creds", propertyPath{"aws", "creds"}},
+		{"app.tags[0]", propertyPath{"app", "tags", 0}},
+		{"a[1][2].b", propertyPath{"a", 1, 2, "b"}},
+		{`a["x.y[z]"]`, propertyPath{"a", "x.y[z]"}},
+		{`a["q\"b\\s"]`, propertyPath{"a", `q"b\s`}},
+		{`["top"].x`, propertyPath{"top", "x"}},
+		{"[3]", propertyPath{3}},
+		{"key-with_dash:colon", propertyPath{"key-with_dash:colon"}},
+	}
+	for _, tt := range tests {
+		got, err := parsePropertyPath(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parsePropertyPath(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", ".a", "a.", "a..b", "a[", "a[x]", "a[-1]", "a[+1]", `a["x`, `a["x"`, "a]", "a[0]b", `a["x"]y`} {
+		if got, err := parsePropertyPath(bad); err == nil {
+			t.Errorf("parsePropertyPath(%q) = %#v, want an error", bad, got)
+		}
+	}
+}
