@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/runner"
+)
+
+func init() { commands = append(commands, newRunCommand) }
+
+func newRunCommand(g *globalFlags) *cobra.Command {
+	var interactive bool
+	cmd := &cobra.Command{
+		Use:   "run ENV [--] CMD [ARGS...]",
+		Short: "Run a command with an environment's variables and files",
+		Long: `Evaluate the environment ENV and run CMD in it, like esc run. CMD is looked up in $PATH
+and run directly, not by a shell: to expand variables, run a shell (see the examples).
+
+The command gets escfs's own environment plus the environment's environmentVariables
+and files entries (these override variables of the same name). The files entries are
+written (mode 0600) into a new private directory (mode 0700) in $TMPDIR, and each files
+variable holds the path of its file there. The directory is removed when the command
+ends, and also when escfs gets SIGINT, SIGTERM or SIGHUP: escfs forwards the signal to
+the command, waits for it to end and then cleans up.
+
+escfs exits with the command's exit status, or 128 plus the signal number if a signal
+ended the command (130 for SIGINT), like a shell. If the command cannot be found escfs
+exits with 127, if it cannot be run with 126; evaluation errors are printed to stderr
+as FILE:LINE:COL: message and exit with 1.
+
+Secret values are replaced by [secret] in the command's stdout and stderr, even when a
+secret is split across several writes (secrets shorter than 3 bytes are not redacted).
+For that the command's output goes through a pipe, not to the terminal. With
+-i/--interactive the command gets escfs's stdin, stdout and stderr directly and nothing
+is redacted: use it for interactive programs (shells, editors, prompts) that need a
+terminal.
+
+Flags for escfs go before ENV; everything after ENV (or after --) is the command line.`,
+		Example: `  escfs run app -- sh -c 'echo "$APP_NAME listens on $APP_PORT"'
+  escfs run demos/aws-access -- aws sts get-caller-identity
+  escfs run app -- sh -c 'cat "$APP_SETTINGS"'
+  escfs run -i app -- bash`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, g, args, interactive)
+		},
+	}
+	cmd.Flags().SetInterspersed(false) // the command's flags are its own
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false,
+		"connect the command to escfs's stdin, stdout and stderr directly; do not redact secrets")
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive bool) error {
+	name, argv := args[0], args[1:]
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("no command given: escfs run %s -- CMD [ARGS...]", name)
+	}
+	tree, err := g.scanTree()
+	if err != nil {
+		return err
+	}
+	if _, err := tree.Lookup(name); err != nil {
+		return err
+	}
+
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	stderr := cmd.ErrOrStderr()
+	snapshot := func(ctx context.Context, filesDir string) (*eval.Snapshot, error) {
+		return evaluate(ctx, tree, name, filesDir, stderr)
+	}
+	status, err := runner.Run(cmd.Context(), snapshot, argv, runner.Options{
+		Stdin:       cmd.InOrStdin(),
+		Stdout:      cmd.OutOrStdout(),
+		Stderr:      stderr,
+		Interactive: interactive,
+		Signals:     signals,
+	})
+	var exit *exitError
+	switch {
+	case err == nil && status == 0:
+		return nil
+	case err == nil:
+		return &exitError{status}
+	case errors.As(err, &exit):
+		return err
+	case errors.Is(err, exec.ErrNotFound):
+		fmt.Fprintln(stderr, "escfs:", err)
+		return &exitError{127}
+	case errors.Is(err, fs.ErrPermission):
+		fmt.Fprintln(stderr, "escfs:", err)
+		return &exitError{126}
+	case status >= 0: // the command ran, the cleanup failed
+		fmt.Fprintln(stderr, "escfs:", err)
+		return &exitError{max(status, 1)}
+	default:
+		return err
+	}
+}
