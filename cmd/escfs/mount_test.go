@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountTestBinary builds this command into t.TempDir(), bounded.
+func mountTestBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "escfs")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// mountProc is a running escfs mount process.
+type mountProc struct {
+	cmd    *exec.Cmd
+	stderr *mountLog
+	done   chan struct{}
+	err    error // set when done is closed
+}
+
+type mountLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *mountLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *mountLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func mountStart(t *testing.T, bin, dir, mnt string) *mountProc {
+	t.Helper()
+	cmd := exec.Command(bin, "--dir", dir, "mount", mnt)
+	p := &mountProc{cmd: cmd, stderr: &mountLog{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// mountWaitServing waits until path is readable through the mount.
+func mountWaitServing(t *testing.T, p *mountProc, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("escfs exited before serving: %v\n%s", p.err, p.stderr)
+		default:
+		}
+		if b, err := mountRead(path, 5*time.Second); err == nil {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not readable within 15s\n%s", path, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mountRead reads a file, giving up (leaving the reader behind) after d.
+func mountRead(path string, d time.Duration) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { b, err := os.ReadFile(path); ch <- result{b, err} }()
+	select {
+	case r := <-ch:
+		return r.b, r.err
+	case <-time.After(d):
+		return nil, errors.New("read timed out")
+	}
+}
+
+// mountStat stats path, giving up after d.
+func mountStat(path string, d time.Duration) error {
+	ch := make(chan error, 1)
+	go func() { _, err := os.Stat(path); ch <- err }()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(d):
+		return errors.New("stat timed out")
+	}
+}
+
+func (p *mountProc) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("escfs did not exit within 10s of %v\n%s", sig, p.stderr)
+		return nil
+	}
+}
+
+// mounted reports whether mnt is a mount point in /proc/self/mountinfo.
+func isMounted(t *testing.T, mnt string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && fields[4] == mnt {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMountProcess(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			t.Skip("not root and no fusermount3")
+		}
+	}
+	bin := mountTestBinary(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prod.yaml"), []byte("values:\n  environmentVariables:\n    A: alpha\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	t.Cleanup(func() {
+		// whatever happened, leave no mount behind
+		for i := 0; i < 3 && isMounted(t, mnt); i++ {
+			_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	})
+	status := filepath.Join(mnt, "prod", "status")
+	env := filepath.Join(mnt, "prod", "env")
+
+	t.Run("SIGTERM unmounts and exits 0", func(t *testing.T) {
+		p := mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		if b, err := mountRead(env, 5*time.Second); err != nil || string(b) != "export A='alpha'\n" {
+			t.Fatalf("env through the escfs process: %q %v", b, err)
+		}
+		if !isMounted(t, mnt) {
+			t.Fatalf("%s is not in /proc/self/mountinfo while serving", mnt)
+		}
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("escfs exited with %v after SIGTERM\n%s", err, p.stderr)
+		}
+		if isMounted(t, mnt) {
+			t.Errorf("%s still mounted after escfs exited", mnt)
+		}
+	})
+
+	t.Run("a killed escfs leaves a stale mount the next escfs clears", func(t *testing.T) {
+		p := mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		err := p.stop(t, syscall.SIGKILL)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatalf("killed escfs: %v", err)
+		}
+		// stat is answered from the attribute cache for up to 1s
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			err := mountStat(mnt, 5*time.Second)
+			if errors.Is(err, syscall.ENOTCONN) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stat of the mount point after a kill: %v, want ENOTCONN", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p = mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		if b, err := mountRead(env, 5*time.Second); err != nil || string(b) != "export A='alpha'\n" {
+			t.Fatalf("env after clearing the stale mount: %q %v", b, err)
+		}
+		if !strings.Contains(p.stderr.String(), "stale") {
+			t.Errorf("escfs did not say it cleared a stale mount:\n%s", p.stderr)
+		}
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("escfs exited with %v after SIGTERM\n%s", err, p.stderr)
+		}
+		if isMounted(t, mnt) {
+			t.Errorf("%s still mounted after escfs exited", mnt)
+		}
+		if err := mountStat(mnt, 5*time.Second); err != nil {
+			t.Errorf("mount point after the clean exit: %v", err)
+		}
+	})
+	t.Run("restarted at once after a kill, escfs still clears the stale mount", func(t *testing.T) {
+		p := mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		if err := p.stop(t, syscall.SIGKILL); err == nil {
+			t.Fatal("killed escfs exited 0")
+		}
+		p = mountStart(t, bin, dir, mnt) // while stat still answers from the cache
+		mountWaitServing(t, p, status)
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("escfs exited with %v after SIGTERM\n%s", err, p.stderr)
+		}
+		if isMounted(t, mnt) {
+			t.Errorf("a mount is left at %s after escfs exited: the stale one was mounted over, not cleared", mnt)
+		}
+	})
+}
