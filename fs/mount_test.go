@@ -46,16 +46,27 @@ type testMount struct {
 	cfg   Config
 }
 
-type mountOpt func(*Config)
-
-func withAllowOther(on bool) mountOpt { return func(c *Config) { c.AllowOther = on } }
-
-func withOwner(uid, gid uint32) mountOpt {
-	return func(c *Config) { c.UID, c.GID = uid, gid }
+// mountSettings are what a mountOpt may change before mountT mounts.
+type mountSettings struct {
+	cfg   Config
+	store eval.StoreOptions
 }
 
-// mountMnt lets a test choose the mount point (it must exist).
-func withMountpoint(p string) mountOpt { return func(c *Config) { c.Mountpoint = p } }
+type mountOpt func(*mountSettings)
+
+func withAllowOther(on bool) mountOpt { return func(s *mountSettings) { s.cfg.AllowOther = on } }
+
+func withOwner(uid, gid uint32) mountOpt {
+	return func(s *mountSettings) { s.cfg.UID, s.cfg.GID = uid, gid }
+}
+
+// withMountpoint lets a test choose the mount point (it must exist).
+func withMountpoint(p string) mountOpt { return func(s *mountSettings) { s.cfg.Mountpoint = p } }
+
+// withRefresh sets the store's refresh policy.
+func withRefresh(p eval.RefreshPolicy) mountOpt {
+	return func(s *mountSettings) { s.store.Refresh = p }
+}
 
 // mountT writes defs (path relative to the definitions directory, e.g.
 // "prod.yaml" or "demos/aws.yaml", to content) into a temporary directory,
@@ -67,26 +78,30 @@ func mountT(tb testing.TB, defs map[string]string, opts ...mountOpt) *testMount 
 	for p, content := range defs {
 		writeFile(tb, filepath.Join(dir, p), content)
 	}
-	cfg := Config{
-		Mountpoint: tb.TempDir(),
-		UID:        uint32(os.Getuid()),
-		GID:        uint32(os.Getgid()),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	set := mountSettings{
+		cfg: Config{
+			Mountpoint: tb.TempDir(),
+			UID:        uint32(os.Getuid()),
+			GID:        uint32(os.Getgid()),
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
+		store: eval.StoreOptions{
+			Dir:         dir,
+			Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
+			Debounce:    20 * time.Millisecond,
+			EvalTimeout: 10 * time.Second,
+		},
 	}
 	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		set.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	for _, o := range opts {
-		o(&cfg)
+		o(&set)
 	}
-	store, err := eval.NewStore(eval.StoreOptions{
-		Dir:         dir,
-		Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
-		FilesDir:    FilesDir(cfg.Mountpoint),
-		Debounce:    20 * time.Millisecond,
-		EvalTimeout: 10 * time.Second,
-		Logger:      cfg.Logger,
-	})
+	cfg := set.cfg
+	set.store.FilesDir = FilesDir(cfg.Mountpoint)
+	set.store.Logger = cfg.Logger
+	store, err := eval.NewStore(set.store)
 	if err != nil {
 		tb.Fatalf("new store: %v", err)
 	}
