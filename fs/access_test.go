@@ -1,0 +1,101 @@
+package fs
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const nobody = "65534"
+
+// asNobody runs argv as uid/gid 65534 with no supplementary groups.
+func asNobody(t *testing.T, argv ...string) (string, error) {
+	t.Helper()
+	return run(t, nil, "setpriv", append([]string{"--reuid", nobody, "--regid", nobody, "--clear-groups"}, argv...)...)
+}
+
+// traversable opens up the directories t.TempDir created above p (they are
+// 0700), so that another uid is refused by the mount, not by the path.
+func traversable(t *testing.T, p string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir())
+	for d := filepath.Dir(p); strings.HasPrefix(d, top+"/"); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOtherUserDenied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to another uid")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	for _, allowOther := range []bool{false, true} {
+		name := "allow_other"
+		if !allowOther {
+			name = "no allow_other"
+		}
+		t.Run(name, func(t *testing.T) {
+			// the mount point's parent holds a world-readable control file
+			parent := t.TempDir()
+			mnt := filepath.Join(parent, "mnt")
+			if err := os.Mkdir(mnt, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			control := filepath.Join(parent, "control")
+			if err := os.WriteFile(control, []byte("control\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			traversable(t, mnt)
+			tm := mountT(t, map[string]string{"x.yaml": filesDef}, withMountpoint(mnt), withAllowOther(allowOther))
+			// the owner reads it (and it is evaluated, so nothing but access stops nobody)
+			mustRead(t, tm.path("x", "env"))
+
+			// control: nobody reaches a readable file beside the mount point
+			if out, err := asNobody(t, "cat", control); err != nil || out != "control\n" {
+				t.Fatalf("control: nobody cannot read %s: %q %v", control, out, err)
+			}
+			for _, rel := range []string{"x/env", "x/dotenv", "x/values.json", "x/status", "x/files/KUBECONFIG"} {
+				out, err := asNobody(t, "cat", tm.path(rel))
+				if err == nil {
+					t.Errorf("nobody read %s: %q", rel, out)
+				} else if !strings.Contains(err.Error(), "Permission denied") {
+					t.Errorf("nobody reading %s: %v, want Permission denied", rel, err)
+				}
+			}
+			if out, err := asNobody(t, "ls", tm.mnt); err == nil {
+				t.Errorf("nobody listed the mount: %q", out)
+			}
+		})
+	}
+}
+
+// TestOwnerOtherThanMounter mounts for uid 65534 with allow_other: that uid
+// reads, another non-root uid does not.
+func TestOwnerOtherThanMounter(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to another uid")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	parent := t.TempDir()
+	mnt := filepath.Join(parent, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	traversable(t, mnt)
+	tm := mountT(t, map[string]string{"x.yaml": simpleDef}, withMountpoint(mnt), withAllowOther(true), withOwner(65534, 65534))
+	if out, err := asNobody(t, "cat", tm.path("x", "env")); err != nil || out != "export A='alpha'\n" {
+		t.Errorf("the owner (65534) reads x/env: %q %v", out, err)
+	}
+	out, err := run(t, nil, "setpriv", "--reuid", "65533", "--regid", "65533", "--clear-groups", "cat", tm.path("x", "env"))
+	if err == nil {
+		t.Errorf("uid 65533 read x/env of uid 65534: %q", out)
+	}
+}
