@@ -70,6 +70,10 @@ func render(snap *Snapshot, env *esc.Environment, filesDir string, fileOf func(s
 			warn(section, name, "variable %s left out: its value holds a NUL byte, which no environment variable can", name)
 			continue
 		}
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			warn(section, name, "variable %q left out: no environment variable can have this name", name)
+			continue
+		}
 		snap.Vars = append(snap.Vars, v)
 		if !IsShellName(name) {
 			warn(section, name, "variable %q left out of env and dotenv: not a shell variable name", name)

@@ -209,3 +209,26 @@ func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
 		t.Fatalf("staging after delete: %v", err)
 	}
 }
+
+func TestRenderLeavesOutImpossibleVariableNames(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "odd.yaml", "values:\n  environmentVariables:\n    \"A=B\": x\n    \"\": y\n    \"app.conf\": z\n    OK: ok\n")
+	s := newTestStore(t, dir)
+	snap, err := s.Snapshot(context.Background(), mustName(t, "odd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range snap.Vars {
+		names = append(names, v.Name)
+	}
+	if len(names) != 2 || names[0] != "OK" || names[1] != "app.conf" {
+		t.Fatalf("Vars = %q, want OK and app.conf (a name exec accepts)", names)
+	}
+	if string(snap.Env) != "export OK='ok'\n" {
+		t.Fatalf("env = %q", snap.Env)
+	}
+	if len(snap.Diagnostics) != 3 {
+		t.Fatalf("diagnostics = %v, want three warnings", snap.Diagnostics)
+	}
+}
