@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,10 +190,20 @@ func (l *treeLoader) loaded() []Name {
 // YAML syntax errors carry no position. Such an error is put in the imported
 // file that fails to parse with the same message, else in fallback (the
 // environment's own file). This re-reads imports only when it is needed.
+// yamlLine finds the line yaml.v3 gives in a syntax error ("yaml: line 3:
+// ..."); the evaluator passes such errors on without a position. yaml.v3
+// names the line where the construct it was parsing began, which for an
+// unclosed flow collection can be the line before the one at fault.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+):`)
+
 func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 	for i := range ds {
 		if ds[i].File != "" {
 			continue
+		}
+		if m := yamlLine.FindStringSubmatch(ds[i].Message); m != nil && ds[i].Line == 0 {
+			ds[i].Line, _ = strconv.Atoi(m[1])
+			ds[i].Column = 1
 		}
 		ds[i].File = fallback
 		l.mu.Lock()

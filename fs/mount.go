@@ -74,10 +74,11 @@ func New(cfg Config) (*Mount, error) {
 	root := &dirNode{fsys: fsys}
 	timeout := time.Second
 	opts := &fusefs.Options{
-		EntryTimeout: &timeout,
-		AttrTimeout:  &timeout,
-		UID:          cfg.UID,
-		GID:          cfg.GID,
+		RootStableAttr: &fusefs.StableAttr{Ino: fuse.FUSE_ROOT_ID}, // not 0: some tools skip inode 0
+		EntryTimeout:   &timeout,
+		AttrTimeout:    &timeout,
+		UID:            cfg.UID,
+		GID:            cfg.GID,
 		MountOptions: fuse.MountOptions{
 			Name:          "escfs",
 			FsName:        "escfs",

@@ -1,0 +1,195 @@
+package fs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/escfs/escfs/eval"
+)
+
+// liveDef is a definition whose token lives ttl, is issued after delay, and
+// fails while failFile exists.
+func liveDef(ttl, delay, failFile string) string {
+	return `values:
+  creds:
+    fn::open::token:
+      ttl: ` + ttl + `
+      delay: ` + delay + `
+      failIfExists: ` + failFile + `
+  environmentVariables:
+    TOKEN: ${creds.token}
+    EXPIRES: ${creds.expiresAt}
+`
+}
+
+var expiresLine = regexp.MustCompile(`(?m)^export EXPIRES='([^']*)'$`)
+
+// readLive reads MNT/<env>/env and fails the test if what it got had
+// already expired when the read returned.
+func readLive(tb testing.TB, tm *testMount, env string) (string, time.Duration, error) {
+	tb.Helper()
+	start := time.Now()
+	b, err := os.ReadFile(tm.path(env, "env"))
+	took := time.Since(start)
+	if err != nil {
+		return "", took, err
+	}
+	m := expiresLine.FindSubmatch(b)
+	if m == nil {
+		tb.Fatalf("no EXPIRES in env:\n%s", b)
+	}
+	exp, err := time.Parse(time.RFC3339Nano, string(m[1]))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if now := time.Now(); !now.Before(exp) {
+		tb.Fatalf("read credentials that expired at %v (now %v)", exp, now)
+	}
+	return string(b), took, nil
+}
+
+func TestRefreshKeepWarmThroughMount(t *testing.T) {
+	dir := t.TempDir()
+	tm := mountT(t, map[string]string{"live.yaml": liveDef("1500ms", "200ms", filepath.Join(dir, "nofail"))},
+		withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute}))
+	seen := map[string]bool{}
+	var worst time.Duration
+	for deadline := time.Now().Add(3 * 1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		content, took, err := readLive(t, tm, "live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) > 0 {
+			worst = max(worst, took) // the first read evaluates
+		}
+		seen[content] = true
+	}
+	t.Logf("worst read latency through the mount over 3 lifetimes, renewals taking 200ms: %v", worst)
+	if len(seen) < 3 {
+		t.Errorf("saw %d versions of env over 3 lifetimes, want at least 3", len(seen))
+	}
+}
+
+func TestRefreshIdleThroughMount(t *testing.T) {
+	dir := t.TempDir()
+	tm := mountT(t, map[string]string{"idle.yaml": liveDef("300ms", "0s", filepath.Join(dir, "nofail"))},
+		withRefresh(eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond}))
+	if _, _, err := readLive(t, tm, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got := tm.store.Evaluations(); got != 1 {
+		t.Fatalf("an idle environment was evaluated %d times", got)
+	}
+	if _, _, err := readLive(t, tm, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	if got := tm.store.Evaluations(); got != 2 {
+		t.Fatalf("the read after expiry evaluated %d times in all, want 2", got)
+	}
+}
+
+func TestRefreshBurstAfterExpiryThroughMount(t *testing.T) {
+	dir := t.TempDir()
+	tm := mountT(t, map[string]string{"burst.yaml": liveDef("300ms", "50ms", filepath.Join(dir, "nofail"))},
+		withRefresh(eval.RefreshPolicy{KeepWarm: -1}))
+	if _, _, err := readLive(t, tm, "burst"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := readLive(t, tm, "burst"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := tm.store.Evaluations(); got != 2 {
+		t.Fatalf("64 readers after expiry: %d evaluations in all, want 2", got)
+	}
+}
+
+func TestRefreshFailureThroughMount(t *testing.T) {
+	dir := t.TempDir()
+	fail := filepath.Join(dir, "fail")
+	tm := mountT(t, map[string]string{"flaky.yaml": liveDef("1s", "0s", fail)},
+		withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond}))
+	good, _, err := readLive(t, tm, "flaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(time.Second)
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(expires.Add(-350 * time.Millisecond)))
+	stale, _, err := readLive(t, tm, "flaky")
+	if err != nil || stale != good {
+		t.Fatalf("before expiry, while renewals fail: err %v, same bytes %v; want the previous snapshot", err, stale == good)
+	}
+	if st := tm.statusOf("flaky"); st.State != eval.StateStale || st.LastError == "" || st.ExpiresAt == nil {
+		t.Fatalf("status before expiry = %+v, want stale with lastError and expiresAt", st)
+	}
+	time.Sleep(time.Until(expires.Add(100 * time.Millisecond)))
+	if _, err := os.ReadFile(tm.path("flaky", "env")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("after expiry: err = %v, want EIO", err)
+	}
+	if st := tm.statusOf("flaky"); st.State != eval.StateError || st.Error == "" {
+		t.Fatalf("status after expiry = %+v, want error with the reason", st)
+	}
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "a fresh read after the provider recovered", func() (bool, string) {
+		content, _, err := readLive(t, tm, "flaky")
+		return err == nil && content != good, "still failing"
+	})
+	if st := tm.statusOf("flaky"); st.State != eval.StateOK {
+		t.Fatalf("status after recovery = %+v", st)
+	}
+}
+
+// BenchmarkReadDuringRefresh compares open+read+close of env while a
+// background renewal is always in flight with warm reads of an environment
+// that never expires, in the same run.
+func BenchmarkReadDuringRefresh(b *testing.B) {
+	dir := b.TempDir()
+	tm := mountT(b, map[string]string{
+		"warm.yaml":       "values:\n  environmentVariables:\n    TOKEN: 0123456789abcdef0123456789abcdef\n    EXPIRES: never\n",
+		"refreshing.yaml": liveDef("10s", "300ms", filepath.Join(dir, "nofail")),
+	}, withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 9999 * time.Millisecond}))
+	read := func(b *testing.B, env string) time.Duration {
+		p := tm.path(env, "env")
+		mustRead(b, p)
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if _, err := os.ReadFile(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	var warm, refreshing time.Duration
+	b.Run("warm", func(b *testing.B) { warm = read(b, "warm") / time.Duration(b.N) })
+	b.Run("refreshing", func(b *testing.B) {
+		refreshing = read(b, "refreshing") / time.Duration(b.N)
+		if st := tm.statusOf("refreshing"); st.State != eval.StateOK {
+			b.Fatalf("status %+v", st)
+		}
+	})
+	if warm > 0 {
+		b.ReportMetric(float64(refreshing)/float64(warm), "x-warm")
+		b.Logf("read during refresh %v, warm %v, ratio %.2f", refreshing, warm, float64(refreshing)/float64(warm))
+	}
+}
