@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func allDistinct(s []string) bool {
+	seen := map[string]bool{}
+	for _, v := range s {
+		if seen[v] {
+			return false
+		}
+		seen[v] = true
+	}
+	return true
+}
+
+// open and run evaluate afresh every time: they keep no cache, so expiring
+// credentials are new on every call.
+func TestOpenAndRunEvaluateAfresh(t *testing.T) {
+	dir := writeDefinitions(t, map[string]string{"live.yaml": `values:
+  creds:
+    fn::open::token:
+      ttl: 1h
+  environmentVariables:
+    TOKEN: ${creds.token}
+`})
+	var tokens []string
+	for range 2 {
+		r := escfsCLI(t, "--dir", dir, "open", "live", "creds.token", "-f", "string")
+		if r.code != 0 {
+			t.Fatalf("open: %d %s", r.code, r.stderr)
+		}
+		tokens = append(tokens, strings.TrimSpace(r.stdout))
+	}
+	for range 2 {
+		out := filepath.Join(t.TempDir(), "token")
+		r := escfsCLI(t, "--dir", dir, "run", "-i", "live", "--", "sh", "-c", `printf %s "$TOKEN" > "$0"`, out)
+		if r.code != 0 {
+			t.Fatalf("run: %d %s", r.code, r.stderr)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, string(b))
+	}
+	if !allDistinct(tokens) || len(tokens[0]) != 32 {
+		t.Fatalf("two opens and two runs gave tokens %q: want four different fresh ones", tokens)
+	}
+	r := escfsCLI(t, "--dir", dir, "open", "live")
+	if strings.Contains(r.stdout, "ESCFS_EXPIRES_AT") {
+		t.Errorf("open -f json must print values only:\n%s", r.stdout)
+	}
+}
