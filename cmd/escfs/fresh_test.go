@@ -56,3 +56,16 @@ func TestOpenAndRunEvaluateAfresh(t *testing.T) {
 		t.Errorf("open -f json must print values only:\n%s", r.stdout)
 	}
 }
+
+// The shipped examples evaluate without errors or warnings.
+func TestExamplesAreClean(t *testing.T) {
+	r := escfsCLI(t, "--dir", "../../examples", "check")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Fatalf("check examples: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, env := range []string{"app", "demos/aws-access", "demos/cluster", "demos/session", "docker-desktop"} {
+		if !strings.Contains(r.stderr, "ok  "+env+"\n") {
+			t.Errorf("check did not report %s ok:\n%s", env, r.stderr)
+		}
+	}
+}
