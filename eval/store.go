@@ -204,8 +204,9 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 				s.mu.Unlock()
 				return snap, nil
 			case err == nil && (waited || now.Before(e.retryAt)) && e.running == nil:
+				err := s.expiredError(name, snap, e.lastErr)
 				s.mu.Unlock()
-				return nil, s.expiredError(name, snap, e.lastErr)
+				return nil, err
 			}
 		}
 		if e.running != nil {
