@@ -1,0 +1,117 @@
+// Package awsclient builds aws-sdk-go-v2 configurations for the AWS
+// providers and turns AWS errors into messages that name the error code and
+// never a secret.
+//
+// Everything goes through the SDK's standard configuration, so the usual
+// variables apply: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL and the
+// per-service AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_SECRETS_MANAGER,
+// AWS_ENDPOINT_URL_SSM, and the shared config and credentials files.
+package awsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
+	"github.com/pulumi/esc"
+
+	"github.com/escfs/escfs/providers"
+)
+
+// CallTimeout bounds one provider's AWS calls, retries included.
+const CallTimeout = 30 * time.Second
+
+// Login is a set of explicit AWS credentials, as the login input of the
+// AWS providers gives them.
+type Login struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+}
+
+// LoginInput reads an optional login object ({accessKeyId, secretAccessKey,
+// sessionToken?}) from inputs[key]; nil means "use the default chain".
+func LoginInput(inputs map[string]esc.Value, key string) (*Login, error) {
+	obj, err := providers.Object(inputs, key)
+	if err != nil || obj == nil {
+		return nil, err
+	}
+	var l Login
+	if l.AccessKeyID, err = providers.String(obj, "accessKeyId"); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if l.SecretAccessKey, err = providers.String(obj, "secretAccessKey"); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if l.SessionToken, err = providers.String(obj, "sessionToken"); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if l.AccessKeyID == "" || l.SecretAccessKey == "" {
+		return nil, fmt.Errorf("%s: accessKeyId and secretAccessKey are required", key)
+	}
+	return &l, nil
+}
+
+// Options select how Load finds credentials.
+type Options struct {
+	Region  string // "" for the SDK's default (AWS_REGION, the profile's region)
+	Profile string // a shared-config profile, "" for the default chain
+	Login   *Login // explicit credentials; overrides Profile and the chain
+}
+
+// Load returns an SDK configuration with the standard retryer and an HTTP
+// client bounded by CallTimeout.
+func Load(ctx context.Context, o Options) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(&http.Client{Timeout: CallTimeout}),
+		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
+	}
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Login != nil {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
+			o.Login.AccessKeyID, o.Login.SecretAccessKey, o.Login.SessionToken)))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// WithCallTimeout bounds ctx by CallTimeout.
+func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, CallTimeout)
+}
+
+// Describe turns an error of an AWS call into one line that names the
+// operation, the AWS error code and its message ("sts:AssumeRole:
+// AccessDenied: ..."), or says the endpoint could not be reached. AWS error
+// messages carry no request parameters, so no secret ends up in it.
+func Describe(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return fmt.Errorf("%s: %s: %s", op, apiErr.ErrorCode(), apiErr.ErrorMessage())
+	}
+	var netErr *net.OpError
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("%s: endpoint unreachable: %v", op, netErr)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
