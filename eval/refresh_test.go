@@ -16,21 +16,6 @@ import (
 	"github.com/escfs/escfs/providers/token"
 )
 
-// tokenEnv is a definition whose credentials live ttl, answered after delay,
-// failing while failFile exists.
-func tokenEnv(ttl, delay, failFile string) string {
-	return `values:
-  creds:
-    fn::open::token:
-      ttl: ` + ttl + `
-      delay: ` + delay + `
-      failIfExists: ` + failFile + `
-  environmentVariables:
-    TOKEN: ${creds.token}
-    EXPIRES: ${creds.expiresAt}
-`
-}
-
 // refreshStore builds a store over dir whose token provider the test owns.
 func refreshStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.Store, *token.Provider) {
 	t.Helper()
@@ -64,7 +49,7 @@ func readToken(t *testing.T, s *eval.Store, name string) (*eval.Snapshot, error)
 
 func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "live.yaml", tokenEnv("1500ms", "200ms", filepath.Join(dir, "nofail")))
+	writeFile(t, dir, "live.yaml", token.Definition("1500ms", "200ms", filepath.Join(dir, "nofail")))
 	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
 	first, err := readToken(t, s, "live")
 	if err != nil {
@@ -103,7 +88,7 @@ func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
 
 func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "idle.yaml", tokenEnv("300ms", "0s", filepath.Join(dir, "nofail")))
+	writeFile(t, dir, "idle.yaml", token.Definition("300ms", "0s", filepath.Join(dir, "nofail")))
 	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond})
 	first, err := readToken(t, s, "idle")
 	if err != nil {
@@ -124,7 +109,7 @@ func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
 
 func TestRefreshConcurrentReadersAfterExpiryOpenOnce(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "burst.yaml", tokenEnv("300ms", "50ms", filepath.Join(dir, "nofail")))
+	writeFile(t, dir, "burst.yaml", token.Definition("300ms", "50ms", filepath.Join(dir, "nofail")))
 	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
 	if _, err := readToken(t, s, "burst"); err != nil {
 		t.Fatal(err)
@@ -149,7 +134,7 @@ func TestRefreshConcurrentReadersAfterExpiryOpenOnce(t *testing.T) {
 func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 	dir := t.TempDir()
 	fail := filepath.Join(dir, "fail")
-	writeFile(t, dir, "flaky.yaml", tokenEnv("1s", "0s", fail))
+	writeFile(t, dir, "flaky.yaml", token.Definition("1s", "0s", fail))
 	s, _ := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	name := mustName(t, "flaky")
 	good, err := readToken(t, s, "flaky")
@@ -201,7 +186,7 @@ func isDiagnostics(err error) bool {
 
 func TestRefreshExportsExpiry(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "exp.yaml", tokenEnv("1h", "0s", filepath.Join(dir, "nofail")))
+	writeFile(t, dir, "exp.yaml", token.Definition("1h", "0s", filepath.Join(dir, "nofail")))
 	writeFile(t, dir, "plain.yaml", "values:\n  environmentVariables:\n    A: a\n")
 	s, _ := refreshStore(t, dir, eval.RefreshPolicy{})
 	snap, err := readToken(t, s, "exp")

@@ -11,22 +11,8 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers/token"
 )
-
-// liveDef is a definition whose token lives ttl, is issued after delay, and
-// fails while failFile exists.
-func liveDef(ttl, delay, failFile string) string {
-	return `values:
-  creds:
-    fn::open::token:
-      ttl: ` + ttl + `
-      delay: ` + delay + `
-      failIfExists: ` + failFile + `
-  environmentVariables:
-    TOKEN: ${creds.token}
-    EXPIRES: ${creds.expiresAt}
-`
-}
 
 var expiresLine = regexp.MustCompile(`(?m)^export EXPIRES='([^']*)'$`)
 
@@ -56,7 +42,7 @@ func readLive(tb testing.TB, tm *testMount, env string) (string, time.Duration, 
 
 func TestRefreshKeepWarmThroughMount(t *testing.T) {
 	dir := t.TempDir()
-	tm := mountT(t, map[string]string{"live.yaml": liveDef("1500ms", "200ms", filepath.Join(dir, "nofail"))},
+	tm := mountT(t, map[string]string{"live.yaml": token.Definition("1500ms", "200ms", filepath.Join(dir, "nofail"))},
 		withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute}))
 	seen := map[string]bool{}
 	var worst time.Duration
@@ -78,7 +64,7 @@ func TestRefreshKeepWarmThroughMount(t *testing.T) {
 
 func TestRefreshIdleThroughMount(t *testing.T) {
 	dir := t.TempDir()
-	tm := mountT(t, map[string]string{"idle.yaml": liveDef("300ms", "0s", filepath.Join(dir, "nofail"))},
+	tm := mountT(t, map[string]string{"idle.yaml": token.Definition("300ms", "0s", filepath.Join(dir, "nofail"))},
 		withRefresh(eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond}))
 	if _, _, err := readLive(t, tm, "idle"); err != nil {
 		t.Fatal(err)
@@ -97,7 +83,7 @@ func TestRefreshIdleThroughMount(t *testing.T) {
 
 func TestRefreshBurstAfterExpiryThroughMount(t *testing.T) {
 	dir := t.TempDir()
-	tm := mountT(t, map[string]string{"burst.yaml": liveDef("300ms", "50ms", filepath.Join(dir, "nofail"))},
+	tm := mountT(t, map[string]string{"burst.yaml": token.Definition("300ms", "50ms", filepath.Join(dir, "nofail"))},
 		withRefresh(eval.RefreshPolicy{KeepWarm: -1}))
 	if _, _, err := readLive(t, tm, "burst"); err != nil {
 		t.Fatal(err)
@@ -122,7 +108,7 @@ func TestRefreshBurstAfterExpiryThroughMount(t *testing.T) {
 func TestRefreshFailureThroughMount(t *testing.T) {
 	dir := t.TempDir()
 	fail := filepath.Join(dir, "fail")
-	tm := mountT(t, map[string]string{"flaky.yaml": liveDef("1s", "0s", fail)},
+	tm := mountT(t, map[string]string{"flaky.yaml": token.Definition("1s", "0s", fail)},
 		withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond}))
 	good, _, err := readLive(t, tm, "flaky")
 	if err != nil {
@@ -166,7 +152,7 @@ func BenchmarkReadDuringRefresh(b *testing.B) {
 	dir := b.TempDir()
 	tm := mountT(b, map[string]string{
 		"warm.yaml":       "values:\n  environmentVariables:\n    TOKEN: 0123456789abcdef0123456789abcdef\n    EXPIRES: never\n",
-		"refreshing.yaml": liveDef("10s", "300ms", filepath.Join(dir, "nofail")),
+		"refreshing.yaml": token.Definition("10s", "300ms", filepath.Join(dir, "nofail")),
 	}, withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 9999 * time.Millisecond}))
 	read := func(b *testing.B, env string) time.Duration {
 		p := tm.path(env, "env")

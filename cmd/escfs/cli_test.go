@@ -2,11 +2,53 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+// TestMain removes the binary escfsBinary built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string // where escfsBinary built the binary
+	binPath   string
+	binErr    error
+)
+
+// escfsBinary builds this command once per test run (bounded) for tests
+// that need a real process: signals, mounts.
+func escfsBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "escfs-test-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "escfs")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
 
 // cliResult is the outcome of one in-process run of the CLI.
 type cliResult struct {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -15,18 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// mountTestBinary builds this command into t.TempDir(), bounded.
-func mountTestBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "escfs")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // mountProc is a running escfs mount process.
 type mountProc struct {
@@ -160,7 +147,7 @@ func TestMountProcess(t *testing.T) {
 			t.Skip("not root and no fusermount3")
 		}
 	}
-	bin := mountTestBinary(t)
+	bin := escfsBinary(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prod.yaml"), []byte("values:\n  environmentVariables:\n    A: alpha\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,27 +69,11 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
-// buildRunBinary builds the escfs binary into a temporary directory.
-func buildRunBinary(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "escfs")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestRunSIGTERM runs the real binary, sends it SIGTERM while the command
 // runs, and checks that escfs forwards it, exits with the command's status
 // and removes the files directory.
 func TestRunSIGTERM(t *testing.T) {
-	bin := buildRunBinary(t)
+	bin := escfsBinary(t)
 	dir := runDefs(t)
 	tests := []struct {
 		name     string

@@ -114,3 +114,14 @@ func (p *Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.
 		"expiresAt": esc.NewValue(expires.UTC().Format(time.RFC3339Nano)),
 	}), nil
 }
+
+// Definition returns an environment definition that opens this provider with
+// the given inputs (empty ones left to their defaults) and exports TOKEN and
+// EXPIRES (the token's expiresAt): the fixture of the expiry tests.
+func Definition(ttl, delay, failIfExists string) string {
+	return "values:\n  creds:\n    fn::open::token:\n" +
+		"      ttl: \"" + ttl + "\"\n" +
+		"      delay: \"" + delay + "\"\n" +
+		"      failIfExists: \"" + failIfExists + "\"\n" +
+		"  environmentVariables:\n    TOKEN: ${creds.token}\n    EXPIRES: ${creds.expiresAt}\n"
+}
