@@ -100,14 +100,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if !n.fsys.allowed(ctx) {
 		return nil, 0, syscall.EACCES
 	}
-	data, mtime, e := n.content(ctx)
+	data, _, e := n.content(ctx)
 	if e != 0 {
 		if e == syscall.EIO {
 			n.fsys.log.Debug("read refused: environment has errors", "env", n.env.Short(), "entry", n.entry)
 		}
 		return nil, 0, e
 	}
-	return &handle{data: data, mtime: mtime}, fuse.FOPEN_DIRECT_IO, 0
+	return &handle{data: data}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // Read serves the bytes of the open's snapshot.
@@ -125,6 +125,5 @@ func (n *fileNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, 
 
 // handle is one open file: the immutable bytes of one snapshot.
 type handle struct {
-	data  []byte
-	mtime time.Time
+	data []byte
 }
