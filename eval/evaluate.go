@@ -75,9 +75,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		}
 		var ediags = sdiags[:0:0]
 		evalCtx, expiry := providers.WithExpiry(ctx)
+		evalCtx, files := providers.WithFiles(evalCtx)
 		opener := &openRecorder{ProviderLoader: e.Providers}
 		env, ediags = esceval.EvalEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx)
 		snap.ExpiresAt, snap.Opened = expiry.Earliest(), opener.opened.Load()
+		snap.Watched = files.Paths()
 		diags = append(diags, loader.place(fromSyntax(ediags, loader.fileOf), def.Path)...)
 	}
 	snap.Deps = loader.loaded()

@@ -15,6 +15,7 @@ type Snapshot struct {
 	EvaluatedAt time.Time   // when the evaluation started
 	ExpiresAt   time.Time   // when the earliest credential in it expires; zero if none does
 	Opened      bool        // the evaluation opened a provider (its failures may be transient)
+	Watched     []string    // local files providers read (e.g. stack checkpoints): a change to one invalidates the snapshot
 	Diagnostics Diagnostics // errors and warnings; with errors, nothing below is set
 	Deps        []Name      // every environment the evaluation read or tried to read, itself included
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ type Store struct {
 	closed  bool                 // GUARDED_BY(mu): no more background renewals
 	nextSub int                  // GUARDED_BY(mu)
 
-	watch *watcher // nil until Watch
+	watch *watcher // GUARDED_BY(mu): nil until Watch
 }
 
 // entry is the cache of one environment. All fields are GUARDED_BY(Store.mu).
@@ -100,6 +101,7 @@ type entry struct {
 	err      error         // its error (a *DiagnosticsError when snap has errors)
 	valid    bool          // snap/err belong to the current generation
 	deps     []Name        // what the last evaluation read, for invalidation
+	files    []string      // the local files its providers read, for invalidation
 	running  chan struct{} // closed when the running evaluation ends; nil if none
 	lastRead time.Time     // when a reader last asked, for keep-warm
 	lastErr  error         // why the last re-evaluation failed; nil after a success
@@ -273,7 +275,10 @@ func (s *Store) startLocked(name Name, e *entry) {
 // may have cached was replaced.
 func (s *Store) finishLocked(name Name, e *entry, gen uint64, snap *Snapshot, err error) (replaced bool) {
 	if snap != nil {
-		e.deps = snap.Deps
+		e.deps, e.files = snap.Deps, snap.Watched
+		if s.watch != nil {
+			s.watch.watchFiles(snap.Watched)
+		}
 	}
 	if e.gen != gen {
 		return false // invalidated while running: the next reader evaluates again
@@ -396,7 +401,11 @@ func (s *Store) Status(name Name) (Status, error) {
 // the environments in changed (canonical names) and of every environment
 // whose definition appeared, vanished or moved, and of all their importers,
 // and tells subscribers.
-func (s *Store) Rescan(changed []Name) error {
+func (s *Store) Rescan(changed []Name) error { return s.rescan(changed, nil) }
+
+// rescan is Rescan that also drops the environments whose providers read
+// one of the files in changedFiles.
+func (s *Store) rescan(changed []Name, changedFiles []string) error {
 	tree, err := ScanDir(s.opts.Dir)
 	if err != nil {
 		return err
@@ -421,7 +430,7 @@ func (s *Store) Rescan(changed []Name) error {
 	}
 	var dropped []Name
 	for name, e := range s.entries {
-		if !dirty[name] && !dependsOn(e.deps, dirty) {
+		if !dirty[name] && !dependsOn(e.deps, dirty) && !slices.ContainsFunc(e.files, func(p string) bool { return slices.Contains(changedFiles, p) }) {
 			continue
 		}
 		e.gen++
@@ -469,11 +478,13 @@ func dependsOn(deps []Name, set map[Name]bool) bool {
 // directory in it, including new ones) and rescans after each burst of
 // changes. Close stops it.
 func (s *Store) Watch() error {
-	w, err := newWatcher(s.opts.Dir, s.opts.Debounce, s.log, s.Rescan)
+	w, err := newWatcher(s.opts.Dir, s.opts.Debounce, s.log, s.rescan)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", s.opts.Dir, err)
 	}
+	s.mu.Lock()
 	s.watch = w
+	s.mu.Unlock()
 	return nil
 }
 
@@ -486,9 +497,10 @@ func (s *Store) Close() error {
 			e.timer.Stop()
 		}
 	}
+	w := s.watch
 	s.mu.Unlock()
-	if s.watch == nil {
+	if w == nil {
 		return nil
 	}
-	return s.watch.close()
+	return w.close()
 }

@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulumi/esc"
+	"github.com/pulumi/esc/schema"
+
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -230,5 +234,71 @@ func TestRenderLeavesOutImpossibleVariableNames(t *testing.T) {
 	}
 	if len(snap.Diagnostics) != 3 {
 		t.Fatalf("diagnostics = %v, want three warnings", snap.Diagnostics)
+	}
+}
+
+// fileProvider returns the text of a local file and reports it, as a stack
+// checkpoint on a file:// backend is read.
+type fileProvider struct{}
+
+func (fileProvider) Schema() (inputs, outputs *schema.Schema) {
+	return schema.Record(schema.BuilderMap{"path": schema.String()}).Schema(), schema.String().Schema()
+}
+
+func (fileProvider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.EnvExecContext) (esc.Value, error) {
+	p := inputs["path"].Value.(string)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return esc.Value{}, err
+	}
+	providers.ReportFile(ctx, p)
+	return esc.NewValue(string(b)), nil
+}
+
+func TestStoreWatchesFilesProvidersRead(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	state := filepath.Join(data, "state.txt")
+	if err := os.WriteFile(state, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "app.yaml", "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
+	writeFile(t, dir, "other.yaml", "values:\n  environmentVariables:\n    X: x\n")
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:       dir,
+		Evaluator: &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"file": fileProvider{}})},
+		FilesDir:  func(eval.Name) string { return "/files" },
+		Debounce:  20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Watch(); err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan eval.Change, 8)
+	s.Subscribe(func(c eval.Change) { changes <- c })
+	if got := envVar(t, s, "app", "S"); got != "one" {
+		t.Fatalf("S = %q", got)
+	}
+	envVar(t, s, "other", "X")
+	// Replace the file by rename, as careful writers do.
+	tmp := filepath.Join(data, ".state.tmp")
+	if err := os.WriteFile(tmp, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, state); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-changes:
+		if len(c.Envs) != 1 || c.Envs[0] != mustName(t, "app") {
+			t.Fatalf("change = %+v, want app only", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change after the provider's file changed")
+	}
+	if got := envVar(t, s, "app", "S"); got != "two" {
+		t.Fatalf("S = %q after the file changed", got)
 	}
 }

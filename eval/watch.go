@@ -12,24 +12,28 @@ import (
 )
 
 // watcher watches a definitions directory and its project directories with
-// fsnotify and calls rescan with the names of the definitions that changed,
-// once per burst of events.
+// fsnotify, and the files providers read, and calls rescan with the names of
+// the definitions and the paths of the files that changed, once per burst of
+// events.
 type watcher struct {
 	root     string
 	debounce time.Duration
 	log      *slog.Logger
-	rescan   func([]Name) error
+	rescan   func(names []Name, files []string) error
 	fsw      *fsnotify.Watcher
 	done     chan struct{}
 	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	files map[string]bool // GUARDED_BY(mu): provider files watched, by path
 }
 
-func newWatcher(root string, debounce time.Duration, log *slog.Logger, rescan func([]Name) error) (*watcher, error) {
+func newWatcher(root string, debounce time.Duration, log *slog.Logger, rescan func([]Name, []string) error) (*watcher, error) {
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{root: filepath.Clean(root), debounce: debounce, log: log, rescan: rescan, fsw: fsw, done: make(chan struct{})}
+	w := &watcher{root: filepath.Clean(root), debounce: debounce, log: log, rescan: rescan, fsw: fsw, done: make(chan struct{}), files: map[string]bool{}}
 	if err := fsw.Add(w.root); err != nil {
 		fsw.Close()
 		return nil, err
@@ -63,6 +67,7 @@ func (w *watcher) loop() {
 	var timer *time.Timer
 	var fire <-chan time.Time
 	changed := map[Name]bool{}
+	changedFiles := map[string]bool{}
 	for {
 		select {
 		case <-w.done:
@@ -76,6 +81,9 @@ func (w *watcher) loop() {
 			}
 			if n, ok := w.nameOf(ev.Name); ok {
 				changed[n] = true
+			}
+			if w.watching(ev.Name) {
+				changedFiles[ev.Name] = true
 			}
 			if timer == nil {
 				timer = time.NewTimer(w.debounce)
@@ -96,7 +104,12 @@ func (w *watcher) loop() {
 				names = append(names, n)
 			}
 			clear(changed)
-			if err := w.rescan(names); err != nil {
+			files := make([]string, 0, len(changedFiles))
+			for p := range changedFiles {
+				files = append(files, p)
+			}
+			clear(changedFiles)
+			if err := w.rescan(names, files); err != nil {
 				w.log.Warn("rescan", "error", err.Error())
 			}
 		}
@@ -121,6 +134,29 @@ func (w *watcher) nameOf(path string) (Name, bool) {
 	}
 	n, err := ParseName(raw)
 	return n, err == nil
+}
+
+// watchFiles adds provider files to watch. Their directories are watched,
+// so that a file replaced by rename is still seen.
+func (w *watcher) watchFiles(paths []string) {
+	for _, p := range paths {
+		w.mu.Lock()
+		seen := w.files[p]
+		w.files[p] = true
+		w.mu.Unlock()
+		if seen {
+			continue
+		}
+		if err := w.fsw.Add(filepath.Dir(p)); err != nil {
+			w.log.Warn("watch provider file", "path", p, "error", err.Error())
+		}
+	}
+}
+
+func (w *watcher) watching(path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.files[path]
 }
 
 func (w *watcher) close() error {
