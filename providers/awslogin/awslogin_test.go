@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/awslogin"
 	"github.com/escfs/escfs/providers/builtin"
 )
@@ -60,18 +61,21 @@ func TestOpenStatic(t *testing.T) {
 			inputs: map[string]esc.Value{"static": obj("accessKeyId", "A", "secretAccessKey", esc.NewSecret("S"))},
 			want:   map[string]out{"accessKeyId": {"A", false}, "secretAccessKey": {"S", true}, "sessionToken": {"", true}},
 		},
-		{name: "no inputs", inputs: map[string]esc.Value{}, wantErr: "one login form is required (static)"},
-		{name: "null static", inputs: map[string]esc.Value{"static": {}}, wantErr: "one login form is required"},
-		{name: "static not an object", inputs: map[string]esc.Value{"static": esc.NewValue("AKIA")}, wantErr: `input "static" must be an object`},
+		{name: "token not a string", inputs: map[string]esc.Value{"static": obj("accessKeyId", "A", "secretAccessKey", "S", "sessionToken", true)}, wantErr: `input "sessionToken" must be a string`},
+		{name: "unknown static input", inputs: map[string]esc.Value{"static": obj("accessKeyId", "A", "secretAccessKey", "S", "region", "eu-west-1")}, wantErr: `aws-login static: unknown input "region" (static takes accessKeyId, secretAccessKey, sessionToken)`},
+		{name: "static not an object", inputs: map[string]esc.Value{"static": esc.NewValue("AKIA")}, wantErr: `aws-login static: input "static" must be an object`},
 		{name: "no access key", inputs: map[string]esc.Value{"static": obj("secretAccessKey", "S")}, wantErr: "aws-login static: accessKeyId and secretAccessKey are required"},
 		{name: "no secret key", inputs: map[string]esc.Value{"static": obj("accessKeyId", "A")}, wantErr: "accessKeyId and secretAccessKey are required"},
 		{name: "empty secret key", inputs: map[string]esc.Value{"static": obj("accessKeyId", "A", "secretAccessKey", "")}, wantErr: "accessKeyId and secretAccessKey are required"},
 		{name: "access key not a string", inputs: map[string]esc.Value{"static": obj("accessKeyId", json.Number("5"), "secretAccessKey", "S")}, wantErr: `input "accessKeyId" must be a string`},
-		{name: "token not a string", inputs: map[string]esc.Value{"static": obj("accessKeyId", "A", "secretAccessKey", "S", "sessionToken", true)}, wantErr: `input "sessionToken" must be a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := awslogin.New().Open(context.Background(), tt.inputs, nil)
+			ctx, expiry := providers.WithExpiry(context.Background())
+			v, err := awslogin.New().Open(ctx, tt.inputs, nil)
+			if !expiry.Earliest().IsZero() {
+				t.Errorf("static credentials reported an expiry: %v", expiry.Earliest())
+			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Open = %v, %v; want error containing %q", v, err, tt.wantErr)
@@ -99,25 +103,49 @@ func TestOpenStatic(t *testing.T) {
 
 func TestSchema(t *testing.T) {
 	in, out := awslogin.New().Schema()
-	if !slices.Contains(in.Required, "static") {
-		t.Errorf("inputs do not require static: %v", in.Required)
+	if err := in.Compile(); err != nil {
+		t.Fatalf("inputs: %v", err)
 	}
-	static := in.Properties["static"]
-	if static == nil {
-		t.Fatal("no static input")
+	if err := out.Compile(); err != nil {
+		t.Fatalf("outputs: %v", err)
 	}
-	for _, k := range []string{"accessKeyId", "secretAccessKey"} {
-		if !slices.Contains(static.Required, k) {
-			t.Errorf("static does not require %s", k)
+	if len(in.Required) != 0 {
+		t.Errorf("inputs require %v; each form is optional and Open checks that one is given", in.Required)
+	}
+	wantForms := map[string]struct{ required, optional []string }{
+		"static":     {[]string{"accessKeyId", "secretAccessKey"}, []string{"sessionToken"}},
+		"oidc":       {[]string{"roleArn", "sessionName"}, []string{"duration", "policyArns", "token", "tokenFile"}},
+		"assumeRole": {[]string{"roleArn"}, []string{"sessionName", "duration", "externalId", "profile"}},
+	}
+	for form, want := range wantForms {
+		s := in.Properties[form]
+		if s == nil {
+			t.Errorf("no %s input", form)
+			continue
+		}
+		if !slices.Equal(slices.Sorted(slices.Values(s.Required)), slices.Sorted(slices.Values(want.required))) {
+			t.Errorf("%s requires %v, want %v", form, s.Required, want.required)
+		}
+		for _, k := range append(want.required, want.optional...) {
+			if s.Properties[k] == nil {
+				t.Errorf("%s lacks %s", form, k)
+			}
+		}
+		if len(s.Properties) != len(want.required)+len(want.optional) {
+			t.Errorf("%s has %d properties, want %d", form, len(s.Properties), len(want.required)+len(want.optional))
 		}
 	}
-	if static.Properties["sessionToken"] == nil || slices.Contains(static.Required, "sessionToken") {
-		t.Errorf("sessionToken should be an optional static input")
+	if p := in.Properties["profile"]; p == nil || p.Type != "string" {
+		t.Errorf("profile input = %+v, want a string", p)
 	}
-	for _, k := range []string{"accessKeyId", "secretAccessKey", "sessionToken"} {
-		if out.Properties[k] == nil {
-			t.Errorf("outputs lack %s", k)
-		}
+	if a := in.Properties["oidc"].Properties["policyArns"]; a == nil || a.Type != "array" || a.Items == nil || a.Items.Type != "string" {
+		t.Errorf("policyArns = %+v, want an array of strings", a)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(out.Required)), []string{"accessKeyId", "secretAccessKey", "sessionToken"}) {
+		t.Errorf("outputs require %v", out.Required)
+	}
+	if out.Properties["expiration"] == nil || slices.Contains(out.Required, "expiration") {
+		t.Errorf("expiration should be an optional output")
 	}
 }
 
