@@ -1,0 +1,576 @@
+package awssecrets_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/pulumi/esc"
+	"github.com/pulumi/esc/schema"
+
+	"github.com/escfs/escfs/internal/kumotest"
+	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/providers/awssecrets"
+)
+
+// The secret values seeded into kumo; no error message may carry one.
+const (
+	plainValue    = "s3cr3t-plain-value"
+	jsonValue     = `{"user":"app","password":"hunter2-json"}`
+	firstVersion  = "rotated-first-value"
+	secondVersion = "rotated-second-value"
+	loginSecret   = "explicit-login-secret"
+	envSecret     = "kumo-test-secret" // kumotest.Env's secret key
+)
+
+var binaryValue = []byte{0x00, 0x01, 0xfe, 0xff, 'b', 'i', 'n'}
+
+// call is one request that reached a recorder.
+type call struct {
+	target      string         // X-Amz-Target, e.g. secretsmanager.GetSecretValue
+	body        map[string]any // the JSON request
+	accessKeyID string         // from the SigV4 Authorization header
+	region      string         // from the SigV4 credential scope
+	endpoint    string         // the host the request was sent to
+}
+
+// recorder is an HTTP server that records the AWS JSON-protocol requests it
+// sees and hands them to next.
+type recorder struct {
+	URL   string
+	mu    sync.Mutex
+	calls []call // GUARDED_BY(mu)
+}
+
+func newRecorder(t *testing.T, next http.Handler) *recorder {
+	t.Helper()
+	r := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		c := call{target: req.Header.Get("X-Amz-Target"), endpoint: req.Host}
+		json.Unmarshal(b, &c.body)
+		if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), "Credential="); ok {
+			// AKID/DATE/REGION/SERVICE/aws4_request, ...
+			cred, _, _ = strings.Cut(cred, ",")
+			if parts := strings.Split(cred, "/"); len(parts) == 5 {
+				c.accessKeyID, c.region = parts[0], parts[2]
+			}
+		}
+		r.mu.Lock()
+		r.calls = append(r.calls, c)
+		r.mu.Unlock()
+		next.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r
+}
+
+// take returns the calls recorded so far and forgets them.
+func (r *recorder) take() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+// proxyTo returns a handler that forwards requests to endpoint.
+func proxyTo(t *testing.T, endpoint string) http.Handler {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httputil.NewSingleHostReverseProxy(u)
+}
+
+// awsError is an AWS JSON-protocol error answer.
+func awsError(status int, code, message string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
+	}
+}
+
+// closedPort returns the URL of a loopback port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+// pointSDKAt points the SDK at endpoint with kumotest's dummy credentials.
+func pointSDKAt(t *testing.T, endpoint string) {
+	t.Helper()
+	kumotest.Env(t, endpoint)
+	// awsclient.Load gives the SDK a plain *http.Client, which the SDK cannot
+	// extend with a custom CA bundle: with AWS_CA_BUNDLE set, loading fails.
+	t.Setenv("AWS_CA_BUNDLE", "")
+}
+
+// seeded is what seed stored in kumo.
+type seeded struct {
+	plainARN                   string
+	firstVersionID, secondVers string
+}
+
+// seed creates the test secrets through the SDK, against the endpoint
+// kumotest.Env points it at.
+func seed(t *testing.T) seeded {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := secretsmanager.NewFromConfig(cfg)
+	var s seeded
+	create := func(in *secretsmanager.CreateSecretInput) *secretsmanager.CreateSecretOutput {
+		out, err := sm.CreateSecret(ctx, in)
+		if err != nil {
+			t.Fatalf("seed %s: %v", aws.ToString(in.Name), err)
+		}
+		return out
+	}
+	s.plainARN = aws.ToString(create(&secretsmanager.CreateSecretInput{Name: aws.String("app/plain"), SecretString: aws.String(plainValue)}).ARN)
+	create(&secretsmanager.CreateSecretInput{Name: aws.String("app/json"), SecretString: aws.String(jsonValue)})
+	create(&secretsmanager.CreateSecretInput{Name: aws.String("app/binary"), SecretBinary: binaryValue})
+	s.firstVersionID = aws.ToString(create(&secretsmanager.CreateSecretInput{Name: aws.String("app/rotated"), SecretString: aws.String(firstVersion)}).VersionId)
+	put, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("app/rotated"), SecretString: aws.String(secondVersion)})
+	if err != nil {
+		t.Fatalf("seed a second version: %v", err)
+	}
+	s.secondVers = aws.ToString(put.VersionId)
+	return s
+}
+
+// obj builds an object value from alternating keys and values (strings or
+// esc.Values).
+func obj(kv ...any) esc.Value {
+	m := map[string]esc.Value{}
+	for i := 0; i < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case string:
+			m[kv[i].(string)] = esc.NewValue(v)
+		case esc.Value:
+			m[kv[i].(string)] = v
+		default:
+			panic(fmt.Sprintf("obj: %T", v))
+		}
+	}
+	return esc.NewValue(m)
+}
+
+// inputs builds the provider's inputs: get entries plus any other inputs.
+func inputs(get map[string]esc.Value, other ...any) map[string]esc.Value {
+	in := obj(other...).Value.(map[string]esc.Value)
+	if get != nil {
+		in["get"] = esc.NewValue(get)
+	}
+	return in
+}
+
+// secretOutputs checks that v is a plain object of secret strings and returns
+// them.
+func secretOutputs(t *testing.T, v esc.Value) map[string]string {
+	t.Helper()
+	if v.Secret {
+		t.Errorf("the output object is secret; its values should be, not it")
+	}
+	m, ok := v.Value.(map[string]esc.Value)
+	if !ok {
+		t.Fatalf("output %v is not an object", v)
+	}
+	got := map[string]string{}
+	for k, e := range m {
+		s, ok := e.Value.(string)
+		if !ok {
+			t.Errorf("output %s = %#v, want a string", k, e.Value)
+		}
+		if !e.Secret {
+			t.Errorf("output %s is not secret", k)
+		}
+		got[k] = s
+	}
+	return got
+}
+
+// TestOpenAgainstKumo reads secrets over real HTTP from kumo: string and
+// binary secrets, by name and ARN, by staging label and version ID, with the
+// default credential chain and with explicit login.
+func TestOpenAgainstKumo(t *testing.T) {
+	kumo := kumotest.Start(t)
+	pointSDKAt(t, kumo)
+	s := seed(t)
+	rec := newRecorder(t, proxyTo(t, kumo))
+	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
+
+	tests := []struct {
+		name      string
+		get       map[string]esc.Value
+		other     []any // more inputs: region, login
+		want      map[string]string
+		wantKeyID string // the access key ID the calls are signed with
+		wantRgn   string // the region they are signed for
+	}{
+		{
+			name:      "string secret by name, default chain",
+			get:       map[string]esc.Value{"api-key": obj("secretId", "app/plain")},
+			want:      map[string]string{"api-key": plainValue},
+			wantKeyID: "AKIAKUMOTEST",
+			wantRgn:   "us-east-1",
+		},
+		{
+			name: "string secret by ARN",
+			get:  map[string]esc.Value{"api-key": obj("secretId", s.plainARN)},
+			want: map[string]string{"api-key": plainValue},
+		},
+		{
+			name: "JSON secret as its string",
+			get:  map[string]esc.Value{"db": obj("secretId", "app/json")},
+			want: map[string]string{"db": jsonValue},
+		},
+		{
+			name: "binary secret base64-encoded",
+			get:  map[string]esc.Value{"blob": obj("secretId", "app/binary")},
+			want: map[string]string{"blob": base64.StdEncoding.EncodeToString(binaryValue)},
+		},
+		{
+			name: "current version by default and by AWSCURRENT",
+			get: map[string]esc.Value{
+				"default": obj("secretId", "app/rotated"),
+				"current": obj("secretId", "app/rotated", "versionStage", "AWSCURRENT"),
+			},
+			want: map[string]string{"default": secondVersion, "current": secondVersion},
+		},
+		{
+			name: "previous version by AWSPREVIOUS",
+			get:  map[string]esc.Value{"old": obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS")},
+			want: map[string]string{"old": firstVersion},
+		},
+		{
+			name: "versions by versionId",
+			get: map[string]esc.Value{
+				"first":  obj("secretId", "app/rotated", "versionId", s.firstVersionID),
+				"second": obj("secretId", "app/rotated", "versionId", s.secondVers),
+			},
+			want: map[string]string{"first": firstVersion, "second": secondVersion},
+		},
+		{
+			name:  "explicit login and region",
+			get:   map[string]esc.Value{"api-key": obj("secretId", "app/plain"), "blob": obj("secretId", "app/binary")},
+			other: []any{"region", "eu-west-2", "login", obj("accessKeyId", "AKIALOGIN", "secretAccessKey", esc.NewSecret(loginSecret), "sessionToken", esc.NewSecret("login-session"))},
+			want: map[string]string{
+				"api-key": plainValue,
+				"blob":    base64.StdEncoding.EncodeToString(binaryValue),
+			},
+			wantKeyID: "AKIALOGIN",
+			wantRgn:   "eu-west-2",
+		},
+		{
+			name: "many entries",
+			get: map[string]esc.Value{
+				"a": obj("secretId", "app/plain"), "b": obj("secretId", "app/json"), "c": obj("secretId", "app/binary"),
+				"d": obj("secretId", "app/rotated"), "e": obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS"),
+				"f": obj("secretId", "app/plain"), "g": obj("secretId", "app/json"), "h": obj("secretId", "app/plain"),
+				"i": obj("secretId", "app/plain"), "j": obj("secretId", "app/rotated", "versionId", s.firstVersionID),
+			},
+			want: map[string]string{
+				"a": plainValue, "b": jsonValue, "c": base64.StdEncoding.EncodeToString(binaryValue),
+				"d": secondVersion, "e": firstVersion, "f": plainValue, "g": jsonValue, "h": plainValue,
+				"i": plainValue, "j": firstVersion,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec.take()
+			v, err := awssecrets.New().Open(context.Background(), inputs(tt.get, tt.other...), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := secretOutputs(t, v); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("outputs %v, want %v", got, tt.want)
+			}
+			calls := rec.take()
+			if len(calls) != len(tt.get) {
+				t.Errorf("%d calls, want one per entry (%d)", len(calls), len(tt.get))
+			}
+			for _, c := range calls {
+				if c.target != "secretsmanager.GetSecretValue" {
+					t.Errorf("call %q, want secretsmanager.GetSecretValue", c.target)
+				}
+				if tt.wantKeyID != "" && c.accessKeyID != tt.wantKeyID {
+					t.Errorf("call signed by %q, want %q", c.accessKeyID, tt.wantKeyID)
+				}
+				if tt.wantRgn != "" && c.region != tt.wantRgn {
+					t.Errorf("call signed for region %q, want %q", c.region, tt.wantRgn)
+				}
+			}
+		})
+	}
+}
+
+// TestServiceEndpoint checks that AWS_ENDPOINT_URL_SECRETS_MANAGER takes
+// precedence over AWS_ENDPOINT_URL.
+func TestServiceEndpoint(t *testing.T) {
+	kumo := kumotest.Start(t)
+	pointSDKAt(t, kumo)
+	seed(t)
+	t.Setenv("AWS_ENDPOINT_URL", closedPort(t))
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", kumo)
+	v, err := awssecrets.New().Open(context.Background(), inputs(map[string]esc.Value{"k": obj("secretId", "app/plain")}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secretOutputs(t, v); got["k"] != plainValue {
+		t.Errorf("k = %q, want %q", got["k"], plainValue)
+	}
+}
+
+// TestOpenErrors checks what the provider says when AWS refuses or cannot be
+// reached: the entry, the operation, the AWS code and message, and never a
+// secret; and that the standard retryer makes three attempts at transient
+// failures, within the call bound.
+func TestOpenErrors(t *testing.T) {
+	kumo := kumotest.Start(t)
+	pointSDKAt(t, kumo)
+	seed(t)
+	plainGet := map[string]esc.Value{"db": obj("secretId", "app/plain")}
+	tests := []struct {
+		name      string
+		handler   http.Handler // nil: the endpoint is a closed port
+		get       map[string]esc.Value
+		wantErr   string // the whole message; with wantPrefix, its start
+		prefix    bool
+		wantCalls int
+	}{
+		{
+			name:      "unknown secret",
+			handler:   proxyTo(t, kumo),
+			get:       map[string]esc.Value{"db": obj("secretId", "no/such/secret")},
+			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: no/such/secret",
+			wantCalls: 1,
+		},
+		{
+			name:      "unknown staging label",
+			handler:   proxyTo(t, kumo),
+			get:       map[string]esc.Value{"db": obj("secretId", "app/rotated", "versionStage", "NOSUCHSTAGE")},
+			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret version.",
+			wantCalls: 1,
+		},
+		{
+			name:    "two failing entries, both named",
+			handler: proxyTo(t, kumo),
+			get: map[string]esc.Value{
+				"ok":        obj("secretId", "app/plain"),
+				"missing":   obj("secretId", "no/such/secret"),
+				"my.secret": obj("secretId", "other/missing"),
+			},
+			wantErr: "aws-secrets get.missing: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: no/such/secret\n" +
+				`aws-secrets get["my.secret"]: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: other/missing`,
+			wantCalls: 3,
+		},
+		{
+			name:      "access denied",
+			handler:   awsError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: secretsmanager:GetSecretValue"),
+			get:       plainGet,
+			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: secretsmanager:GetSecretValue",
+			wantCalls: 1,
+		},
+		{
+			name:      "internal errors, retried",
+			handler:   awsError(http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."),
+			get:       plainGet,
+			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: InternalServiceError: An error occurred on the server side. (gave up after 3 attempts)",
+			wantCalls: 3,
+		},
+		{
+			name:      "throttled, retried",
+			handler:   awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded"),
+			get:       plainGet,
+			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ThrottlingException: Rate exceeded (gave up after 3 attempts)",
+			wantCalls: 3,
+		},
+		{
+			name:    "endpoint unreachable",
+			get:     plainGet,
+			wantErr: "aws-secrets get.db: secretsmanager:GetSecretValue: endpoint unreachable: ",
+			prefix:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint := closedPort(t)
+			var rec *recorder
+			if tt.handler != nil {
+				rec = newRecorder(t, tt.handler)
+				endpoint = rec.URL
+			}
+			t.Setenv("AWS_ENDPOINT_URL", endpoint)
+			start := time.Now()
+			v, err := awssecrets.New().Open(context.Background(), inputs(tt.get), nil)
+			elapsed := time.Since(start)
+			if err == nil {
+				t.Fatalf("Open = %v, want an error", v)
+			}
+			msg := err.Error()
+			t.Logf("error after %v: %s", elapsed.Round(time.Millisecond), msg)
+			if tt.prefix && !strings.HasPrefix(msg, tt.wantErr) || !tt.prefix && msg != tt.wantErr {
+				t.Errorf("error\n%s\nwant\n%s", msg, tt.wantErr)
+			}
+			for _, secret := range []string{plainValue, firstVersion, secondVersion, "hunter2", envSecret} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error %q reveals a secret", msg)
+				}
+			}
+			if elapsed > awsclient.CallTimeout {
+				t.Errorf("Open took %v, more than the bound %v", elapsed, awsclient.CallTimeout)
+			}
+			if rec != nil {
+				if n := len(rec.take()); n != tt.wantCalls {
+					t.Errorf("%d calls, want %d", n, tt.wantCalls)
+				}
+			}
+		})
+	}
+}
+
+// TestRetries checks that a call that fails twice transiently succeeds on the
+// third attempt.
+func TestRetries(t *testing.T) {
+	kumo := kumotest.Start(t)
+	pointSDKAt(t, kumo)
+	seed(t)
+	proxy := proxyTo(t, kumo)
+	var mu sync.Mutex
+	failures := 2
+	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fail := failures > 0
+		failures--
+		mu.Unlock()
+		if fail {
+			awsError(http.StatusServiceUnavailable, "ServiceUnavailable", "try again")(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
+	v, err := awssecrets.New().Open(context.Background(), inputs(map[string]esc.Value{"k": obj("secretId", "app/plain")}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secretOutputs(t, v); got["k"] != plainValue {
+		t.Errorf("k = %q, want %q", got["k"], plainValue)
+	}
+	if n := len(rec.take()); n != 3 {
+		t.Errorf("%d calls, want 3 (two failures, one success)", n)
+	}
+}
+
+// TestInputErrors checks the validation of inputs, which fails before any
+// AWS call.
+func TestInputErrors(t *testing.T) {
+	rec := newRecorder(t, awsError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
+	pointSDKAt(t, rec.URL)
+	ok := map[string]esc.Value{"db": obj("secretId", "app/plain")}
+	tests := []struct {
+		name    string
+		inputs  map[string]esc.Value
+		noRgn   bool
+		wantErr string
+	}{
+		{"no get", inputs(nil, "region", "us-east-1"), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
+		{"empty get", inputs(map[string]esc.Value{}), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
+		{"get not an object", map[string]esc.Value{"get": esc.NewValue("app/plain")}, false, `aws-secrets: input "get" must be an object`},
+		{"entry not an object", inputs(map[string]esc.Value{"db": esc.NewValue("app/plain")}), false, "aws-secrets get.db: must be an object {secretId, versionId?, versionStage?}"},
+		{"no secretId", inputs(map[string]esc.Value{"db": obj("versionStage", "AWSCURRENT")}), false, "aws-secrets get.db: secretId is required"},
+		{"empty secretId", inputs(map[string]esc.Value{"db": obj("secretId", " ")}), false, "aws-secrets get.db: secretId is required"},
+		{"secretId not a string", inputs(map[string]esc.Value{"db": obj("secretId", esc.NewValue(true))}), false, `aws-secrets get.db: input "secretId" must be a string`},
+		{"unknown entry input", inputs(map[string]esc.Value{"db": obj("secretID", "app/plain")}), false, `aws-secrets get.db: unknown input "secretID" (the inputs are secretId, versionId, versionStage)`},
+		{"unknown input", inputs(ok, "regoin", "us-east-1"), false, `aws-secrets: unknown input "regoin" (the inputs are region, login, get)`},
+		{"region not a string", inputs(ok, "region", esc.NewValue(json.Number("1"))), false, `aws-secrets: input "region" must be a string`},
+		{"login without secret key", inputs(ok, "login", obj("accessKeyId", "AKIALOGIN")), false, "aws-secrets: login: accessKeyId and secretAccessKey are required"},
+		{"no region anywhere", inputs(ok), true, "aws-secrets: no AWS region: set the region input, AWS_REGION, or the region of the AWS profile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.noRgn {
+				t.Setenv("AWS_REGION", "")
+				t.Setenv("AWS_DEFAULT_REGION", "")
+			}
+			v, err := awssecrets.New().Open(context.Background(), tt.inputs, nil)
+			if err == nil {
+				t.Fatalf("Open = %v, want an error", v)
+			}
+			if err.Error() != tt.wantErr {
+				t.Errorf("error\n%s\nwant\n%s", err, tt.wantErr)
+			}
+			if n := len(rec.take()); n != 0 {
+				t.Errorf("%d AWS calls, want none", n)
+			}
+		})
+	}
+}
+
+// TestSchema checks that the schemas compile and say what is required.
+func TestSchema(t *testing.T) {
+	in, out := awssecrets.New().Schema()
+	for _, s := range []*schema.Schema{in, out} {
+		if err := s.Compile(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(in.Required, []string{"get"}) {
+		t.Errorf("inputs require %v, want [get]", in.Required)
+	}
+	for _, p := range []string{"region", "login", "get"} {
+		if in.Properties[p] == nil {
+			t.Errorf("no input %s", p)
+		}
+	}
+	if r := in.Properties["login"].Required; !reflect.DeepEqual(r, []string{"accessKeyId", "secretAccessKey"}) {
+		t.Errorf("login requires %v", r)
+	}
+	entry := in.Properties["get"].AdditionalProperties
+	if entry == nil || !reflect.DeepEqual(entry.Required, []string{"secretId"}) {
+		t.Fatalf("get entries: %+v, want objects requiring secretId", entry)
+	}
+	for _, p := range []string{"secretId", "versionId", "versionStage"} {
+		if entry.Properties[p] == nil || entry.Properties[p].Type != "string" {
+			t.Errorf("get entries: %s is not a string input", p)
+		}
+	}
+	if out.Type != "object" || out.AdditionalProperties == nil || out.AdditionalProperties.Type != "string" {
+		t.Errorf("outputs %+v, want an object of strings", out)
+	}
+}
