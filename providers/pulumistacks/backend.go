@@ -1,0 +1,193 @@
+package pulumistacks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Backend is where stack state is kept. Self-managed backends (file://,
+// s3://) are implemented here; Pulumi Cloud can come later behind the same
+// interface.
+type Backend interface {
+	// ReadCheckpoint returns the checkpoint of project/stack as stored (JSON,
+	// possibly gzip-compressed) and where it was read from (a path or URL,
+	// for messages). Its errors name the location.
+	ReadCheckpoint(ctx context.Context, project, stack string) (data []byte, location string, err error)
+}
+
+// BackendURLEnv is the variable that selects the Pulumi CLI's backend.
+const BackendURLEnv = "PULUMI_BACKEND_URL"
+
+// CloudURL is the backend the Pulumi CLI uses when nothing else is set.
+const CloudURL = "https://api.pulumi.com"
+
+// BackendURL resolves the backend as the Pulumi CLI does without a project:
+// the given URL if any, else PULUMI_BACKEND_URL, else the current login in
+// the CLI's credentials file (PULUMI_CREDENTIALS_PATH, else PULUMI_HOME,
+// else ~/.pulumi, then credentials.json), else Pulumi Cloud.
+func BackendURL(input string) (string, error) {
+	if input != "" {
+		return input, nil
+	}
+	if u := os.Getenv(BackendURLEnv); u != "" {
+		return u, nil
+	}
+	file, err := credentialsFile()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return CloudURL, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read Pulumi credentials: %w", err)
+	}
+	var creds struct {
+		Current string `json:"current"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		// The file holds access tokens: name it, never quote it.
+		return "", fmt.Errorf("read Pulumi credentials %s: not valid JSON", file)
+	}
+	if creds.Current == "" {
+		return CloudURL, nil
+	}
+	return creds.Current, nil
+}
+
+// credentialsFile returns the path of the Pulumi CLI's credentials file.
+func credentialsFile() (string, error) {
+	dir := os.Getenv("PULUMI_CREDENTIALS_PATH")
+	if dir == "" {
+		dir = os.Getenv("PULUMI_HOME")
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("find the Pulumi credentials file: %w", err)
+		}
+		dir = filepath.Join(home, ".pulumi")
+	}
+	return filepath.Join(dir, "credentials.json"), nil
+}
+
+// OpenBackend opens the self-managed backend at url: file://PATH (file://~
+// and file://~/PATH are under the home directory) or
+// s3://BUCKET[/PREFIX][?region=R&endpoint=URL&s3ForcePathStyle=true&profile=P].
+func OpenBackend(ctx context.Context, url string) (Backend, error) {
+	scheme, _, _ := strings.Cut(url, "://")
+	switch strings.ToLower(scheme) {
+	case "file":
+		return newFileBackend(url)
+	case "s3":
+		return newS3Backend(ctx, url)
+	case "https", "http":
+		return nil, fmt.Errorf("backend %s: Pulumi Cloud backends are not supported yet; use a self-managed backend (file://, s3://)", url)
+	default:
+		return nil, fmt.Errorf("backend %q: unsupported; escfs reads self-managed backends file:// and s3://", url)
+	}
+}
+
+// store is the storage of a self-managed backend: keys are slash-separated
+// paths under the backend's root.
+type store interface {
+	// modTime returns when each of keys that exists was last modified.
+	modTimes(ctx context.Context, keys []string) (map[string]time.Time, error)
+	// read returns the object at key; a missing one is an error wrapping
+	// os.ErrNotExist.
+	read(ctx context.Context, key string) ([]byte, error)
+	// where names key for messages: a path or a URL.
+	where(key string) string
+	// watch tells the cache that results depend on key (file stores only).
+	watch(ctx context.Context, key string)
+}
+
+// The layout of self-managed backends (see the Pulumi CLI's diy backend).
+const (
+	stacksDir = ".pulumi/stacks"
+	metaFile  = ".pulumi/meta.yaml"
+)
+
+// diyBackend finds checkpoints in a store as the Pulumi CLI's diy backend does.
+type diyBackend struct {
+	url   string
+	store store
+}
+
+// ReadCheckpoint reads .pulumi/stacks/PROJECT/STACK.json or .json.gz (the
+// newer of both if both exist, as the CLI picks), or in the legacy layout
+// without project directories .pulumi/stacks/STACK.json[.gz]. The layout is
+// the one .pulumi/meta.yaml names (version 0: legacy, 1 and up: projects);
+// without it both are looked for, the project layout first.
+func (b *diyBackend) ReadCheckpoint(ctx context.Context, project, stack string) ([]byte, string, error) {
+	version, err := b.metaVersion(ctx)
+	if err != nil {
+		return nil, b.store.where(metaFile), err
+	}
+	var bases []string
+	switch {
+	case version < 0: // no meta.yaml
+		bases = []string{path.Join(stacksDir, project, stack), path.Join(stacksDir, stack)}
+	case version == 0:
+		bases = []string{path.Join(stacksDir, stack)}
+	default:
+		bases = []string{path.Join(stacksDir, project, stack)}
+	}
+	var looked, missing []string
+	for _, base := range bases {
+		plain, gz := base+".json", base+".json.gz"
+		times, err := b.store.modTimes(ctx, []string{plain, gz})
+		if err != nil {
+			return nil, b.store.where(plain), fmt.Errorf("%s: %w", b.store.where(plain), err)
+		}
+		key := ""
+		for _, k := range []string{plain, gz} {
+			if t, ok := times[k]; ok && (key == "" || !t.Before(times[key])) {
+				key = k
+			}
+		}
+		if key == "" {
+			looked = append(looked, b.store.where(plain)+"[.gz]")
+			missing = append(missing, plain)
+			continue
+		}
+		b.store.watch(ctx, key)
+		data, err := b.store.read(ctx, key)
+		if err != nil {
+			return nil, b.store.where(key), fmt.Errorf("%s: %w", b.store.where(key), err)
+		}
+		return data, b.store.where(key), nil
+	}
+	for _, key := range missing {
+		b.store.watch(ctx, key) // a change may create it
+	}
+	return nil, looked[0], fmt.Errorf("%w in backend %s (looked for %s)", errNotFound, b.url, strings.Join(looked, " and "))
+}
+
+// metaVersion returns the version in .pulumi/meta.yaml, or -1 without one.
+func (b *diyBackend) metaVersion(ctx context.Context) (int, error) {
+	data, err := b.store.read(ctx, metaFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", b.store.where(metaFile), err)
+	}
+	var meta struct {
+		Version *int `yaml:"version"`
+	}
+	if err := yaml.Unmarshal(data, &meta); err != nil || meta.Version == nil {
+		return 0, fmt.Errorf("%s: corrupt backend metadata: want version: N", b.store.where(metaFile))
+	}
+	return *meta.Version, nil
+}
