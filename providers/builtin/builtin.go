@@ -9,15 +9,17 @@ import (
 	"github.com/escfs/escfs/providers/awslogin"
 	"github.com/escfs/escfs/providers/awsparams"
 	"github.com/escfs/escfs/providers/awssecrets"
+	"github.com/escfs/escfs/providers/pulumistacks"
 	"github.com/escfs/escfs/providers/token"
 )
 
 // Registry returns a registry of all providers shipped with escfs.
 func Registry() *providers.Registry {
 	return providers.NewRegistry(map[string]esc.Provider{
-		awslogin.Name:   awslogin.New(),
-		awssecrets.Name: awssecrets.New(),
-		awsparams.Name:  awsparams.New(),
-		token.Name:      &token.Provider{},
+		awslogin.Name:     awslogin.New(),
+		awssecrets.Name:   awssecrets.New(),
+		awsparams.Name:    awsparams.New(),
+		token.Name:        &token.Provider{},
+		pulumistacks.Name: &pulumistacks.Provider{},
 	})
 }
