@@ -6,7 +6,7 @@ MNT     ?= /tmp/escfs
 FUZZTIME ?= 60s
 BENCHTIME ?= 2000x
 
-.PHONY: build test bench fuzz lint run unmount clean
+.PHONY: build test e2e bench fuzz lint run unmount clean
 
 build: ## build bin/escfs
 	$(GO) build -o $(BIN) ./cmd/escfs
@@ -14,6 +14,9 @@ build: ## build bin/escfs
 test: ## vet, then every test with the race detector (fuzz seeds included; builds the AWS emulator once)
 	$(GO) vet ./...
 	ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -race -count=1 -timeout 20m ./...
+
+e2e: ## end-to-end tests against real services on 127.0.0.1 (etcd + kube-apiserver; builds kube-apiserver once, ~8 min)
+	ESCFS_KUBE_APISERVER=$$(bash .ci/build-kube-apiserver) ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -tags e2e -count=1 -timeout 30m ./e2e/...
 
 bench: ## benchmarks, each reporting a ratio against a baseline measured in the same run
 	ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
