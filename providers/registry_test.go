@@ -96,7 +96,7 @@ func TestBuiltinRegistry(t *testing.T) {
 	if _, ok := p.(awslogin.Provider); !ok {
 		t.Errorf("aws-login is %T", p)
 	}
-	_, err = r.LoadProvider(context.Background(), "aws-secrets")
+	_, err = r.LoadProvider(context.Background(), "no-such-provider")
 	if err == nil || !strings.Contains(err.Error(), "escfs knows: "+strings.Join(r.Names(), ", ")) {
 		t.Errorf("unknown provider error %v does not name the known ones", err)
 	}

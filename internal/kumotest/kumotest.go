@@ -124,6 +124,7 @@ func Env(tb testing.TB, endpoint string) {
 		"AWS_EC2_METADATA_DISABLED":   "true",
 		"AWS_WEB_IDENTITY_TOKEN_FILE": "",
 		"AWS_ROLE_ARN":                "",
+		"AWS_CA_BUNDLE":               "",
 	} {
 		if t, ok := tb.(*testing.T); ok {
 			t.Setenv(k, v)

@@ -13,11 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
@@ -69,7 +69,7 @@ type Options struct {
 // client bounded by CallTimeout.
 func Load(ctx context.Context, o Options) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(&http.Client{Timeout: CallTimeout}),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(CallTimeout)), // buildable: AWS_CA_BUNDLE needs it
 		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
 	}
 	if o.Region != "" {
