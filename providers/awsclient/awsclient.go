@@ -96,12 +96,21 @@ func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) 
 
 // Describe turns an error of an AWS call into one line that names the
 // operation, the AWS error code and its message ("sts:AssumeRole:
-// AccessDenied: ..."), or says the endpoint could not be reached. AWS error
+// AccessDenied: ..."), or says the endpoint could not be reached, and how
+// many attempts the retryer made when it gave up. AWS error
 // messages carry no request parameters, so no secret ends up in it.
 func Describe(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var maxErr *retry.MaxAttemptsError
+	if errors.As(err, &maxErr) {
+		return fmt.Errorf("%w (gave up after %d attempts)", describe(op, err), maxErr.Attempt)
+	}
+	return describe(op, err)
+}
+
+func describe(op string, err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		return fmt.Errorf("%s: %s: %s", op, apiErr.ErrorCode(), apiErr.ErrorMessage())

@@ -51,7 +51,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -105,13 +104,13 @@ func New() Provider { return Provider{} }
 // Schema returns the provider's inputs (one of the login forms) and outputs.
 func (Provider) Schema() (inputs, outputs *schema.Schema) {
 	duration := schema.String().Description("The session duration, a Go duration such as 1h or 15m; 15m to 12h, default 1h.")
-	static := object(schema.BuilderMap{
+	static := providers.ObjectSchema(schema.BuilderMap{
 		"accessKeyId":     schema.String().Description("The AWS access key ID."),
 		"secretAccessKey": schema.String().Description("The AWS secret access key."),
 	}, schema.BuilderMap{
 		"sessionToken": schema.String().Description("The AWS session token, if any."),
 	}).Description("A static set of credentials, returned as given.")
-	oidc := object(schema.BuilderMap{
+	oidc := providers.ObjectSchema(schema.BuilderMap{
 		"roleArn":     schema.String().Description("The ARN of the role to assume."),
 		"sessionName": schema.String().Description("The name of the role session."),
 	}, schema.BuilderMap{
@@ -120,7 +119,7 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 		"token":      schema.String().Description("The web identity (OIDC) token."),
 		"tokenFile":  schema.String().Description("A file holding the web identity token; default $AWS_WEB_IDENTITY_TOKEN_FILE."),
 	}).Description("Assume a role with a web identity token (sts:AssumeRoleWithWebIdentity).")
-	assumeRole := object(schema.BuilderMap{
+	assumeRole := providers.ObjectSchema(schema.BuilderMap{
 		"roleArn": schema.String().Description("The ARN of the role to assume."),
 	}, schema.BuilderMap{
 		"sessionName": schema.String().Description("The name of the role session; default escfs- and the environment name."),
@@ -135,7 +134,7 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 		formAssumeRole: assumeRole,
 		formProfile:    profile,
 	}).Description("Exactly one login form: static, oidc, assumeRole or profile.").Schema()
-	outputs = object(schema.BuilderMap{
+	outputs = providers.ObjectSchema(schema.BuilderMap{
 		"accessKeyId":     schema.String(),
 		"secretAccessKey": schema.String(),
 		"sessionToken":    schema.String(),
@@ -143,15 +142,6 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 		"expiration": schema.String().Description("When the credentials expire (RFC 3339, UTC); absent if they do not."),
 	}).Schema()
 	return inputs, outputs
-}
-
-// object is the schema of an object with required and optional properties.
-// (schema.Record(...).Properties(...) would drop the required ones.)
-func object(required, optional schema.BuilderMap) *schema.ObjectBuilder {
-	all := schema.BuilderMap{}
-	maps.Copy(all, required)
-	maps.Copy(all, optional)
-	return schema.Object().Properties(all).Required(slices.Sorted(maps.Keys(required))...)
 }
 
 // Open returns the credentials that the one login form in inputs describes.

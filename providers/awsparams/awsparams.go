@@ -46,7 +46,6 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/pulumi/esc"
@@ -81,18 +80,18 @@ var (
 
 // Schema returns the provider's inputs and outputs.
 func (Provider) Schema() (inputs, outputs *schema.Schema) {
-	login := object(schema.BuilderMap{
+	login := providers.ObjectSchema(schema.BuilderMap{
 		"accessKeyId":     schema.String().Description("The AWS access key ID."),
 		"secretAccessKey": schema.String().Description("The AWS secret access key."),
 	}, schema.BuilderMap{
 		"sessionToken": schema.String().Description("The AWS session token, if any."),
 	}).Description("Credentials to use to log in to AWS, such as the outputs of aws-login; default the AWS SDK's default credential chain.")
-	entry := object(schema.BuilderMap{
+	entry := providers.ObjectSchema(schema.BuilderMap{
 		"name": schema.String().MinLength(1).Description("The name or ARN of the parameter, optionally with a :version or :label selector."),
 	}, schema.BuilderMap{
 		"decrypt": schema.Boolean().Description("Whether to decrypt a SecureString parameter; default true."),
 	})
-	inputs = object(schema.BuilderMap{
+	inputs = providers.ObjectSchema(schema.BuilderMap{
 		"get": schema.Object().AdditionalProperties(entry).MinProperties(1).
 			Description("A map from names to the parameters to read; the outputs map each name to the parameter's value."),
 	}, schema.BuilderMap{
@@ -102,14 +101,6 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 	outputs = schema.Object().AdditionalProperties(schema.OneOf(schema.String(), schema.Array().Items(schema.String()))).
 		Description("Each name under get, mapped to its parameter's value: a string, or an array of strings for a StringList.").Schema()
 	return inputs, outputs
-}
-
-// object is the schema of an object with required and optional properties.
-func object(required, optional schema.BuilderMap) *schema.ObjectBuilder {
-	all := schema.BuilderMap{}
-	maps.Copy(all, required)
-	maps.Copy(all, optional)
-	return schema.Object().Properties(all).Required(slices.Sorted(maps.Keys(required))...)
 }
 
 // request is one entry of get.
@@ -146,7 +137,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 			defer func() { <-sem }()
 			values[i], errs[i] = get(ctx, client, r)
 			if errs[i] != nil {
-				errs[i] = fmt.Errorf("%s %s: %w", Name, entryPath(r.name), errs[i])
+				errs[i] = fmt.Errorf("%s %s: %w", Name, providers.EntryPath("get", r.name), errs[i])
 			}
 		})
 	}
@@ -170,7 +161,7 @@ func get(ctx context.Context, client *ssm.Client, r request) (esc.Value, error) 
 		WithDecryption: aws.Bool(r.decrypt),
 	})
 	if err != nil {
-		return esc.Value{}, describe(err)
+		return esc.Value{}, awsclient.Describe(op, err)
 	}
 	p := out.Parameter
 	if p == nil || p.Value == nil {
@@ -198,21 +189,10 @@ func value(typ ssmtypes.ParameterType, v string) (esc.Value, error) {
 	return esc.Value{}, fmt.Errorf("%s: unknown parameter type %q", op, typ)
 }
 
-// describe is awsclient.Describe, saying also how many attempts were made
-// when the retryer gave up.
-func describe(err error) error {
-	d := awsclient.Describe(op, err)
-	var maxErr *retry.MaxAttemptsError
-	if errors.As(err, &maxErr) {
-		return fmt.Errorf("%w (gave up after %d attempts)", d, maxErr.Attempt)
-	}
-	return d
-}
-
 // parseInputs validates inputs. Its errors start with ": " or with " " and
 // the path of the entry at fault, to follow the provider's name.
 func parseInputs(inputs map[string]esc.Value) (region string, login *awsclient.Login, reqs []request, err error) {
-	if err := checkKnown(inputs, topInputs); err != nil {
+	if err := providers.CheckKnown(inputs, topInputs); err != nil {
 		return "", nil, nil, fmt.Errorf(": %w", err)
 	}
 	if region, err = providers.String(inputs, "region"); err != nil {
@@ -231,7 +211,7 @@ func parseInputs(inputs map[string]esc.Value) (region string, login *awsclient.L
 	for _, name := range slices.Sorted(maps.Keys(get)) {
 		r, err := parseEntry(name, get[name])
 		if err != nil {
-			return "", nil, nil, fmt.Errorf(" %s: %w", entryPath(name), err)
+			return "", nil, nil, fmt.Errorf(" %s: %w", providers.EntryPath("get", name), err)
 		}
 		reqs = append(reqs, r)
 	}
@@ -243,7 +223,7 @@ func parseEntry(name string, v esc.Value) (request, error) {
 	if !ok {
 		return request{}, errors.New("must be an object {name, decrypt?}")
 	}
-	if err := checkKnown(in, entryInputs); err != nil {
+	if err := providers.CheckKnown(in, entryInputs); err != nil {
 		return request{}, err
 	}
 	r := request{name: name, decrypt: true}
@@ -262,35 +242,4 @@ func parseEntry(name string, v esc.Value) (request, error) {
 		r.decrypt = b
 	}
 	return r, nil
-}
-
-// checkKnown fails if in holds a key not in known.
-func checkKnown(in map[string]esc.Value, known []string) error {
-	var unknown []string
-	for k := range in {
-		if !slices.Contains(known, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	slices.Sort(unknown)
-	return fmt.Errorf("unknown input %s (the inputs are %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
-}
-
-// entryPath is the path of the entry name under get, as ESC writes paths:
-// get.name, or get["name"] for names that are not simple identifiers.
-func entryPath(name string) string {
-	simple := name != ""
-	for _, r := range name {
-		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		return "get." + name
-	}
-	return fmt.Sprintf("get[%q]", name)
 }

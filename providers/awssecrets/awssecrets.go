@@ -38,7 +38,6 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
@@ -71,19 +70,19 @@ var (
 
 // Schema returns the provider's inputs and outputs.
 func (Provider) Schema() (inputs, outputs *schema.Schema) {
-	login := object(schema.BuilderMap{
+	login := providers.ObjectSchema(schema.BuilderMap{
 		"accessKeyId":     schema.String().Description("The AWS access key ID."),
 		"secretAccessKey": schema.String().Description("The AWS secret access key."),
 	}, schema.BuilderMap{
 		"sessionToken": schema.String().Description("The AWS session token, if any."),
 	}).Description("Credentials to use to log in to AWS, such as the outputs of aws-login; default the AWS SDK's default credential chain.")
-	entry := object(schema.BuilderMap{
+	entry := providers.ObjectSchema(schema.BuilderMap{
 		"secretId": schema.String().MinLength(1).Description("The name or ARN of the secret."),
 	}, schema.BuilderMap{
 		"versionId":    schema.String().Description("The unique identifier of the version to read."),
 		"versionStage": schema.String().Description("The staging label of the version to read; default AWSCURRENT."),
 	})
-	inputs = object(schema.BuilderMap{
+	inputs = providers.ObjectSchema(schema.BuilderMap{
 		"get": schema.Object().AdditionalProperties(entry).MinProperties(1).
 			Description("A map from names to the secrets to read; the outputs map each name to the secret's value."),
 	}, schema.BuilderMap{
@@ -93,14 +92,6 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 	outputs = schema.Object().AdditionalProperties(schema.String()).
 		Description("Each name under get, mapped to its secret's value (binary secrets base64-encoded).").Schema()
 	return inputs, outputs
-}
-
-// object is the schema of an object with required and optional properties.
-func object(required, optional schema.BuilderMap) *schema.ObjectBuilder {
-	all := schema.BuilderMap{}
-	maps.Copy(all, required)
-	maps.Copy(all, optional)
-	return schema.Object().Properties(all).Required(slices.Sorted(maps.Keys(required))...)
 }
 
 // request is one entry of get.
@@ -136,7 +127,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 			defer func() { <-sem }()
 			values[i], errs[i] = get(ctx, client, r)
 			if errs[i] != nil {
-				errs[i] = fmt.Errorf("%s %s: %w", Name, entryPath(r.name), errs[i])
+				errs[i] = fmt.Errorf("%s %s: %w", Name, providers.EntryPath("get", r.name), errs[i])
 			}
 		})
 	}
@@ -164,7 +155,7 @@ func get(ctx context.Context, client *secretsmanager.Client, r request) (string,
 	}
 	out, err := client.GetSecretValue(ctx, in)
 	if err != nil {
-		return "", describe(err)
+		return "", awsclient.Describe(op, err)
 	}
 	switch {
 	case out.SecretString != nil:
@@ -175,21 +166,10 @@ func get(ctx context.Context, client *secretsmanager.Client, r request) (string,
 	return "", fmt.Errorf("%s: the secret version holds neither SecretString nor SecretBinary", op)
 }
 
-// describe is awsclient.Describe, saying also how many attempts were made
-// when the retryer gave up.
-func describe(err error) error {
-	d := awsclient.Describe(op, err)
-	var maxErr *retry.MaxAttemptsError
-	if errors.As(err, &maxErr) {
-		return fmt.Errorf("%w (gave up after %d attempts)", d, maxErr.Attempt)
-	}
-	return d
-}
-
 // parseInputs validates inputs. Its errors start with ": " or with " " and
 // the path of the entry at fault, to follow the provider's name.
 func parseInputs(inputs map[string]esc.Value) (region string, login *awsclient.Login, reqs []request, err error) {
-	if err := checkKnown(inputs, topInputs); err != nil {
+	if err := providers.CheckKnown(inputs, topInputs); err != nil {
 		return "", nil, nil, fmt.Errorf(": %w", err)
 	}
 	if region, err = providers.String(inputs, "region"); err != nil {
@@ -208,7 +188,7 @@ func parseInputs(inputs map[string]esc.Value) (region string, login *awsclient.L
 	for _, name := range slices.Sorted(maps.Keys(get)) {
 		r, err := parseEntry(name, get[name])
 		if err != nil {
-			return "", nil, nil, fmt.Errorf(" %s: %w", entryPath(name), err)
+			return "", nil, nil, fmt.Errorf(" %s: %w", providers.EntryPath("get", name), err)
 		}
 		reqs = append(reqs, r)
 	}
@@ -220,7 +200,7 @@ func parseEntry(name string, v esc.Value) (request, error) {
 	if !ok {
 		return request{}, errors.New("must be an object {secretId, versionId?, versionStage?}")
 	}
-	if err := checkKnown(in, entryInputs); err != nil {
+	if err := providers.CheckKnown(in, entryInputs); err != nil {
 		return request{}, err
 	}
 	r := request{name: name}
@@ -238,35 +218,4 @@ func parseEntry(name string, v esc.Value) (request, error) {
 		return r, err
 	}
 	return r, nil
-}
-
-// checkKnown fails if in holds a key not in known.
-func checkKnown(in map[string]esc.Value, known []string) error {
-	var unknown []string
-	for k := range in {
-		if !slices.Contains(known, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	slices.Sort(unknown)
-	return fmt.Errorf("unknown input %s (the inputs are %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
-}
-
-// entryPath is the path of the entry name under get, as ESC writes paths:
-// get.name, or get["name"] for names that are not simple identifiers.
-func entryPath(name string) string {
-	simple := name != ""
-	for _, r := range name {
-		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		return "get." + name
-	}
-	return fmt.Sprintf("get[%q]", name)
 }
