@@ -63,6 +63,10 @@ type Options struct {
 	Region  string // "" for the SDK's default (AWS_REGION, the profile's region)
 	Profile string // a shared-config profile, "" for the default chain
 	Login   *Login // explicit credentials; overrides Profile and the chain
+	// Anonymous: the calls are not signed and no credentials are looked
+	// for, so a half-set web identity (AWS_WEB_IDENTITY_TOKEN_FILE without
+	// AWS_ROLE_ARN) or a broken profile cannot fail the load.
+	Anonymous bool
 }
 
 // Load returns an SDK configuration with the standard retryer and an HTTP
@@ -78,7 +82,10 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
 	}
-	if o.Login != nil {
+	switch {
+	case o.Anonymous:
+		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	case o.Login != nil:
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
 			o.Login.AccessKeyID, o.Login.SecretAccessKey, o.Login.SessionToken)))
 	}

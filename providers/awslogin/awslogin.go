@@ -272,14 +272,15 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 
 	ctx, cancel := awsclient.WithCallTimeout(ctx)
 	defer cancel()
-	cfg, err := stsConfig(ctx, "")
+	// The token is the proof of identity: the call is not signed (the SDK
+	// models it so), and anonymous credentials keep the SDK from looking for
+	// credentials of the caller at all, so AWS_WEB_IDENTITY_TOKEN_FILE
+	// without AWS_ROLE_ARN (the role is this form's input) does not fail.
+	cfg, err := stsConfig(ctx, awsclient.Options{Anonymous: true})
 	if err != nil {
 		return credentials{}, err
 	}
-	// The token is the proof of identity: the call is not signed (the SDK
-	// models it so), and anonymous credentials keep the SDK from looking for
-	// credentials of the caller at all.
-	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.Credentials = aws.AnonymousCredentials{} })
+	client := sts.NewFromConfig(cfg)
 	input := &sts.AssumeRoleWithWebIdentityInput{
 		RoleArn:          aws.String(roleArn),
 		RoleSessionName:  aws.String(sessionName),
@@ -384,7 +385,7 @@ func openAssumeRole(ctx context.Context, inputs map[string]esc.Value, execCtx es
 
 	ctx, cancel := awsclient.WithCallTimeout(ctx)
 	defer cancel()
-	cfg, err := stsConfig(ctx, profile)
+	cfg, err := stsConfig(ctx, awsclient.Options{Profile: profile})
 	if err != nil {
 		return credentials{}, err
 	}
@@ -435,10 +436,10 @@ func openProfile(ctx context.Context, inputs map[string]esc.Value) (credentials,
 	return creds, nil
 }
 
-// stsConfig loads the SDK configuration for STS calls, with profile's
-// credentials ("" for the default chain) and us-east-1 if no region is set.
-func stsConfig(ctx context.Context, profile string) (aws.Config, error) {
-	cfg, err := awsclient.Load(ctx, awsclient.Options{Profile: profile})
+// stsConfig loads the SDK configuration for STS calls, with o's
+// credentials and us-east-1 if no region is set.
+func stsConfig(ctx context.Context, o awsclient.Options) (aws.Config, error) {
+	cfg, err := awsclient.Load(ctx, o)
 	if err != nil {
 		return aws.Config{}, err
 	}

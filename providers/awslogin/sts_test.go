@@ -264,6 +264,20 @@ func TestOpenAgainstKumo(t *testing.T) {
 			want:  output{expiresIn: 2 * time.Hour},
 		},
 		{
+			// As in a CI job or a pod with only a projected token: no
+			// credentials and no AWS_ROLE_ARN, which the SDK's own web
+			// identity chain would refuse.
+			name: "oidc with AWS_WEB_IDENTITY_TOKEN_FILE and nothing else",
+			setup: func(t *testing.T, dir string) map[string]esc.Value {
+				t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", writeFile(t, filepath.Join(dir, "ci-token"), testToken, 0o600))
+				t.Setenv("AWS_ACCESS_KEY_ID", "")
+				t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+				return map[string]esc.Value{"oidc": obj("roleArn", testRole, "sessionName", "ci")}
+			},
+			calls: []wantCall{{action: "AssumeRoleWithWebIdentity", params: map[string]string{"WebIdentityToken": testToken, "RoleArn": testRole}}},
+			want:  output{expiresIn: time.Hour},
+		},
+		{
 			name: "oidc without a region configured",
 			setup: func(t *testing.T, dir string) map[string]esc.Value {
 				t.Setenv("AWS_REGION", "")
