@@ -9,17 +9,10 @@
 // is in group system:masters. There are no nodes, so pods never run, but every
 // API object (namespaces, secrets, configmaps, RBAC) works.
 //
-// To test escfs serving a kubeconfig (the intended next test here):
-//
-//	c := StartCluster(t)
-//	kubeconfig := c.Kubeconfig(c.Token) // complete YAML: server, CA data, token
-//	// 1. Write a Pulumi stack checkpoint holding kubeconfig as a secret
-//	//    output (the file backend; see providers/pulumistacks/stacktest).
-//	// 2. Write an environment that opens that stack and projects the output
-//	//    as a file, e.g. files: {KUBECONFIG: ${stacks.app.kubeconfig}}.
-//	// 3. Mount escfs on a t.TempDir() and run the real client on the mount:
-//	//      kubectl --kubeconfig MNT/<env>/files/KUBECONFIG get namespaces
-//	//    expecting "namespace/default" (use -o name) in its output.
+// journey_test.go walks the Kubernetes cluster-access guide through a real
+// escfs mount against it (a Pulumi stack checkpoint holding the kubeconfig,
+// kubectl on MNT/<env>/files/KUBECONFIG); aws_test.go covers the AWS
+// providers through the mount against kumo behind an AWSFront.
 //
 // c.Kubeconfig("wrong") yields a config the apiserver refuses (kubectl says
 // "You must be logged in to the server"), for negative cases. The cluster
@@ -56,6 +49,7 @@ type Cluster struct {
 	Server string // https://127.0.0.1:PORT
 	CAData []byte // PEM of the CA that signed the serving certificate
 	Token  string // bearer token of user "admin", group system:masters
+	Token2 string // another token of an admin, for rotating credentials
 }
 
 // readyTimeout bounds the wait for /readyz, which takes about 3 s on an idle
@@ -97,14 +91,14 @@ func StartCluster(tb testing.TB) *Cluster {
 	ca, caKey, caPEM := newCA(tb)
 	certPEM, keyPEM := newServingCert(tb, ca, caKey)
 	saPriv, saPub := newKeyPair(tb)
-	token := randomHex(tb, 16)
+	token, token2 := randomHex(tb, 16), randomHex(tb, 16)
 	files := map[string][]byte{
 		"ca.crt":      caPEM,
 		"serving.crt": certPEM,
 		"serving.key": keyPEM,
 		"sa.key":      saPriv,
 		"sa.pub":      saPub,
-		"tokens.csv":  []byte(token + ",admin,admin-uid,system:masters\n"),
+		"tokens.csv":  []byte(token + ",admin,admin-uid,system:masters\n" + token2 + ",admin2,admin2-uid,system:masters\n"),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -135,7 +129,7 @@ func StartCluster(tb testing.TB) *Cluster {
 		// needs that service's endpoints.
 		"--endpoint-reconciler-type=none",
 	)
-	c := &Cluster{Server: fmt.Sprintf("https://127.0.0.1:%d", port), CAData: caPEM, Token: token}
+	c := &Cluster{Server: fmt.Sprintf("https://127.0.0.1:%d", port), CAData: caPEM, Token: token, Token2: token2}
 	waitHTTP(tb, kas, c.HTTPClient(), c.Server+"/readyz", token, readyTimeout)
 	return c
 }
@@ -171,6 +165,20 @@ contexts:
     user: e2e
 current-context: e2e
 `, c.Server, base64.StdEncoding.EncodeToString(c.CAData), token)
+}
+
+// KubeconfigObject is Kubeconfig(token) as the object a Pulumi stack output
+// holds (as pulumi-eks's kubeconfig output does).
+func (c *Cluster) KubeconfigObject(token string) map[string]any {
+	return map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Config",
+		"clusters": []any{map[string]any{"name": "e2e", "cluster": map[string]any{
+			"server": c.Server, "certificate-authority-data": base64.StdEncoding.EncodeToString(c.CAData)}}},
+		"users":           []any{map[string]any{"name": "e2e", "user": map[string]any{"token": token}}},
+		"contexts":        []any{map[string]any{"name": "e2e", "context": map[string]any{"cluster": "e2e", "user": "e2e"}}},
+		"current-context": "e2e",
+	}
 }
 
 // apiserverBinary returns $ESCFS_KUBE_APISERVER, else the cached build of
