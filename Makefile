@@ -3,6 +3,7 @@ GO      ?= go
 BIN     ?= bin/escfs
 DIR     ?= examples
 MNT     ?= /tmp/escfs
+STACKS  ?= $(CURDIR)/examples/stacks
 FUZZTIME ?= 60s
 BENCHTIME ?= 2000x
 
@@ -29,9 +30,9 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-run: build ## mount the shipped examples at $(MNT), in the foreground (Ctrl-C unmounts)
+run: build ## mount the shipped examples at $(MNT), in the foreground (Ctrl-C unmounts), with their stack backend
 	mkdir -p $(MNT)
-	$(BIN) --dir $(DIR) mount $(MNT)
+	PULUMI_BACKEND_URL=file://$(STACKS) PULUMI_CONFIG_PASSPHRASE_FILE=$(STACKS)/PASSPHRASE $(BIN) --dir $(DIR) mount $(MNT)
 
 unmount: build ## unmount $(MNT) (lazily if busy)
 	$(BIN) unmount $(MNT)

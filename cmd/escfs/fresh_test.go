@@ -57,8 +57,17 @@ func TestOpenAndRunEvaluateAfresh(t *testing.T) {
 	}
 }
 
-// The shipped examples evaluate without errors or warnings.
+// The shipped examples evaluate without errors or warnings, with the
+// example stack backend that make run gives them.
 func TestExamplesAreClean(t *testing.T) {
+	stacks, err := filepath.Abs("../../examples/stacks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PULUMI_BACKEND_URL", "file://"+stacks)
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE_FILE", filepath.Join(stacks, "PASSPHRASE"))
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "") // restored after the test;
+	os.Unsetenv("PULUMI_CONFIG_PASSPHRASE")  // set but empty is a passphrase
 	r := escfsCLI(t, "--dir", "../../examples", "check")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Fatalf("check examples: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -67,5 +76,10 @@ func TestExamplesAreClean(t *testing.T) {
 		if !strings.Contains(r.stderr, "ok  "+env+"\n") {
 			t.Errorf("check did not report %s ok:\n%s", env, r.stderr)
 		}
+	}
+	// The cluster's kubeconfig is the example stack's secret output.
+	r = escfsCLI(t, "--dir", "../../examples", "open", "demos/cluster", "files.KUBECONFIG", "-f", "string")
+	if r.code != 0 || !strings.Contains(r.stdout, `"server":"https://127.0.0.1:6443"`) || !strings.Contains(r.stdout, "example-token-from-the-eks-cluster-stack") {
+		t.Errorf("open demos/cluster files.KUBECONFIG: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
