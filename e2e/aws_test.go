@@ -478,3 +478,63 @@ func checkReport(t *testing.T, dir, stdout, stderr string, code int, broken map[
 		}
 	}
 }
+
+// TestAWSRenewalRefused: when STS stops granting the role, the mount keeps
+// serving the credentials it has until they expire, says "stale" and why in
+// status, then fails reads with EIO rather than hand out expired ones; once
+// the role is granted again the environment recovers by itself.
+func TestAWSRenewalRefused(t *testing.T) {
+	w := newAWSWorld(t)
+	const lifetime = 6 * time.Second
+	w.front.SetLifetime(lifetime)
+	dir := t.TempDir()
+	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess})
+	e := Mount(t, dir, w.env)
+
+	first := sourced(t, e, "demos/aws-access", "AWS_ACCESS_KEY_ID", "ESCFS_EXPIRES_AT")
+	expiry, err := time.Parse(time.RFC3339, first["ESCFS_EXPIRES_AT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.front.Deny(clusterRole)
+
+	// Before expiry: stale, the old credentials still served.
+	Eventually(t, lifetime, func() string {
+		st := e.Status(t, "demos/aws-access")
+		if st.State != "stale" || !strings.Contains(st.LastError, "AccessDenied") {
+			return fmt.Sprintf("status %+v, want stale with AccessDenied", st)
+		}
+		return ""
+	})
+	if time.Now().Before(expiry) {
+		if got := sourced(t, e, "demos/aws-access", "AWS_ACCESS_KEY_ID"); got["AWS_ACCESS_KEY_ID"] != first["AWS_ACCESS_KEY_ID"] {
+			t.Errorf("while stale: AWS_ACCESS_KEY_ID %q, want the unexpired %q", got["AWS_ACCESS_KEY_ID"], first["AWS_ACCESS_KEY_ID"])
+		}
+	}
+
+	// After expiry: EIO and an error that says why.
+	time.Sleep(time.Until(expiry) + 100*time.Millisecond)
+	if _, err := e.Read(t, "demos/aws-access/env"); !errors.Is(err, syscall.EIO) {
+		t.Errorf("read after expiry with renewals refused: %v, want EIO", err)
+	}
+	if st := e.Status(t, "demos/aws-access"); st.State != "error" || !strings.Contains(st.Error, "AccessDenied") {
+		t.Errorf("status after expiry: %+v, want error naming AccessDenied", st)
+	}
+
+	// Granted again: the next retry (backoff at most a minute, but the
+	// read itself re-evaluates) brings fresh credentials.
+	w.front.Allow(clusterRole)
+	Eventually(t, 30*time.Second, func() string {
+		b, err := e.Read(t, "demos/aws-access/env")
+		if err != nil {
+			return "still failing: " + err.Error()
+		}
+		if strings.Contains(string(b), first["AWS_ACCESS_KEY_ID"]) {
+			return "still the first credentials"
+		}
+		return ""
+	})
+	if st := e.Status(t, "demos/aws-access"); st.State != "ok" {
+		t.Errorf("status after recovery: %+v", st)
+	}
+}

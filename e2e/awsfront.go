@@ -109,6 +109,13 @@ func (f *AWSFront) Deny(roleArn string) {
 	f.deny[roleArn] = true
 }
 
+// Allow undoes Deny.
+func (f *AWSFront) Allow(roleArn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.deny, roleArn)
+}
+
 // Calls returns the calls so far whose Action is action ("" for all).
 func (f *AWSFront) Calls(action string) []FrontCall {
 	f.mu.Lock()
