@@ -21,15 +21,30 @@ import (
 	"github.com/escfs/escfs/providers/builtin"
 )
 
-// TestMain detaches escfs mounts a killed earlier run left behind, so a
-// stale mount never makes this run hang or fail confusingly.
+// TestMain detaches the escfs mounts a killed earlier run left behind (their
+// server is gone, so they answer ENOTCONN), so a stale mount never makes this
+// run hang or fail confusingly. Live mounts, such as the user's own or those
+// of tests running beside this one, are left alone.
 func TestMain(m *testing.M) {
 	if mounts, err := Mounts(); err == nil {
 		for _, p := range mounts {
-			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-				fmt.Fprintf(os.Stderr, "detach leftover escfs mount %s: %v\n", p, err)
-			} else {
-				fmt.Fprintf(os.Stderr, "detached leftover escfs mount %s\n", p)
+			done := make(chan error, 1)
+			var cleared bool
+			go func() {
+				var err error
+				cleared, err = ClearStale(p)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				switch {
+				case err != nil:
+					fmt.Fprintf(os.Stderr, "detach leftover escfs mount %s: %v\n", p, err)
+				case cleared:
+					fmt.Fprintf(os.Stderr, "detached leftover escfs mount %s\n", p)
+				}
+			case <-time.After(2 * time.Second):
+				fmt.Fprintf(os.Stderr, "escfs mount %s does not answer; left alone\n", p)
 			}
 		}
 	}
