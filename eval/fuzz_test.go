@@ -90,10 +90,8 @@ func FuzzShellQuote(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, value string) {
 		// NUL is the one byte no shell variable can hold (render leaves such
-		// variables out with a warning).
-		if strings.IndexByte(value, 0) >= 0 {
-			t.Skip("NUL")
-		}
+		// variables out with a warning): test the rest of the input.
+		value = strings.ReplaceAll(value, "\x00", "")
 		file, err := os.CreateTemp(dir, "env")
 		if err != nil {
 			t.Fatal(err)
@@ -239,9 +237,7 @@ func FuzzDotenvQuote(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		if strings.IndexByte(value, 0) >= 0 {
-			t.Skip("NUL") // render never writes a value holding NUL
-		}
+		value = strings.ReplaceAll(value, "\x00", "") // render never writes a value holding NUL
 		q := DotenvQuote(value)
 		got, err := decodeDotenv(q)
 		if err != nil {

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,12 +28,8 @@ func traversable(t *testing.T, p string) {
 }
 
 func TestOtherUserDenied(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to another uid")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	needRoot(t, "to switch to another uid")
+	needTool(t, "setpriv", "util-linux")
 	for _, allowOther := range []bool{false, true} {
 		name := "allow_other"
 		if !allowOther {
@@ -78,12 +73,8 @@ func TestOtherUserDenied(t *testing.T) {
 // TestOwnerOtherThanMounter mounts for uid 65534 with allow_other: that uid
 // reads, another non-root uid does not.
 func TestOwnerOtherThanMounter(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to another uid")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	needRoot(t, "to switch to another uid")
+	needTool(t, "setpriv", "util-linux")
 	parent := t.TempDir()
 	mnt := filepath.Join(parent, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {

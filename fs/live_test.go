@@ -149,48 +149,68 @@ func TestLiveSizeGrowsAndShrinks(t *testing.T) {
 // subscription to the store cancelled (the control), a deleted environment
 // and a changed size stay visible for a while; with it, they go at once.
 func TestNotifyBeatsKernelCache(t *testing.T) {
+	// The control holds only while the kernel's caches from the lookups are
+	// young; on a machine too slow for that, the attempt says so and is made
+	// again, and no valid attempt in five fails the test.
+	const attempts = 5
 	for _, notify := range []bool{true, false} {
 		t.Run(fmt.Sprintf("notify=%v", notify), func(t *testing.T) {
-			tm := mountT(t, map[string]string{"a.yaml": valueDef("one"), "c.yaml": valueDef("sea")})
-			// fresh lookups: the kernel caches these entries and sizes for 1s
-			looked := time.Now()
-			if _, err := os.Stat(tm.path("c")); err != nil {
-				t.Fatal(err)
+			for i := range attempts {
+				seen, oldLen, age, valid := notifyAttempt(t, notify)
+				if !valid {
+					t.Logf("attempt %d: %v since the lookups, the kernel caches may have expired; again", i+1, age)
+					continue
+				}
+				if notify && !seen {
+					t.Errorf("with invalidation the change is not visible through the mount within 200ms")
+				}
+				if !notify && seen {
+					t.Errorf("control: without invalidation the change was visible at once (old env %d bytes); this test cannot tell", oldLen)
+				}
+				return
 			}
-			oldEnv := mustRead(t, tm.path("a", "env"))
-			if !notify {
-				tm.m.unsubscribe()
-			}
-			if err := os.Remove(filepath.Join(tm.dir, "c.yaml")); err != nil {
-				t.Fatal(err)
-			}
-			tm.define("a.yaml", valueDef("two-and-longer"))
-			newLen := int64(len("export V='two-and-longer'\n"))
-			eventually(t, watchLimit, "the store sees the change", func() (bool, string) {
-				_, err := tm.store.Tree().Lookup("c")
-				st, _ := tm.store.Status(tm.snapshot("a").Name)
-				return err != nil && st.State == "ok" && len(tm.snapshot("a").Env) == int(newLen), ""
-			})
-			visible := func() bool {
-				_, err := os.Stat(tm.path("c"))
-				fi, err2 := os.Stat(tm.path("a", "env"))
-				return errors.Is(err, fs.ErrNotExist) && err2 == nil && fi.Size() == newLen
-			}
-			deadline := time.Now().Add(200 * time.Millisecond)
-			seen := visible()
-			for !seen && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-				seen = visible()
-			}
-			if age := time.Since(looked); age > 800*time.Millisecond {
-				t.Skipf("machine too slow: %v since the lookups, the kernel caches may have expired", age)
-			}
-			if notify && !seen {
-				t.Errorf("with invalidation the change is not visible through the mount within 200ms")
-			}
-			if !notify && seen {
-				t.Errorf("control: without invalidation the change was visible at once (old env %d bytes); this test cannot tell", len(oldEnv))
-			}
+			t.Fatalf("machine too slow: no attempt in %d finished within 800ms of its lookups", attempts)
 		})
 	}
+}
+
+// notifyAttempt mounts a and c, looks both up, deletes c and changes a's
+// size, and reports whether the change became visible through the mount
+// within 200 ms, and whether that is meaningful (valid: all within 800 ms of
+// the lookups, before the kernel's one-second caches could expire).
+func notifyAttempt(t *testing.T, notify bool) (seen bool, oldLen int, age time.Duration, valid bool) {
+	t.Helper()
+	tm := mountT(t, map[string]string{"a.yaml": valueDef("one"), "c.yaml": valueDef("sea")})
+	// fresh lookups: the kernel caches these entries and sizes for 1s
+	looked := time.Now()
+	if _, err := os.Stat(tm.path("c")); err != nil {
+		t.Fatal(err)
+	}
+	oldEnv := mustRead(t, tm.path("a", "env"))
+	if !notify {
+		tm.m.unsubscribe()
+	}
+	if err := os.Remove(filepath.Join(tm.dir, "c.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	tm.define("a.yaml", valueDef("two-and-longer"))
+	newLen := int64(len("export V='two-and-longer'\n"))
+	eventually(t, watchLimit, "the store sees the change", func() (bool, string) {
+		_, err := tm.store.Tree().Lookup("c")
+		st, _ := tm.store.Status(tm.snapshot("a").Name)
+		return err != nil && st.State == "ok" && len(tm.snapshot("a").Env) == int(newLen), ""
+	})
+	visible := func() bool {
+		_, err := os.Stat(tm.path("c"))
+		fi, err2 := os.Stat(tm.path("a", "env"))
+		return errors.Is(err, fs.ErrNotExist) && err2 == nil && fi.Size() == newLen
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	seen = visible()
+	for !seen && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		seen = visible()
+	}
+	age = time.Since(looked)
+	return seen, len(oldEnv), age, age <= 800*time.Millisecond
 }

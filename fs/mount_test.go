@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -49,6 +50,25 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
+}
+
+// needTool returns the path of the program name, failing the test if it is
+// missing: these tests need real readers, and .ci/run installs them.
+func needTool(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("%s is not installed (apt-get install %s; .ci/run does): %v", name, pkg, err)
+	}
+	return p
+}
+
+// needRoot fails the test unless it runs as root, as make test must.
+func needRoot(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Fatalf("needs root (%s); run make test as root", why)
+	}
 }
 
 // testMount is one mounted store for a test.

@@ -91,10 +91,7 @@ func TestShellSource(t *testing.T) {
 }
 
 func TestKubectl(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed; install it to run this test")
-	}
+	kubectl := needTool(t, "kubectl", "kubernetes-client")
 	def := `values:
   cluster:
     host: 10.1.2.3
@@ -250,10 +247,7 @@ func TestReadersAgree(t *testing.T) {
 	mustRun(t, nil, "cp", p, copied)
 	check("cp", string(mustRead(t, copied)))
 	check("dd", mustRun(t, nil, "dd", "if="+p, "bs=1000", "status=none"))
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed: no mmap reader")
-	}
+	py := needTool(t, "python3", "python3") // the mmap reader
 	mm := `import mmap, sys
 with open(sys.argv[1], "rb") as f:
     m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)

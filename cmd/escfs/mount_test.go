@@ -140,11 +140,11 @@ func isMounted(t *testing.T, mnt string) bool {
 
 func TestMountProcess(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
+		t.Fatalf("mount tests need /dev/fuse: %v", err)
 	}
 	if os.Geteuid() != 0 {
 		if _, err := exec.LookPath("fusermount3"); err != nil {
-			t.Skip("not root and no fusermount3")
+			t.Fatalf("not root, so mounting needs fusermount3 (apt-get install fuse3): %v", err)
 		}
 	}
 	bin := escfsBinary(t)
