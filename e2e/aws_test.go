@@ -253,10 +253,19 @@ func TestAWSThroughTheMount(t *testing.T) {
 		t.Errorf("status %+v, want ok expiring at %v", st, expires)
 	}
 
-	// Nothing secret in the log.
-	for _, secret := range []string{dbPassword, apiKey, webToken, vars["AWS_SECRET_ACCESS_KEY"], vars["AWS_SESSION_TOKEN"]} {
-		if strings.Contains(e.Log(), secret) {
-			t.Errorf("the escfs log reveals a secret")
+	noSecrets(t, "the escfs log", e.Log(), dbPassword, apiKey, webToken, vars["AWS_SECRET_ACCESS_KEY"], vars["AWS_SESSION_TOKEN"])
+}
+
+// noSecrets fails the test if text (what, such as "the escfs log") holds any
+// of secrets; the message says where, never which value.
+func noSecrets(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for i, s := range secrets {
+		if s == "" {
+			t.Fatalf("noSecrets: secret %d is empty", i)
+		}
+		if at := strings.Index(text, s); at >= 0 {
+			t.Errorf("%s reveals secret %d at byte %d", what, i, at)
 		}
 	}
 }
@@ -427,11 +436,7 @@ func checkBroken(t *testing.T, e *Escfs, dir string, broken map[string]string, h
 					t.Errorf("%s: diagnostic at %s:%d:%d, want a line and column in %s", env, d.File, d.Line, d.Column, defPath(dir, env))
 				}
 			}
-			for _, s := range secrets {
-				if strings.Contains(d.Message, s) {
-					t.Errorf("%s: diagnostic %q reveals a secret", env, d.Message)
-				}
-			}
+			noSecrets(t, env+": a diagnostic", d.Message, secrets...)
 		}
 		if !found {
 			t.Errorf("%s: status diagnostics %+v lack %q", env, st.Diagnostics, msg)
@@ -472,11 +477,7 @@ func checkReport(t *testing.T, dir, stdout, stderr string, code int, broken map[
 			t.Errorf("escfs check does not pass %s:\n%s", env, stderr)
 		}
 	}
-	for _, s := range secrets {
-		if strings.Contains(stdout+stderr, s) {
-			t.Errorf("escfs check reveals a secret")
-		}
-	}
+	noSecrets(t, "escfs check", stdout+stderr, secrets...)
 }
 
 // TestAWSRenewalRefused: when STS stops granting the role, the mount keeps

@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // Cluster is a running etcd + kube-apiserver pair, stopped when its test ends.
@@ -188,7 +190,7 @@ func apiserverBinary(tb testing.TB) string {
 	if p := os.Getenv("ESCFS_KUBE_APISERVER"); p != "" {
 		return p
 	}
-	script, err := findUp(".ci/build-kube-apiserver")
+	script, err := testutil.FindUp(".ci/build-kube-apiserver")
 	if err != nil {
 		tb.Fatalf("kube-apiserver: no $ESCFS_KUBE_APISERVER and %v", err)
 	}
@@ -198,25 +200,6 @@ func apiserverBinary(tb testing.TB) string {
 		tb.Fatalf("kube-apiserver: %s: %v", script, err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// findUp looks for rel in the working directory and its parents.
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }
 
 // process is a started child whose exit is observed by a goroutine.
@@ -249,19 +232,25 @@ func startProcess(tb testing.TB, dir, name, bin string, args ...string) *process
 	p := &process{name: name, log: logPath, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.exited) }()
 	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-p.exited
-		}
+		stop(cmd, p.exited)
 		logFile.Close()
 		if tb.Failed() {
 			tb.Logf("%s log (%s):\n%s", name, logPath, tail(logPath, 200))
 		}
 	})
 	return p
+}
+
+// stop ends a started child: SIGTERM, then SIGKILL after 10 s. exited is
+// closed when its Wait returns.
+func stop(cmd *exec.Cmd, exited <-chan struct{}) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
 }
 
 // waitHTTP polls url until it answers 200 OK, failing the test if p exits or

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 var (
@@ -32,7 +34,7 @@ func Binary(tb testing.TB) string {
 		return p
 	}
 	buildOnce.Do(func() {
-		root, err := findUp("go.mod")
+		root, err := testutil.FindUp("go.mod")
 		if err != nil {
 			binErr = err
 			return
@@ -60,29 +62,11 @@ func Binary(tb testing.TB) string {
 // Escfs is a running `escfs mount` process, stopped (and its mount point
 // cleared) when its test ends.
 type Escfs struct {
-	Dir, Mnt string   // definitions directory and mount point
-	Env      []string // the process environment, as given to Mount
-	log      *syncBuffer
-	done     chan struct{}
-	err      error // set before done is closed
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	Mnt  string   // mount point
+	Env  []string // the process environment, as given to Mount
+	log  *testutil.Buffer
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // Mount runs `escfs --dir dir mount [args...] MNT` on a fresh temporary
@@ -95,7 +79,7 @@ func Mount(tb testing.TB, dir string, env []string, args ...string) *Escfs {
 		env = os.Environ()
 	}
 	mnt := tb.TempDir()
-	e := &Escfs{Dir: dir, Mnt: mnt, Env: env, log: &syncBuffer{}, done: make(chan struct{})}
+	e := &Escfs{Mnt: mnt, Env: env, log: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(Binary(tb), append(append([]string{"--dir", dir, "mount"}, args...), mnt)...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = e.log, e.log
@@ -105,13 +89,7 @@ func Mount(tb testing.TB, dir string, env []string, args ...string) *Escfs {
 	}
 	go func() { e.err = cmd.Wait(); close(e.done) }()
 	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-e.done
-		}
+		stop(cmd, e.done)
 		for i := 0; i < 3 && isMountPoint(mnt); i++ {
 			unix.Unmount(mnt, unix.MNT_DETACH)
 		}

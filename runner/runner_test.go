@@ -8,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -152,24 +152,6 @@ cat "$CONFIG"`
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a reader and a writer at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond for up to 10 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -184,7 +166,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestRunForwardsSignals(t *testing.T) {
 	snap, dir := snapshotOf(t, testEnv)
 	signals := make(chan os.Signal, 1)
-	var out syncBuffer
+	var out testutil.Buffer
 	type result struct {
 		status int
 		err    error

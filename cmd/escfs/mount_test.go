@@ -1,49 +1,32 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // mountProc is a running escfs mount process.
 type mountProc struct {
 	cmd    *exec.Cmd
-	stderr *mountLog
+	stderr *testutil.Buffer
 	done   chan struct{}
 	err    error // set when done is closed
-}
-
-type mountLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *mountLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *mountLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func mountStart(t *testing.T, bin, dir, mnt string) *mountProc {
 	t.Helper()
 	cmd := exec.Command(bin, "--dir", dir, "mount", mnt)
-	p := &mountProc{cmd: cmd, stderr: &mountLog{}, done: make(chan struct{})}
+	p := &mountProc{cmd: cmd, stderr: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // Binary returns the path of the kumo binary, building it if needed.
@@ -24,7 +26,7 @@ func Binary(tb testing.TB) string {
 	if p := os.Getenv("ESCFS_KUMO"); p != "" {
 		return p
 	}
-	script, err := findUp(".ci/build-kumo")
+	script, err := testutil.FindUp(".ci/build-kumo")
 	if err != nil {
 		tb.Fatalf("kumo: no $ESCFS_KUMO and %v", err)
 	}
@@ -33,25 +35,6 @@ func Binary(tb testing.TB) string {
 		tb.Fatalf("kumo: %s: %v", script, err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// findUp looks for rel in the working directory and its parents.
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }
 
 // Start runs a fresh kumo on a free loopback port and returns its endpoint
