@@ -103,6 +103,7 @@ type entry struct {
 	deps     []Name        // what the last evaluation read, for invalidation
 	files    []string      // the local files its providers read, for invalidation
 	running  chan struct{} // closed when the running evaluation ends; nil if none
+	deadline time.Time     // when the running evaluation is given up on (wall clock)
 	lastRead time.Time     // when a reader last asked, for keep-warm
 	lastErr  error         // why the last re-evaluation failed; nil after a success
 	failures int           // failed evaluations in a row, for backoff
@@ -190,7 +191,10 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 		e.lastRead = now
 		if e.valid {
 			snap, err := e.snap, e.err
-			retry := err != nil && snap != nil && snap.Opened && !now.Before(e.retryAt) && !waited
+			// Failures that may be transient are retried after the backoff:
+			// those of an evaluation that opened a provider, and those that
+			// left no snapshot at all (a timeout, an unreadable file).
+			retry := err != nil && (snap == nil || snap.Opened) && !now.Before(e.retryAt) && !waited
 			switch {
 			case err != nil && !retry:
 				s.mu.Unlock()
@@ -212,12 +216,11 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 			}
 		}
 		if e.running != nil {
-			done := e.running
+			done, deadline := e.running, e.deadline
+			path := s.definitionPathLocked(name)
 			s.mu.Unlock()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return nil, fmt.Errorf("wait for %s: %w", name.Short(), ctx.Err())
+			if err := s.wait(ctx, done, deadline); err != nil {
+				return nil, fmt.Errorf("%s: evaluation of %s %w", name.Short(), path, err)
 			}
 			waited = true
 			s.mu.Lock()
@@ -225,6 +228,39 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 		}
 		s.startLocked(name, e)
 	}
+}
+
+// ErrEvalTimeout is the error for a reader that waited for an evaluation
+// until the evaluation's timeout passed.
+var ErrEvalTimeout = errors.New("exceeded the evaluation timeout")
+
+// wait waits for done, for ctx, or until deadline, whichever comes first. A
+// reader never waits past the deadline of the evaluation it waits for, even
+// when that evaluation ignores its own context (a CPU-bound evaluator).
+func (s *Store) wait(ctx context.Context, done <-chan struct{}, deadline time.Time) error {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait: %w", ctx.Err())
+	case <-timer.C:
+		select {
+		case <-done: // finished at the last moment
+			return nil
+		default:
+		}
+		return fmt.Errorf("%w (%s, still running)", ErrEvalTimeout, s.opts.EvalTimeout)
+	}
+}
+
+// definitionPathLocked returns the file that defines name, for messages.
+func (s *Store) definitionPathLocked(name Name) string {
+	if def, err := s.tree.Lookup(name.String()); err == nil {
+		return def.Path
+	}
+	return name.Short()
 }
 
 // ErrExpired is the error for an environment whose credentials expired and
@@ -253,12 +289,18 @@ func (s *Store) entryLocked(name Name) *entry {
 func (s *Store) startLocked(name Name, e *entry) {
 	done := make(chan struct{})
 	e.running = done
+	deadline := time.Now().Add(s.opts.EvalTimeout)
+	e.deadline = deadline
 	gen, tree := e.gen, s.tree
+	path := s.definitionPathLocked(name)
 	s.evaluations.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.EvalTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		snap, err := s.opts.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: s.opts.FilesDir(name)})
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			snap, err = nil, fmt.Errorf("%s: evaluation of %s %w (%s): %w", name.Short(), path, ErrEvalTimeout, s.opts.EvalTimeout, err)
+		}
 		s.mu.Lock()
 		changed := s.finishLocked(name, e, gen, snap, err)
 		e.running = nil

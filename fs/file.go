@@ -46,7 +46,7 @@ func (n *fileNode) content(ctx context.Context) ([]byte, time.Time, syscall.Errn
 		}
 		return append(b, '\n'), mtime, 0
 	}
-	snap, err := n.fsys.store.Snapshot(ctx, n.env)
+	snap, err := n.fsys.snapshot(ctx, n.env)
 	if err != nil {
 		return nil, time.Time{}, errno(err)
 	}

@@ -125,6 +125,16 @@ func inodeNumber(p string) uint64 {
 	return ino
 }
 
+// snapshot returns the environment's current snapshot for a FUSE request.
+// The wait ignores the request's interruption: the kernel interrupts a
+// request whenever the waiting process gets any signal (SIGCHLD in a shell,
+// the Go runtime's preemption signal), and answering that with an error
+// would hand the reader a failure it did not cause. The wait is bounded
+// anyway: the store gives up on an evaluation at its eval timeout.
+func (f *filesystem) snapshot(ctx context.Context, name eval.Name) (*eval.Snapshot, error) {
+	return f.store.Snapshot(context.WithoutCancel(ctx), name)
+}
+
 // allowed reports whether the caller may read: the owner and root only.
 // With allow_other, default_permissions already enforces the modes; this is
 // the second lock on the door.

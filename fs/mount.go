@@ -111,17 +111,27 @@ func (m *Mount) Mountpoint() string { return m.mountpoint }
 // Wait blocks until the filesystem is unmounted.
 func (m *Mount) Wait() { m.server.Wait() }
 
-// Close unmounts. If the mount is busy it is detached lazily (it disappears
-// from the namespace now and goes away when its last user leaves), so Close
-// never hangs on a busy mount.
-func (m *Mount) Close() error {
+// Detach unmounts and stops following the store. If the mount is busy (an
+// open file, a working directory inside), it is detached lazily instead: it
+// leaves the namespace now, keeps serving its remaining users, and ends when
+// the last of them leaves; busy reports that case. Detach never hangs.
+func (m *Mount) Detach() (busy bool, err error) {
 	m.unsubscribe()
-	err := m.server.Unmount()
-	if err != nil {
-		m.log.Warn("unmount failed, detaching lazily", "mountpoint", m.mountpoint, "error", err.Error())
+	if err := m.server.Unmount(); err != nil {
+		m.log.Info("mount busy, detaching lazily", "mountpoint", m.mountpoint, "reason", err.Error())
 		if derr := detach(m.mountpoint); derr != nil {
-			return fmt.Errorf("unmount %s: %w (lazy detach: %v)", m.mountpoint, err, derr)
+			return true, fmt.Errorf("unmount %s: %w (lazy detach: %v)", m.mountpoint, err, derr)
 		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// Close unmounts (lazily if the mount is busy, see Detach) and waits up to
+// five seconds for the server to stop.
+func (m *Mount) Close() error {
+	if _, err := m.Detach(); err != nil {
+		return err
 	}
 	done := make(chan struct{})
 	go func() { m.server.Wait(); close(done) }()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -68,6 +67,11 @@ killed escfs on MOUNTPOINT is cleared first.`,
   escfs unmount /tmp/esc`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// First of all: a SIGINT or SIGTERM that arrives while escfs is
+			// still mounting must unmount, not kill it with the mount left dead.
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sigs)
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -115,14 +119,12 @@ killed escfs on MOUNTPOINT is cleared first.`,
 			}
 			log.Info("mounted", "dir", dir, "mountpoint", m.Mountpoint(), "environments", len(store.Tree().Definitions()))
 
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			unmounted := make(chan struct{})
 			go func() { m.Wait(); close(unmounted) }()
 			select {
-			case <-ctx.Done():
-				log.Info("unmounting", "mountpoint", m.Mountpoint())
-				return m.Close()
+			case sig := <-sigs:
+				log.Info("unmounting", "mountpoint", m.Mountpoint(), "signal", sig.String())
+				return shutdown(m, sigs, unmounted, log)
 			case <-unmounted:
 				log.Info("unmounted from outside", "mountpoint", m.Mountpoint())
 				return nil
@@ -138,6 +140,31 @@ killed escfs on MOUNTPOINT is cleared first.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
 	return cmd
+}
+
+// shutdown unmounts m as escfs unmount does: at once if nothing uses it,
+// else lazily, serving the remaining users until they leave or another
+// signal arrives (they then get ENOTCONN).
+func shutdown(m *fs.Mount, sigs <-chan os.Signal, unmounted <-chan struct{}, log *slog.Logger) error {
+	busy, err := m.Detach()
+	if err != nil {
+		return err
+	}
+	if busy {
+		log.Info("detached lazily: serving the open files and working directories still inside until they leave; signal again to stop now", "mountpoint", m.Mountpoint())
+		select {
+		case <-unmounted:
+		case sig := <-sigs:
+			log.Warn("stopping while the detached mount is in use: its users get ENOTCONN", "signal", sig.String())
+		}
+		return nil
+	}
+	select {
+	case <-unmounted:
+	case <-time.After(5 * time.Second):
+		log.Warn("server did not stop within 5s of the unmount; exiting", "mountpoint", m.Mountpoint())
+	}
+	return nil
 }
 
 func newUnmountCommand(_ *globalFlags) *cobra.Command {

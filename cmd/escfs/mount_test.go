@@ -162,6 +162,90 @@ func TestMountProcess(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGTERM the moment the mount appears unmounts and exits 0", func(t *testing.T) {
+		// The handler must be in place before the mount exists: a SIGTERM
+		// that the default action handles kills escfs and leaves a dead mount.
+		for i := range 10 {
+			p := mountStart(t, bin, dir, mnt)
+			deadline := time.Now().Add(15 * time.Second)
+			for !isMounted(t, mnt) {
+				select {
+				case <-p.done:
+					t.Fatalf("run %d: escfs exited before mounting: %v\n%s", i, p.err, p.stderr)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("run %d: not mounted after 15s\n%s", i, p.stderr)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			if err := p.stop(t, syscall.SIGTERM); err != nil {
+				t.Fatalf("run %d: escfs exited with %v after a SIGTERM right after mounting\n%s", i, err, p.stderr)
+			}
+			if isMounted(t, mnt) {
+				t.Fatalf("run %d: %s still mounted after escfs exited", i, mnt)
+			}
+		}
+	})
+
+	t.Run("SIGTERM while a file is open detaches lazily, serves it, exits 0 when it closes", func(t *testing.T) {
+		p := mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		f, err := os.Open(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); isMounted(t, mnt); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("still mounted 10s after SIGTERM\n%s", p.stderr)
+			}
+		}
+		// past any grace period: escfs must serve its users until they leave
+		select {
+		case <-p.done:
+			t.Fatalf("escfs exited (%v) while a file of the detached mount was open: its reader gets ENOTCONN\n%s", p.err, p.stderr)
+		case <-time.After(6 * time.Second):
+		}
+		buf := make([]byte, 100)
+		if n, err := f.ReadAt(buf, 0); string(buf[:n]) != "export A='alpha'\n" {
+			t.Fatalf("the open file after the lazy detach: %q %v", buf[:n], err)
+		}
+		f.Close()
+		select {
+		case <-p.done:
+			if p.err != nil {
+				t.Fatalf("escfs exited with %v once its last file closed\n%s", p.err, p.stderr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("escfs still running 10s after the last file of its detached mount closed\n%s", p.stderr)
+		}
+	})
+
+	t.Run("a second SIGTERM stops a detached mount that is still in use", func(t *testing.T) {
+		p := mountStart(t, bin, dir, mnt)
+		mountWaitServing(t, p, status)
+		f, err := os.Open(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); isMounted(t, mnt); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("still mounted 10s after SIGTERM\n%s", p.stderr)
+			}
+		}
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("second SIGTERM: escfs exited with %v\n%s", err, p.stderr)
+		}
+	})
+
 	t.Run("a killed escfs leaves a stale mount the next escfs clears", func(t *testing.T) {
 		p := mountStart(t, bin, dir, mnt)
 		mountWaitServing(t, p, status)

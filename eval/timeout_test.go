@@ -1,0 +1,118 @@
+package eval_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pulumi/esc"
+	"github.com/pulumi/esc/schema"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
+)
+
+// stuckProvider ignores its context while stuck, as a CPU-bound evaluation
+// does: only release lets it return.
+type stuckProvider struct {
+	stuck   atomic.Bool
+	release chan struct{}
+}
+
+func (*stuckProvider) Schema() (inputs, outputs *schema.Schema) {
+	return schema.Record(schema.BuilderMap{}).Schema(), schema.String().Schema()
+}
+
+func (p *stuckProvider) Open(context.Context, map[string]esc.Value, esc.EnvExecContext) (esc.Value, error) {
+	if p.stuck.Load() {
+		<-p.release
+	}
+	return esc.NewValue("ok"), nil
+}
+
+// snapshotWithin calls Snapshot and fails the test if it has not returned
+// within limit: a liveness bound, far above the eval timeout under test.
+func snapshotWithin(t *testing.T, s *eval.Store, name string, limit time.Duration) (*eval.Snapshot, error) {
+	t.Helper()
+	type result struct {
+		snap *eval.Snapshot
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		snap, err := s.Snapshot(context.Background(), mustName(t, name))
+		done <- result{snap, err}
+	}()
+	select {
+	case r := <-done:
+		return r.snap, r.err
+	case <-time.After(limit):
+		t.Fatalf("Snapshot(%s) still waiting after %v: the eval timeout does not bound readers", name, limit)
+		return nil, nil
+	}
+}
+
+func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "slow.yaml", "values:\n  v:\n    fn::open::stuck: {}\n  environmentVariables:\n    V: ${v}\n")
+	p := &stuckProvider{release: make(chan struct{})}
+	p.stuck.Store(true)
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:         dir,
+		Evaluator:   &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"stuck": p})},
+		FilesDir:    func(eval.Name) string { return "/files" },
+		EvalTimeout: 200 * time.Millisecond,
+		Refresh:     eval.RefreshPolicy{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	defer close(p.release)
+
+	_, err = snapshotWithin(t, s, "slow", 10*time.Second)
+	if !errors.Is(err, eval.ErrEvalTimeout) || !strings.Contains(err.Error(), "slow.yaml") {
+		t.Fatalf("reader of a stuck evaluation: err = %v, want ErrEvalTimeout naming slow.yaml", err)
+	}
+	// A second reader while the runaway evaluation still runs: no new
+	// evaluation piles up, and it does not wait either.
+	time.Sleep(50 * time.Millisecond)
+	if _, err := snapshotWithin(t, s, "slow", 10*time.Second); !errors.Is(err, eval.ErrEvalTimeout) {
+		t.Fatalf("second reader: err = %v, want ErrEvalTimeout", err)
+	}
+	if got := s.Evaluations(); got != 1 {
+		t.Fatalf("%d evaluations while one is stuck, want 1", got)
+	}
+	if st, _ := s.Status(mustName(t, "slow")); st.State != eval.StateEvaluating {
+		t.Fatalf("status while stuck = %+v, want evaluating", st)
+	}
+
+	// The stuck evaluation ends; its late result is a timeout, which must not
+	// stay cached: once the provider answers, the next read after the
+	// backoff evaluates again and succeeds.
+	p.stuck.Store(false)
+	p.release <- struct{}{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap, err := snapshotWithin(t, s, "slow", 10*time.Second)
+		if err == nil {
+			if string(snap.Env) != "export V='ok'\n" {
+				t.Fatalf("env = %q", snap.Env)
+			}
+			break
+		}
+		if !errors.Is(err, eval.ErrEvalTimeout) {
+			t.Fatalf("after the provider recovered: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a timed-out evaluation stays cached: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, _ := s.Status(mustName(t, "slow")); st.State != eval.StateOK {
+		t.Fatalf("status after recovery = %+v", st)
+	}
+}
