@@ -30,6 +30,12 @@ type StoreOptions struct {
 	// Debounce is how long the watcher waits for a burst of changes to end
 	// before it rescans; 0 means 100 milliseconds.
 	Debounce time.Duration
+	// MaxWait bounds how long continuous changes (a file rewritten every few
+	// milliseconds) can delay a rescan; 0 means 1 second.
+	MaxWait time.Duration
+	// Recheck is the period of a full rescan that catches what watching
+	// missed; 0 means 10 seconds, negative never.
+	Recheck time.Duration
 	// Refresh says when snapshots holding expiring credentials are renewed.
 	Refresh RefreshPolicy
 	// Logger receives one line per failed evaluation and per tree change;
@@ -448,7 +454,7 @@ func (s *Store) Rescan(changed []Name) error { return s.rescan(changed, nil) }
 // rescan is Rescan that also drops the environments whose providers read
 // one of the files in changedFiles.
 func (s *Store) rescan(changed []Name, changedFiles []string) error {
-	tree, err := ScanDir(s.opts.Dir)
+	tree, err := scanLive(s.opts.Dir)
 	if err != nil {
 		return err
 	}
@@ -456,7 +462,7 @@ func (s *Store) rescan(changed []Name, changedFiles []string) error {
 	old := s.tree
 	s.tree = tree
 	dirty := map[Name]bool{}
-	for _, n := range changed {
+	for _, n := range slices.Concat(changed, tree.modifiedSince(old)) {
 		dirty[n] = true
 	}
 	treeChanged := false
@@ -517,10 +523,14 @@ func dependsOn(deps []Name, set map[Name]bool) bool {
 }
 
 // Watch starts watching the definitions directory (and every project
-// directory in it, including new ones) and rescans after each burst of
-// changes. Close stops it.
+// directory in it, including new ones, and every symlink and directory on
+// the way to it and to each definition) and rescans after each burst of
+// changes, at most MaxWait after its first one, and every Recheck. A
+// directory that vanishes serves no environments until it comes back.
+// Close stops it.
 func (s *Store) Watch() error {
-	w, err := newWatcher(s.opts.Dir, s.opts.Debounce, s.log, s.rescan)
+	w, err := newWatcher(watchConfig{root: s.opts.Dir, debounce: s.opts.Debounce, maxWait: s.opts.MaxWait,
+		recheck: s.opts.Recheck, log: s.log, rescan: s.rescan, tree: s.Tree})
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", s.opts.Dir, err)
 	}

@@ -1,11 +1,14 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Definition is one environment definition file.
@@ -20,6 +23,7 @@ type Definition struct {
 type Tree struct {
 	Root     string                // the definitions directory
 	defs     map[string]Definition // by canonical name
+	stamps   map[string]stamp      // by canonical name: what each definition resolved to when scanned
 	Problems Diagnostics           // files that look like definitions but cannot be one
 }
 
@@ -33,7 +37,7 @@ var definitionExts = []string{".yaml", ".yml"}
 func ScanDir(root string) (*Tree, error) {
 	// Clean, so that a top-level file's directory compares equal to Root.
 	root = filepath.Clean(root)
-	t := &Tree{Root: root, defs: map[string]Definition{}}
+	t := &Tree{Root: root, defs: map[string]Definition{}, stamps: map[string]stamp{}}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("read definitions directory: %w", err)
@@ -63,7 +67,63 @@ func ScanDir(root string) (*Tree, error) {
 			t.add(project, filepath.Join(dir, e.Name()), e.Name())
 		}
 	}
+	for key, d := range t.defs {
+		t.stamps[key] = stampOf(d.Path)
+	}
 	return t, nil
+}
+
+// scanLive is ScanDir for a watched directory: a definitions directory that
+// does not exist (deleted, renamed away, a dangling symlink) holds no
+// environments, rather than being an error, so that a mount empties when it
+// goes and fills again when it comes back.
+func scanLive(root string) (*Tree, error) {
+	t, err := ScanDir(root)
+	if err == nil || (!errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)) {
+		return t, err
+	}
+	root = filepath.Clean(root)
+	return &Tree{Root: root, defs: map[string]Definition{}, stamps: map[string]stamp{},
+		Problems: Diagnostics{{File: root, Severity: SeverityWarning, Message: "definitions directory does not exist: serving no environments"}}}, nil
+}
+
+// stamp identifies what a definition's path resolves to without reading
+// it: the file at the end of its symlinks, with its size and times. Every
+// way of saving changes it: in place (size, mtime, ctime), by rename or by
+// re-pointing a symlink or a directory on the way (device and inode).
+type stamp struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // nanoseconds
+}
+
+// stampOf stats the file path resolves to; a path that does not resolve has
+// the zero stamp.
+func stampOf(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	}
+	return stamp{dev: uint64(st.Dev), ino: st.Ino, size: st.Size,
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+}
+
+// modifiedSince returns the environments that both old and t define at the
+// same path but whose files differ: edited in place or by rename, or
+// reached through a symlink or directory that now points elsewhere.
+func (t *Tree) modifiedSince(old *Tree) []Name {
+	var out []Name
+	for key, d := range t.defs {
+		od, ok := old.defs[key]
+		if ok && od.Path == d.Path && old.stamps[key] != t.stamps[key] {
+			out = append(out, d.Name)
+		}
+	}
+	return out
 }
 
 // ignored reports whether a directory entry is never a definition: hidden
