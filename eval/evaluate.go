@@ -30,6 +30,8 @@ type Evaluator struct {
 	Decrypter esceval.Decrypter
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Limits bound what one evaluation may load; zero fields are defaults.
+	Limits Limits
 }
 
 // Request says what to evaluate and how to render it.
@@ -51,16 +53,25 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 	if err != nil {
 		return nil, err
 	}
-	src, err := os.ReadFile(def.Path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", def.Path, err)
-	}
 	now := time.Now
 	if e.Now != nil {
 		now = e.Now
 	}
-	loader := &treeLoader{tree: tree, decrypter: e.decrypter(), paths: map[string]string{}}
-	snap := &Snapshot{Name: def.Name, Path: def.Path, EvaluatedAt: now()}
+	limits := e.Limits.withDefaults()
+	snap := &Snapshot{Name: def.Name, Path: def.Path, EvaluatedAt: now(), Deps: []Name{def.Name}}
+	src, tooBig, err := limits.readDefinition(def.Path)
+	if err != nil {
+		return nil, err
+	}
+	if tooBig != nil {
+		snap.Diagnostics = Diagnostics{*tooBig}
+		return snap, snap.Diagnostics.Err()
+	}
+	if diags, reached := checkLimits(limits, tree, def, src); diags.HasErrors() {
+		snap.Diagnostics, snap.Deps = diags, reached
+		return snap, diags.Err()
+	}
+	loader := &treeLoader{tree: tree, decrypter: e.decrypter(), paths: map[string]string{}, limits: limits}
 
 	decl, sdiags, err := esceval.LoadYAMLBytes(def.Path, src)
 	if err != nil {
@@ -131,6 +142,8 @@ func (noKeyDecrypter) Decrypt(context.Context, []byte) ([]byte, error) { return 
 type treeLoader struct {
 	tree      *Tree
 	decrypter esceval.Decrypter
+	limits    Limits
+	loads     atomic.Int64 // environments loaded, against MaxImports
 
 	mu    sync.Mutex
 	names []Name            // GUARDED_BY(mu): every valid name asked for
@@ -152,9 +165,17 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := os.ReadFile(def.Path)
+	// A backstop for what checkLimits cannot see before evaluation: imports
+	// through ${environments...} references.
+	if n := l.loads.Add(1); n > int64(l.limits.MaxImports) {
+		return nil, nil, fmt.Errorf("more than %d environments loaded in one evaluation (%s raises the limit)", l.limits.MaxImports, FlagMaxImports)
+	}
+	src, tooBig, err := l.limits.readDefinition(def.Path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", def.Path, err)
+		return nil, nil, err
+	}
+	if tooBig != nil {
+		return nil, nil, fmt.Errorf("%s: %s", def.Path, tooBig.Message)
 	}
 	l.mu.Lock()
 	l.paths[name] = def.Path

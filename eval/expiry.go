@@ -22,6 +22,9 @@ func exportExpiry(snap *Snapshot) {
 	snap.Dotenv = fmt.Appendf(snap.Dotenv[:len(snap.Dotenv):len(snap.Dotenv)], "%s=%s\n", ExpiresAtVar, DotenvQuote(at))
 }
 
+// DefaultMinRenewalInterval is the default of RefreshPolicy.MinInterval.
+const DefaultMinRenewalInterval = time.Second
+
 // RefreshPolicy says when cached snapshots that hold expiring credentials
 // are renewed.
 type RefreshPolicy struct {
@@ -35,6 +38,25 @@ type RefreshPolicy struct {
 	// RetryMin and RetryMax bound the jittered exponential backoff between
 	// failed re-evaluations; 0 means 1 second and 1 minute.
 	RetryMin, RetryMax time.Duration
+	// MinInterval is the least time between the starts of two renewals of
+	// one environment, whatever its credentials' lifetime; 0 means 1 second.
+	// Credentials that live shorter expire between renewals, and reads then
+	// fail (status warns about it).
+	MinInterval time.Duration
+}
+
+// Validate reports a policy that makes no sense: a negative margin would
+// serve expired credentials as fresh.
+func (p RefreshPolicy) Validate() error {
+	switch {
+	case p.Margin < 0:
+		return fmt.Errorf("refresh margin %s is negative: it would serve credentials after they expire", p.Margin)
+	case p.RetryMin < 0 || p.RetryMax < 0 || (p.RetryMax > 0 && p.RetryMin > p.RetryMax):
+		return fmt.Errorf("retry backoff %s..%s is not a range of positive durations", p.RetryMin, p.RetryMax)
+	case p.MinInterval < 0:
+		return fmt.Errorf("minimum renewal interval %s is negative", p.MinInterval)
+	}
+	return nil
 }
 
 func (p RefreshPolicy) withDefaults() RefreshPolicy {
@@ -47,6 +69,9 @@ func (p RefreshPolicy) withDefaults() RefreshPolicy {
 	if p.RetryMax == 0 {
 		p.RetryMax = time.Minute
 	}
+	if p.MinInterval == 0 {
+		p.MinInterval = DefaultMinRenewalInterval
+	}
 	return p
 }
 
@@ -56,9 +81,16 @@ func (p RefreshPolicy) refreshAt(s *Snapshot) time.Time {
 	if s == nil || s.ExpiresAt.IsZero() {
 		return time.Time{}
 	}
+	lifetime := s.ExpiresAt.Sub(s.EvaluatedAt)
+	if lifetime <= 0 {
+		return s.ExpiresAt
+	}
 	margin := p.Margin
 	if margin == 0 {
-		margin = min(5*time.Minute, s.ExpiresAt.Sub(s.EvaluatedAt)/3)
+		margin = min(5*time.Minute, lifetime/3)
 	}
+	// A margin as long as the lifetime would make every snapshot stale at
+	// birth and renew it in a loop: keep at least half the lifetime fresh.
+	margin = min(margin, lifetime/2)
 	return s.ExpiresAt.Add(-margin)
 }

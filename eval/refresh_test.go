@@ -19,6 +19,9 @@ import (
 // refreshStore builds a store over dir whose token provider the test owns.
 func refreshStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.Store, *token.Provider) {
 	t.Helper()
+	if policy.MinInterval == 0 {
+		policy.MinInterval = time.Millisecond // these tests use sub-second lifetimes
+	}
 	tok := &token.Provider{}
 	s, err := eval.NewStore(eval.StoreOptions{
 		Dir:         dir,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,9 @@ type StoreOptions struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// MaxConcurrent bounds the evaluations running at once across all
+	// environments, and with it the memory they take; 0 means 8.
+	MaxConcurrent int
 }
 
 // Change tells subscribers what a rescan of the definitions changed.
@@ -98,24 +102,27 @@ type Store struct {
 	nextSub int                  // GUARDED_BY(mu)
 
 	watch *watcher // GUARDED_BY(mu): nil until Watch
+
+	slots chan struct{} // one token per running evaluation, MaxConcurrent in all
 }
 
 // entry is the cache of one environment. All fields are GUARDED_BY(Store.mu).
 type entry struct {
-	gen      uint64        // bumped whenever the cached result becomes invalid
-	snap     *Snapshot     // the result served for generation gen
-	err      error         // its error (a *DiagnosticsError when snap has errors)
-	valid    bool          // snap/err belong to the current generation
-	deps     []Name        // what the last evaluation read, for invalidation
-	files    []string      // the local files its providers read, for invalidation
-	running  chan struct{} // closed when the running evaluation ends; nil if none
-	deadline time.Time     // when the running evaluation is given up on (wall clock)
-	lastRead time.Time     // when a reader last asked, for keep-warm
-	lastErr  error         // why the last re-evaluation failed; nil after a success
-	failures int           // failed evaluations in a row, for backoff
-	retryAt  time.Time     // no new evaluation after a failure before this
-	timer    *time.Timer   // the pending background renewal, if any
-	logged   string        // the last error logged, so each is logged once
+	gen       uint64        // bumped whenever the cached result becomes invalid
+	snap      *Snapshot     // the result served for generation gen
+	err       error         // its error (a *DiagnosticsError when snap has errors)
+	valid     bool          // snap/err belong to the current generation
+	deps      []Name        // what the last evaluation read, for invalidation
+	files     []string      // the local files its providers read, for invalidation
+	running   chan struct{} // closed when the running evaluation ends; nil if none
+	deadline  time.Time     // when the running evaluation is given up on (wall clock)
+	startedAt time.Time     // when the last evaluation started (opts.Now)
+	lastRead  time.Time     // when a reader last asked, for keep-warm
+	lastErr   error         // why the last re-evaluation failed; nil after a success
+	failures  int           // failed evaluations in a row, for backoff
+	retryAt   time.Time     // no new evaluation after a failure before this
+	timer     *time.Timer   // the pending background renewal, if any
+	logged    string        // the last error logged, so each is logged once
 }
 
 // NewStore scans opts.Dir and returns a store over it. It does not evaluate
@@ -136,6 +143,9 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 8
+	}
 	opts.Refresh = opts.Refresh.withDefaults()
 	log := opts.Logger
 	if log == nil {
@@ -148,7 +158,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	for _, p := range tree.Problems {
 		log.Warn("definitions", "problem", p.String())
 	}
-	return &Store{opts: opts, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}}, nil
+	return &Store{opts: opts, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, slots: make(chan struct{}, opts.MaxConcurrent)}, nil
 }
 
 // Tree returns the current set of definitions.
@@ -183,8 +193,19 @@ func (s *Store) Subscribe(fn func(Change)) (cancel func()) {
 // credentials have expired is never returned: the caller waits for the new
 // evaluation, and gets an error if it fails. ctx bounds only this caller's
 // wait: the evaluation itself is bounded by EvalTimeout and shared with every
-// other caller.
+// other caller. A call counts as a read for keep-warm.
 func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
+	return s.snapshot(ctx, name, true)
+}
+
+// Stat is Snapshot for callers that only look (a stat, a lookup, a
+// listing): it does not count as a read, so it never keeps an environment
+// warm; only opens do.
+func (s *Store) Stat(ctx context.Context, name Name) (*Snapshot, error) {
+	return s.snapshot(ctx, name, false)
+}
+
+func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, error) {
 	s.mu.Lock()
 	waited := false
 	for {
@@ -194,13 +215,15 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 		}
 		e := s.entryLocked(name)
 		now := s.opts.Now()
-		e.lastRead = now
+		if read {
+			e.lastRead = now
+		}
 		if e.valid {
 			snap, err := e.snap, e.err
 			// Failures that may be transient are retried after the backoff:
 			// those of an evaluation that opened a provider, and those that
 			// left no snapshot at all (a timeout, an unreadable file).
-			retry := err != nil && (snap == nil || snap.Opened) && !now.Before(e.retryAt) && !waited
+			retry := err != nil && (snap == nil || snap.Opened) && !now.Before(e.retryAt) && !waited && s.mayStartLocked(e, now)
 			switch {
 			case err != nil && !retry:
 				s.mu.Unlock()
@@ -210,13 +233,17 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 				return snap, nil // fresh
 			case err == nil && now.Before(snap.ExpiresAt):
 				// Within the margin: serve it and renew in the background.
-				if e.running == nil && !now.Before(e.retryAt) {
+				if e.running == nil && !now.Before(e.retryAt) && s.mayStartLocked(e, now) {
 					s.startLocked(name, e)
 				}
 				s.mu.Unlock()
 				return snap, nil
-			case err == nil && (waited || now.Before(e.retryAt)) && e.running == nil:
-				err := s.expiredError(name, snap, e.lastErr)
+			case err == nil && (waited || now.Before(e.retryAt) || !s.mayStartLocked(e, now)) && e.running == nil:
+				cause := e.lastErr
+				if cause == nil && !s.mayStartLocked(e, now) {
+					cause = fmt.Errorf("%w: the last renewal started less than %s ago", ErrShortLived, s.opts.Refresh.MinInterval)
+				}
+				err := s.expiredError(name, snap, cause)
 				s.mu.Unlock()
 				return nil, err
 			}
@@ -234,6 +261,17 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 		}
 		s.startLocked(name, e)
 	}
+}
+
+// ErrShortLived is the cause of the expiry of credentials that live
+// shorter than the minimum interval between renewals.
+var ErrShortLived = errors.New("credentials live shorter than the minimum interval between renewals (--min-renewal-interval)")
+
+// mayStartLocked reports whether a renewal of an environment with a valid
+// snapshot may start now: renewals of one environment are at least
+// MinInterval apart, however short its credentials live.
+func (s *Store) mayStartLocked(e *entry, now time.Time) bool {
+	return e.startedAt.IsZero() || !now.Before(e.startedAt.Add(s.opts.Refresh.MinInterval))
 }
 
 // ErrEvalTimeout is the error for a reader that waited for an evaluation
@@ -296,14 +334,14 @@ func (s *Store) startLocked(name Name, e *entry) {
 	done := make(chan struct{})
 	e.running = done
 	deadline := time.Now().Add(s.opts.EvalTimeout)
-	e.deadline = deadline
+	e.deadline, e.startedAt = deadline, s.opts.Now()
 	gen, tree := e.gen, s.tree
 	path := s.definitionPathLocked(name)
 	s.evaluations.Add(1)
 	go func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		snap, err := s.opts.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: s.opts.FilesDir(name)})
+		snap, err := s.evaluate(ctx, tree, name, path)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			snap, err = nil, fmt.Errorf("%s: evaluation of %s %w (%s): %w", name.Short(), path, ErrEvalTimeout, s.opts.EvalTimeout, err)
 		}
@@ -316,6 +354,25 @@ func (s *Store) startLocked(name Name, e *entry) {
 			s.notify(Change{Envs: []Name{name}})
 		}
 	}()
+}
+
+// evaluate runs one evaluation, at most MaxConcurrent of them at a time in
+// the store, and turns a panic in the evaluator or a provider into an error
+// of this environment: one definition never takes the daemon down.
+func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string) (snap *Snapshot, err error) {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("evaluate %s: waiting for one of %d evaluation slots: %w", name.Short(), cap(s.slots), ctx.Err())
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("evaluation panicked", "env", name.Short(), "definition", path, "panic", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))
+			snap, err = nil, fmt.Errorf("%s: evaluation of %s panicked (a bug in escfs or a provider; the log has the stack): %v", name.Short(), path, p)
+		}
+	}()
+	return s.opts.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: s.opts.FilesDir(name)})
 }
 
 // finishLocked records the result of an evaluation of generation gen and
@@ -374,6 +431,9 @@ func (s *Store) scheduleLocked(name Name, e *entry, t time.Time) {
 	}
 	if t.IsZero() || s.opts.Refresh.KeepWarm < 0 || s.closed {
 		return
+	}
+	if earliest := e.startedAt.Add(s.opts.Refresh.MinInterval); t.Before(earliest) {
+		t = earliest
 	}
 	gen := e.gen
 	e.timer = time.AfterFunc(max(t.Sub(s.opts.Now()), 0), func() {
@@ -434,6 +494,10 @@ func (s *Store) Status(name Name) (Status, error) {
 			at := e.snap.EvaluatedAt
 			st.EvaluatedAt = &at
 			st.Diagnostics = e.snap.Diagnostics
+			if life := e.snap.ExpiresAt.Sub(e.snap.EvaluatedAt); !e.snap.ExpiresAt.IsZero() && life < s.opts.Refresh.MinInterval {
+				st.Diagnostics = append(slices.Clip(st.Diagnostics), Diagnostic{File: def.Path, Severity: SeverityWarning,
+					Message: fmt.Sprintf("credentials live %s, less than the %s minimum between renewals (--min-renewal-interval): reads fail between their expiry and the next renewal", life, s.opts.Refresh.MinInterval)})
+			}
 			if !e.snap.ExpiresAt.IsZero() && e.err == nil {
 				exp, ref := e.snap.ExpiresAt, s.opts.Refresh.refreshAt(e.snap)
 				st.ExpiresAt, st.RefreshAt = &exp, &ref

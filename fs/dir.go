@@ -111,7 +111,7 @@ func (d *filesDir) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.A
 }
 
 func (d *filesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	snap, err := d.fsys.snapshot(ctx, d.env)
+	snap, err := d.fsys.snapshot(ctx, d.env, false)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -123,7 +123,7 @@ func (d *filesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 }
 
 func (d *filesDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	snap, err := d.fsys.snapshot(ctx, d.env)
+	snap, err := d.fsys.snapshot(ctx, d.env, false)
 	if err != nil {
 		return nil, errno(err)
 	}

@@ -29,8 +29,9 @@ var (
 )
 
 // content returns the bytes the next open returns and their modification
-// time. Only status never evaluates.
-func (n *fileNode) content(ctx context.Context) ([]byte, time.Time, syscall.Errno) {
+// time; open says whether this is an open (which keeps the environment
+// warm) or only a look. Only status never evaluates.
+func (n *fileNode) content(ctx context.Context, open bool) ([]byte, time.Time, syscall.Errno) {
 	if n.entry == entryStatus {
 		st, err := n.fsys.store.Status(n.env)
 		if err != nil {
@@ -46,7 +47,7 @@ func (n *fileNode) content(ctx context.Context) ([]byte, time.Time, syscall.Errn
 		}
 		return append(b, '\n'), mtime, 0
 	}
-	snap, err := n.fsys.snapshot(ctx, n.env)
+	snap, err := n.fsys.snapshot(ctx, n.env, open)
 	if err != nil {
 		return nil, time.Time{}, errno(err)
 	}
@@ -76,7 +77,7 @@ func (n *fileNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.A
 	out.Mode = syscall.S_IFREG | fileMode
 	out.Nlink = 1
 	n.fsys.setOwner(&out.Attr)
-	data, mtime, e := n.content(ctx)
+	data, mtime, e := n.content(ctx, false)
 	switch e {
 	case 0:
 	case syscall.EIO:
@@ -100,7 +101,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if !n.fsys.allowed(ctx) {
 		return nil, 0, syscall.EACCES
 	}
-	data, _, e := n.content(ctx)
+	data, _, e := n.content(ctx, true)
 	if e != 0 {
 		if e == syscall.EIO {
 			n.fsys.log.Debug("read refused: environment has errors", "env", n.env.Short(), "entry", n.entry)

@@ -131,8 +131,14 @@ func inodeNumber(p string) uint64 {
 // the Go runtime's preemption signal), and answering that with an error
 // would hand the reader a failure it did not cause. The wait is bounded
 // anyway: the store gives up on an evaluation at its eval timeout.
-func (f *filesystem) snapshot(ctx context.Context, name eval.Name) (*eval.Snapshot, error) {
-	return f.store.Snapshot(context.WithoutCancel(ctx), name)
+//
+// Only opens count as reads that keep an environment warm: a stat, lookup
+// or listing (find, ls -l) evaluates what it must but keeps nothing warm.
+func (f *filesystem) snapshot(ctx context.Context, name eval.Name, open bool) (*eval.Snapshot, error) {
+	if open {
+		return f.store.Snapshot(context.WithoutCancel(ctx), name)
+	}
+	return f.store.Stat(context.WithoutCancel(ctx), name)
 }
 
 // allowed reports whether the caller may read: the owner and root only.

@@ -100,6 +100,9 @@ func withMountpoint(p string) mountOpt { return func(s *mountSettings) { s.cfg.M
 
 // withRefresh sets the store's refresh policy.
 func withRefresh(p eval.RefreshPolicy) mountOpt {
+	if p.MinInterval == 0 {
+		p.MinInterval = time.Millisecond // these tests use sub-second lifetimes
+	}
 	return func(s *mountSettings) { s.store.Refresh = p }
 }
 

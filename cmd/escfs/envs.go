@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/providers/builtin"
@@ -19,9 +22,24 @@ func (g *globalFlags) scanTree() (*eval.Tree, error) {
 	return eval.ScanDir(dir)
 }
 
-// newEvaluator returns an evaluator with every provider of this build.
+// limits are the evaluation limits of this invocation, set by the global
+// --max-* flags.
+var limits eval.Limits
+
+// addLimitFlags adds the --max-* flags, which every command that evaluates
+// honours.
+func addLimitFlags(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.Int64Var(&limits.MaxDefinitionSize, strings.TrimPrefix(eval.FlagMaxDefinitionSize, "--"), eval.DefaultMaxDefinitionSize, "largest definition file, in bytes")
+	f.IntVar(&limits.MaxNesting, strings.TrimPrefix(eval.FlagMaxNesting, "--"), eval.DefaultMaxNesting, "deepest nesting of maps and lists in a definition")
+	f.IntVar(&limits.MaxImportDepth, strings.TrimPrefix(eval.FlagMaxImportDepth, "--"), eval.DefaultMaxImportDepth, "longest chain of imports")
+	f.IntVar(&limits.MaxImports, strings.TrimPrefix(eval.FlagMaxImports, "--"), eval.DefaultMaxImports, "most imported environments in one evaluation, counting every path (a diamond counts twice)")
+}
+
+// newEvaluator returns an evaluator with every provider of this build and
+// the limits of the command line.
 func newEvaluator() *eval.Evaluator {
-	return &eval.Evaluator{Providers: builtin.Registry()}
+	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits}
 }
 
 // evaluate evaluates the environment name of tree with its files entries

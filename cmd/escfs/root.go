@@ -58,6 +58,7 @@ else ~/.config/escfs/environments.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&g.dir, "dir", "d", "", "definitions directory (default $ESCFS_DIR, else ~/.config/escfs/environments)")
+	addLimitFlags(root)
 	for _, add := range commands {
 		root.AddCommand(add(g))
 	}

@@ -1,0 +1,312 @@
+package eval
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Limits bound the work one evaluation may cause. They are checked before
+// the evaluator runs, on the definition and everything it imports, because
+// the evaluator's own cost grows much faster than its input: 5,000 nested
+// flow maps (25 KB) take it minutes, diamond imports are copied once per
+// path (22 levels overflow the Go stack, which no recover can catch), and a
+// 50 MB definition needs gigabytes. Each exceeded limit is a diagnostic at
+// the place that exceeds it, naming the flag that raises it.
+type Limits struct {
+	// MaxDefinitionSize is the largest definition file, in bytes; 0 means
+	// DefaultMaxDefinitionSize.
+	MaxDefinitionSize int64
+	// MaxNesting is the deepest nesting of maps and lists in a definition;
+	// 0 means DefaultMaxNesting.
+	MaxNesting int
+	// MaxImportDepth is the longest chain of imports below an environment;
+	// 0 means DefaultMaxImportDepth.
+	MaxImportDepth int
+	// MaxImports is the size of the expanded import graph: every path to
+	// an imported environment counts, so a diamond counts twice; 0 means
+	// DefaultMaxImports.
+	MaxImports int
+}
+
+// The default limits. No real environment comes near them; each was chosen
+// so that an evaluation at the limit stays well under a second and a few
+// hundred MB (see the README's "Limits").
+const (
+	DefaultMaxDefinitionSize = 1 << 20
+	DefaultMaxNesting        = 64
+	DefaultMaxImportDepth    = 32
+	DefaultMaxImports        = 1000
+)
+
+// The flags that raise each limit, named in its diagnostics.
+const (
+	FlagMaxDefinitionSize = "--max-definition-size"
+	FlagMaxNesting        = "--max-nesting"
+	FlagMaxImportDepth    = "--max-import-depth"
+	FlagMaxImports        = "--max-imports"
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDefinitionSize <= 0 {
+		l.MaxDefinitionSize = DefaultMaxDefinitionSize
+	}
+	if l.MaxNesting <= 0 {
+		l.MaxNesting = DefaultMaxNesting
+	}
+	if l.MaxImportDepth <= 0 {
+		l.MaxImportDepth = DefaultMaxImportDepth
+	}
+	if l.MaxImports <= 0 {
+		l.MaxImports = DefaultMaxImports
+	}
+	return l
+}
+
+// readDefinition reads a definition file, refusing one over the size limit
+// without reading it whole. The error of an oversized file is a diagnostic.
+func (l Limits) readDefinition(path string) ([]byte, *Diagnostic, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, l.MaxDefinitionSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > l.MaxDefinitionSize {
+		size := int64(len(b))
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		return nil, &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError,
+			Message: fmt.Sprintf("definition is %s, over the limit of %s (%s raises it)", byteSize(size), byteSize(l.MaxDefinitionSize), FlagMaxDefinitionSize)}, nil
+	}
+	return b, nil, nil
+}
+
+// byteSize formats n bytes for people: 1 MiB, 5.2 MiB, 900 KiB, 12 B.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+// limitCheck walks an environment's definition and its import graph before
+// evaluation. Each file is read and parsed (with yaml.v3, which is linear)
+// once.
+type limitCheck struct {
+	limits Limits
+	tree   *Tree
+	parsed map[string]*parsedDef // by path
+	paths  map[Name]int          // expanded imports below a name, memoised
+	depth  map[Name]int          // longest import chain below a name, memoised
+	stack  map[Name]bool         // names on the current walk, for cycles
+	seen   []Name                // every name the walk reached, for invalidation
+	diags  Diagnostics
+}
+
+// parsedDef is one definition file as far as the limits need it.
+type parsedDef struct {
+	path    string
+	imports []importRef
+}
+
+// importRef is one entry of a definition's imports list.
+type importRef struct {
+	name      string
+	line, col int
+}
+
+// checkLimits checks def (whose source is src) and everything it imports
+// against the limits, and returns a diagnostic for each limit exceeded and
+// the names of the environments it reached (a change to any of them may
+// change the verdict).
+func checkLimits(limits Limits, tree *Tree, def Definition, src []byte) (Diagnostics, []Name) {
+	c := newLimitCheck(limits, tree)
+	c.check(def, src)
+	return c.diags, c.seen
+}
+
+func newLimitCheck(limits Limits, tree *Tree) *limitCheck {
+	return &limitCheck{limits: limits, tree: tree, parsed: map[string]*parsedDef{}, paths: map[Name]int{}, depth: map[Name]int{}, stack: map[Name]bool{}}
+}
+
+func (c *limitCheck) check(def Definition, src []byte) {
+	limits := c.limits
+	c.seen = append(c.seen, def.Name)
+	root, ok := c.parse(def.Path, src)
+	if !ok {
+		return
+	}
+	c.stack[def.Name] = true
+	total, depth := 0, 0
+	for _, imp := range root.imports {
+		p, d, ok := c.walk(imp, 1)
+		if !ok {
+			return
+		}
+		total += p
+		depth = max(depth, d)
+		if total > limits.MaxImports {
+			c.report(def.Path, imp, fmt.Sprintf("imports expand to more than %d environments counting from here, every path through the import graph (a diamond counts twice; %s raises the limit)", limits.MaxImports, FlagMaxImports))
+			return
+		}
+		if depth > limits.MaxImportDepth {
+			c.report(def.Path, imp, fmt.Sprintf("imports starting with %s nest deeper than %d levels (%s raises the limit)", imp.name, limits.MaxImportDepth, FlagMaxImportDepth))
+			return
+		}
+	}
+}
+
+// walk returns the number of expanded imports and the import depth that
+// the import imp, level imports below the environment checked, brings,
+// counting imp itself. It stops as soon as a count is over its limit, so its
+// cost is bounded by the limits whatever the graph. ok is false once a
+// diagnostic stopped the check. Cycles and unknown names count once and are
+// left to the evaluator to report.
+func (c *limitCheck) walk(imp importRef, level int) (paths, depth int, ok bool) {
+	if level > c.limits.MaxImportDepth {
+		return 1, 1, true // too deep already: the caller's depth is over the limit
+	}
+	def, err := c.tree.Lookup(imp.name)
+	if err != nil {
+		return 1, 1, true
+	}
+	if c.stack[def.Name] {
+		return 1, 1, true
+	}
+	if p, seen := c.paths[def.Name]; seen {
+		return p, c.depth[def.Name], true
+	}
+	c.seen = append(c.seen, def.Name)
+	pd, ok := c.parsedFile(def.Path)
+	if !ok {
+		return 0, 0, false
+	}
+	c.stack[def.Name] = true
+	defer delete(c.stack, def.Name)
+	paths, depth = 1, 1
+	for _, child := range pd.imports {
+		p, d, ok := c.walk(child, level+1)
+		if !ok {
+			return 0, 0, false
+		}
+		paths += p
+		depth = max(depth, d+1)
+		if paths > c.limits.MaxImports || depth > c.limits.MaxImportDepth {
+			return paths, depth, true // over a limit: the importer at the top reports it
+		}
+	}
+	c.paths[def.Name], c.depth[def.Name] = paths, depth
+	return paths, depth, true
+}
+
+func (c *limitCheck) report(file string, imp importRef, msg string) {
+	c.diags = append(c.diags, Diagnostic{File: file, Line: imp.line, Column: imp.col, Severity: SeverityError, Message: msg})
+}
+
+// parsedFile reads and parses an imported definition once.
+func (c *limitCheck) parsedFile(path string) (*parsedDef, bool) {
+	if pd, ok := c.parsed[path]; ok {
+		return pd, pd != nil
+	}
+	src, diag, err := c.limits.readDefinition(path)
+	switch {
+	case diag != nil:
+		c.diags = append(c.diags, *diag)
+		c.parsed[path] = nil
+		return nil, false
+	case err != nil:
+		// Unreadable: the evaluator's loader says so at the import.
+		pd := &parsedDef{path: path}
+		c.parsed[path] = pd
+		return pd, true
+	}
+	return c.parse(path, src)
+}
+
+// parse parses one definition with yaml.v3, checks its nesting, and
+// collects its imports. A file yaml.v3 cannot parse passes: the evaluator
+// reports its syntax errors, and they cost it little.
+func (c *limitCheck) parse(path string, src []byte) (*parsedDef, bool) {
+	pd := &parsedDef{path: path}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		c.parsed[path] = pd
+		return pd, true
+	}
+	if n := tooDeep(&doc, c.limits.MaxNesting); n != nil {
+		c.diags = append(c.diags, Diagnostic{File: path, Line: n.Line, Column: n.Column, Severity: SeverityError,
+			Message: fmt.Sprintf("values nest deeper than %d levels (%s raises the limit)", c.limits.MaxNesting, FlagMaxNesting)})
+		c.parsed[path] = nil
+		return nil, false
+	}
+	pd.imports = importsOf(&doc)
+	c.parsed[path] = pd
+	return pd, true
+}
+
+// tooDeep returns the first node nested deeper than limit maps and lists
+// (aliases are not followed), or nil. It walks without recursion.
+func tooDeep(doc *yaml.Node, limit int) *yaml.Node {
+	type item struct {
+		n     *yaml.Node
+		depth int
+	}
+	stack := []item{{doc, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		d := it.depth
+		if it.n.Kind == yaml.MappingNode || it.n.Kind == yaml.SequenceNode {
+			d++
+			if d > limit {
+				return it.n
+			}
+		}
+		for _, ch := range it.n.Content {
+			stack = append(stack, item{ch, d})
+		}
+	}
+	return nil
+}
+
+// importsOf returns the entries of a definition's top-level imports list:
+// each a name, or a map of one name to its options.
+func importsOf(doc *yaml.Node) []importRef {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	top := doc.Content[0]
+	var list *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "imports" {
+			list = top.Content[i+1]
+		}
+	}
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var out []importRef
+	for _, item := range list.Content {
+		switch {
+		case item.Kind == yaml.ScalarNode:
+			out = append(out, importRef{name: item.Value, line: item.Line, col: item.Column})
+		case item.Kind == yaml.MappingNode && len(item.Content) >= 2:
+			k := item.Content[0]
+			out = append(out, importRef{name: k.Value, line: k.Line, col: k.Column})
+		}
+	}
+	return out
+}
