@@ -116,3 +116,45 @@ func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
 		t.Fatalf("status after recovery = %+v", st)
 	}
 }
+
+// panicProvider panics in Open, as a buggy provider might.
+type panicProvider struct{}
+
+func (panicProvider) Schema() (inputs, outputs *schema.Schema) {
+	return schema.Record(schema.BuilderMap{}).Schema(), schema.String().Schema()
+}
+
+func (panicProvider) Open(context.Context, map[string]esc.Value, esc.EnvExecContext) (esc.Value, error) {
+	var m map[string]int
+	m["boom"]++ // assignment to entry in nil map
+	return esc.NewValue("unreachable"), nil
+}
+
+// TestPanicIsAnEnvironmentError: a panic while evaluating one environment
+// (here in a provider; the same holds for the evaluator) fails that
+// environment with a diagnostic and leaves the process and the other
+// environments alone. Without the recovery this test binary dies.
+func TestPanicIsAnEnvironmentError(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "bad.yaml", "values:\n  v:\n    fn::open::boom: {}\n")
+	writeFile(t, dir, "good.yaml", "values:\n  environmentVariables:\n    G: good\n")
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:       dir,
+		Evaluator: &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"boom": panicProvider{}})},
+		FilesDir:  func(eval.Name) string { return "/files" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	_, err = s.Snapshot(context.Background(), mustName(t, "bad"))
+	if err == nil || !strings.Contains(err.Error(), "panicked") || !strings.Contains(err.Error(), "bad.yaml") {
+		t.Fatalf("err = %v, want a panic error naming bad.yaml", err)
+	}
+	if st, _ := s.Status(mustName(t, "bad")); st.State != eval.StateError {
+		t.Fatalf("status = %+v, want error", st)
+	}
+	if got := envVar(t, s, "good", "G"); got != "good" {
+		t.Fatalf("G = %q", got)
+	}
+}
