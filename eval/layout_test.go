@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulumi/esc"
+
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -388,4 +391,23 @@ func TestLayoutContinuousNoise(t *testing.T) {
 	})
 	mustWrite(t, filepath.Join(defs, "prod.yaml"), valueDef("two"))
 	eventually(t, "edit under noise", shows(s, "prod", "V", "two"))
+}
+
+// TestLayoutProviderFileInConfigMap: a file a provider reads lives in a
+// ConfigMap (or projected token) volume: the kubelet's "..data" swap
+// re-evaluates the environment, though no event names the file itself.
+func TestLayoutProviderFileInConfigMap(t *testing.T) {
+	defs, volume := t.TempDir(), t.TempDir()
+	cm := &configMap{dir: volume}
+	cm.publish(t, map[string]string{"state.txt": "one"})
+	state := filepath.Join(volume, "state.txt")
+	mustWrite(t, filepath.Join(defs, "app.yaml"), "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
+	s := watchedStore(t, defs, func(o *eval.StoreOptions) {
+		o.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"file": fileProvider{}})}
+	})
+	eventually(t, "initial", shows(s, "app", "S", "one"))
+	for _, v := range []string{"two", "three"} {
+		cm.publish(t, map[string]string{"state.txt": v})
+		eventually(t, "update "+v, shows(s, "app", "S", v))
+	}
 }
