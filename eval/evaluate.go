@@ -32,6 +32,9 @@ type Evaluator struct {
 	Now func() time.Time
 	// Limits bound what one evaluation may load; zero fields are defaults.
 	Limits Limits
+	// Reader is the user the results are for; definitions that user could
+	// not trust are refused (see Reader). nil means this process's user.
+	Reader *Reader
 }
 
 // Request says what to evaluate and how to render it.
@@ -59,7 +62,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 	}
 	limits := e.Limits.withDefaults()
 	snap := &Snapshot{Name: def.Name, Path: def.Path, EvaluatedAt: now(), Deps: []Name{def.Name}}
-	src, tooBig, err := limits.readDefinition(def.Path)
+	reader := currentReader()
+	if e.Reader != nil {
+		reader = *e.Reader
+	}
+	src, tooBig, err := limits.readDefinition(def.Path, reader)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +74,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		snap.Diagnostics = Diagnostics{*tooBig}
 		return snap, snap.Diagnostics.Err()
 	}
-	if diags, reached := checkLimits(limits, tree, def, src); diags.HasErrors() {
+	if diags, reached := checkLimits(limits, reader, tree, def, src); diags.HasErrors() {
 		snap.Diagnostics, snap.Deps = diags, reached
 		return snap, diags.Err()
 	}
-	loader := &treeLoader{tree: tree, decrypter: e.decrypter(), paths: map[string]string{}, limits: limits}
+	secrets := newSecretSet()
+	secrets.addLiterals(src)
+	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets}
 
 	decl, sdiags, err := esceval.LoadYAMLBytes(def.Path, src)
 	if err != nil {
@@ -87,7 +96,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		var ediags = sdiags[:0:0]
 		evalCtx, expiry := providers.WithExpiry(ctx)
 		evalCtx, files := providers.WithFiles(evalCtx)
-		opener := &openRecorder{ProviderLoader: e.Providers}
+		opener := &openRecorder{ProviderLoader: e.Providers, secrets: secrets}
 		env, ediags = esceval.EvalEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx)
 		snap.ExpiresAt, snap.Opened = expiry.Earliest(), opener.opened.Load()
 		snap.Watched = files.Paths()
@@ -100,6 +109,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), ctx.Err())
 	}
+	// Nothing secret leaves in a diagnostic: not a provider's echo of a
+	// secret input, not an evaluator message quoting a secret value.
+	secrets.scrubDiagnostics(diags)
 	snap.Diagnostics = diags
 	if diags.HasErrors() {
 		return snap, diags.Err()
@@ -118,14 +130,21 @@ func (e *Evaluator) decrypter() esceval.Decrypter {
 
 // openRecorder notes whether an evaluation loaded any provider: its failures
 // may be transient (a service that was down), unlike definition errors.
+// It also wraps every provider so that its secret inputs and outputs are
+// known to the scrubbing of diagnostics.
 type openRecorder struct {
 	esceval.ProviderLoader
-	opened atomic.Bool
+	secrets *secretSet
+	opened  atomic.Bool
 }
 
 func (o *openRecorder) LoadProvider(ctx context.Context, name string) (esc.Provider, error) {
 	o.opened.Store(true)
-	return o.ProviderLoader.LoadProvider(ctx, name)
+	p, err := o.ProviderLoader.LoadProvider(ctx, name)
+	if err != nil || p == nil {
+		return p, err
+	}
+	return &secretProvider{Provider: p, secrets: o.secrets}, nil
 }
 
 // ErrNoKey is the error for a fn::secret ciphertext when no key is configured.
@@ -143,7 +162,9 @@ type treeLoader struct {
 	tree      *Tree
 	decrypter esceval.Decrypter
 	limits    Limits
+	reader    Reader
 	loads     atomic.Int64 // environments loaded, against MaxImports
+	secrets   *secretSet   // learns the fn::secret literals of every import
 
 	mu    sync.Mutex
 	names []Name            // GUARDED_BY(mu): every valid name asked for
@@ -170,12 +191,15 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	if n := l.loads.Add(1); n > int64(l.limits.MaxImports) {
 		return nil, nil, fmt.Errorf("more than %d environments loaded in one evaluation (%s raises the limit)", l.limits.MaxImports, FlagMaxImports)
 	}
-	src, tooBig, err := l.limits.readDefinition(def.Path)
+	src, tooBig, err := l.limits.readDefinition(def.Path, l.reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	if tooBig != nil {
 		return nil, nil, fmt.Errorf("%s: %s", def.Path, tooBig.Message)
+	}
+	if l.secrets != nil {
+		l.secrets.addLiterals(src)
 	}
 	l.mu.Lock()
 	l.paths[name] = def.Path

@@ -65,14 +65,20 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// readDefinition reads a definition file, refusing one over the size limit
-// without reading it whole. The error of an oversized file is a diagnostic.
-func (l Limits) readDefinition(path string) ([]byte, *Diagnostic, error) {
+// readDefinition reads a definition file for reader, refusing one over the
+// size limit without reading it whole, and one the reader may not trust
+// without reading it at all. A refusal is a diagnostic.
+func (l Limits) readDefinition(path string, reader Reader) ([]byte, *Diagnostic, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		if why := reader.untrusted(fi); why != "" {
+			return nil, &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError, Message: why}, nil
+		}
+	}
 	b, err := io.ReadAll(io.LimitReader(f, l.MaxDefinitionSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
@@ -107,6 +113,7 @@ func byteSize(n int64) string {
 // once.
 type limitCheck struct {
 	limits Limits
+	reader Reader
 	tree   *Tree
 	parsed map[string]*parsedDef // by path
 	paths  map[Name]int          // expanded imports below a name, memoised
@@ -132,8 +139,9 @@ type importRef struct {
 // against the limits, and returns a diagnostic for each limit exceeded and
 // the names of the environments it reached (a change to any of them may
 // change the verdict).
-func checkLimits(limits Limits, tree *Tree, def Definition, src []byte) (Diagnostics, []Name) {
+func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name) {
 	c := newLimitCheck(limits, tree)
+	c.reader = reader
 	c.check(def, src)
 	return c.diags, c.seen
 }
@@ -221,7 +229,7 @@ func (c *limitCheck) parsedFile(path string) (*parsedDef, bool) {
 	if pd, ok := c.parsed[path]; ok {
 		return pd, pd != nil
 	}
-	src, diag, err := c.limits.readDefinition(path)
+	src, diag, err := c.limits.readDefinition(path, c.reader)
 	switch {
 	case diag != nil:
 		c.diags = append(c.diags, *diag)
