@@ -13,7 +13,13 @@ import (
 // for an environment's files entries, in parent or, if parent is "", in the
 // default directory for temporary files.
 func NewFilesDir(parent string) (string, error) {
-	dir, err := os.MkdirTemp(parent, "escfs-")
+	return newPrivateDir(parent, "escfs-")
+}
+
+// newPrivateDir creates a new directory named prefix followed by random
+// digits in parent (os.TempDir() if "") with mode 0700.
+func newPrivateDir(parent, prefix string) (string, error) {
+	dir, err := os.MkdirTemp(parent, prefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("create files directory: %w", err)
 	}

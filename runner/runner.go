@@ -1,8 +1,9 @@
 // Package runner runs a command in an evaluated environment, as esc run
 // does: the environment's variables are added to the command's environment,
-// its files entries are written into a private temporary directory that is
-// removed when the command ends, and secret values are redacted from the
-// command's output.
+// its files entries are written into a private directory on a memory
+// filesystem that is removed when the command ends (or, if escfs is killed,
+// by the next escfs: RemoveDeadRuns), secret values are redacted from the
+// command's output, and the command is killed if escfs dies.
 package runner
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +45,7 @@ type Options struct {
 	// the signal number without starting the command.
 	Signals <-chan os.Signal
 	// TempDir is the directory in which the files directory is created;
-	// "" means os.TempDir().
+	// it must be on a memory filesystem (tmpfs). "" means MemoryDir().
 	TempDir string
 	// WaitDelay bounds how long Run waits, once the command has exited, for
 	// processes it left behind to close its output; 0 means 2 seconds.
@@ -68,7 +70,7 @@ func Run(ctx context.Context, snapshot SnapshotFunc, argv []string, opts Options
 	if len(argv) == 0 {
 		return -1, ErrNoCommand
 	}
-	dir, err := NewFilesDir(opts.TempDir)
+	dir, err := newRunDir(opts.TempDir)
 	if err != nil {
 		return -1, err
 	}
@@ -100,10 +102,10 @@ func Run(ctx context.Context, snapshot SnapshotFunc, argv []string, opts Options
 	if !opts.Interactive {
 		redactors = redact(cmd, snap.Secrets)
 	}
-	if err := cmd.Start(); err != nil {
+	waitErr, err := startAndWait(cmd, opts.Signals)
+	if err != nil {
 		return -1, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	waitErr := wait(cmd, opts.Signals)
 	for _, r := range redactors {
 		_ = r.Close() // the command has ended; a failing output has nobody to tell
 	}
@@ -171,14 +173,46 @@ func evaluate(ctx context.Context, snapshot SnapshotFunc, dir string, signals <-
 	}
 }
 
-// wait waits for cmd to exit, forwarding signals to it meanwhile.
-func wait(cmd *exec.Cmd, signals <-chan os.Signal) error {
+// startAndWait starts cmd and waits for it to exit, forwarding signals to
+// it meanwhile. startErr is set if cmd could not be started, waitErr is
+// Wait's result otherwise.
+//
+// The command gets SIGKILL when escfs dies (PR_SET_PDEATHSIG), so that it
+// does not live on with the environment's secrets if escfs is SIGKILLed:
+// SIGKILL, not SIGTERM, because a command that ignores SIGTERM would live
+// on. Only the command itself gets it; processes it starts do not.
+//
+// The kernel sends that signal when the *thread* that forked the command
+// exits, not the process. The Go runtime ends a thread when a goroutine that
+// locked it exits without unlocking, and any goroutine may run on the
+// thread that called Start once Start returns. So the fork happens in a
+// goroutine that keeps its thread locked, and so to itself, until the
+// command has exited: no other goroutine can end that thread early and
+// kill the command.
+func startAndWait(cmd *exec.Cmd, signals <-chan os.Signal) (waitErr, startErr error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	started := make(chan error, 1)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
 	for {
 		select {
 		case err := <-done:
-			return err
+			return err, nil
 		case sig := <-signals:
 			// The process may have exited already; Wait will tell.
 			_ = cmd.Process.Signal(sig)

@@ -7,5 +7,6 @@ import (
 )
 
 func main() {
+	removeDeadRuns(os.Stderr)
 	os.Exit(execute(os.Args[1:]))
 }

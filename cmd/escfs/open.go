@@ -66,6 +66,7 @@ escfs exits with status 1; warnings are printed to stderr too.`,
 }
 
 func runOpen(cmd *cobra.Command, g *globalFlags, args []string, format string) error {
+	nonDumpable(cmd.ErrOrStderr())
 	name := args[0]
 	var path propertyPath
 	if len(args) == 2 {

@@ -28,10 +28,16 @@ and run directly, not by a shell: to expand variables, run a shell (see the exam
 
 The command gets escfs's own environment plus the environment's environmentVariables
 and files entries (these override variables of the same name). The files entries are
-written (mode 0600) into a new private directory (mode 0700) in $TMPDIR, and each files
-variable holds the path of its file there. The directory is removed when the command
-ends, and also when escfs gets SIGINT, SIGTERM or SIGHUP: escfs forwards the signal to
-the command, waits for it to end and then cleans up.
+written (mode 0600) into a new private directory (mode 0700) on a memory filesystem,
+never on disk: in $XDG_RUNTIME_DIR if it is a tmpfs, else in /dev/shm (escfs fails if
+neither is). Each files variable holds the path of its file there. The directory is
+removed when the command ends, and also when escfs gets SIGINT, SIGTERM or SIGHUP:
+escfs forwards the signal to the command, waits for it to end and then cleans up.
+
+If escfs itself is killed (SIGKILL), the command is killed too (SIGKILL, by the
+kernel), and the next escfs to start, whatever its command, removes the directory.
+Processes the command started in the background are not killed. escfs is not
+dumpable: other processes of the same user cannot read its memory or environment.
 
 escfs exits with the command's exit status, or 128 plus the signal number if a signal
 ended the command (130 for SIGINT), like a shell. If the command cannot be found escfs
@@ -62,6 +68,7 @@ Flags for escfs go before ENV; everything after ENV (or after --) is the command
 }
 
 func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive bool) error {
+	nonDumpable(cmd.ErrOrStderr())
 	name, argv := args[0], args[1:]
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]

@@ -33,7 +33,9 @@ func runDefs(t *testing.T) string {
 
 func TestRunCommand(t *testing.T) {
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where escfs run puts the files directory
+	t.Setenv("TMPDIR", tmp) // escfs run must never put the files there (disk)
+	xdg := memTempDir(t)
+	t.Setenv("XDG_RUNTIME_DIR", xdg) // but here (tmpfs)
 	dir := runDefs(t)
 	tests := []struct {
 		name       string
@@ -62,8 +64,10 @@ func TestRunCommand(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr with %q",
 					r.code, r.stdout, r.stderr, tt.wantCode, tt.wantOut, tt.wantErrHas)
 			}
-			if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
-				t.Fatalf("left in $TMPDIR: %v", entries)
+			for _, d := range []string{tmp, xdg} {
+				if entries, _ := os.ReadDir(d); len(entries) != 0 {
+					t.Fatalf("left in %s: %v", d, entries)
+				}
 			}
 		})
 	}
@@ -90,7 +94,7 @@ func TestRunSIGTERM(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "--dir", dir, "run", "app", "--", "sh", "-c", tt.script)
-			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "XDG_RUNTIME_DIR="+memTempDir(t))
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
+)
+
+// nobody is the unprivileged uid (and gid) the tests run escfs as where
+// root's privileges would hide what they check.
+const nobody = 65534
+
+// memTempDir returns a new directory on a tmpfs (in /dev/shm), removed when
+// the test ends: where escfs run is allowed to put files.
+func memTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "escfs-test-")
+	if err != nil {
+		t.Fatalf("a tmpfs directory for the test (every Linux has /dev/shm): %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// runProc is a running escfs process whose stdout the test reads by lines.
+type runProc struct {
+	cmd    *exec.Cmd
+	lines  chan string // stdout, line by line; closed at EOF
+	stderr *testutil.Buffer
+	done   chan struct{}
+	err    error // set when done is closed
+}
+
+// startEscfs starts the escfs binary with args and env added to the test's
+// environment, as uid (unless -1). The process is killed when the test ends.
+func startEscfs(t *testing.T, bin string, uid int, env []string, args ...string) *runProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	}
+	p := &runProc{cmd: cmd, lines: make(chan string, 16), stderr: &testutil.Buffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("escfs %v did not end within 10s of SIGKILL", args)
+		}
+	})
+	return p
+}
+
+// line returns the next line of the process's stdout, failing the test
+// after 15 seconds.
+func (p *runProc) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("escfs ended before printing the expected line; stderr:\n%s", p.stderr)
+		}
+		return l
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no output from escfs within 15s; stderr:\n%s", p.stderr)
+		return ""
+	}
+}
+
+// readAs reads path as uid with cat (root would be let through anything).
+func readAs(uid int, path string) (string, error) {
+	cmd := exec.Command("cat", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// publicCopy returns a directory any user can enter holding a copy of the
+// escfs binary and a definitions directory with the given files: escfs runs
+// as nobody there. It is removed when the test ends.
+func publicCopy(t *testing.T, bin string, defs map[string]string) (escfs, dir string) {
+	t.Helper()
+	base, err := os.MkdirTemp("", "escfs-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	escfs, dir = filepath.Join(base, "escfs"), filepath.Join(base, "defs")
+	b, err := os.ReadFile(bin)
+	if err == nil {
+		err = os.WriteFile(escfs, b, 0o755)
+	}
+	if err == nil {
+		err = os.Mkdir(dir, 0o755)
+	}
+	for name, content := range defs {
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
+		}
+	}
+	if err == nil {
+		err = os.Chmod(base, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return escfs, dir
+}
+
+// TestRunAndOpenAreNotDumpable runs escfs run and escfs open as an
+// unprivileged user and reads their /proc/PID/environ as that same user:
+// the kernel refuses it only for a non-dumpable process. The control is the
+// command escfs run starts, a process of the same user, which is readable.
+func TestRunAndOpenAreNotDumpable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root, to run escfs as another user (run make test as root)")
+	}
+	bin, dir := publicCopy(t, escfsBinary(t), map[string]string{
+		"app.yaml":  "values:\n  environmentVariables:\n    APP_NAME: demo\n  files:\n    CONFIG: x\n",
+		"slow.yaml": "values:\n  creds:\n    fn::open::token:\n      delay: 60s\n",
+	})
+	xdg := memTempDir(t)
+	if err := os.Chown(xdg, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_RUNTIME_DIR=" + xdg}
+
+	t.Run("run", func(t *testing.T) {
+		p := startEscfs(t, bin, nobody, env, "--dir", dir, "run", "app", "--", "sh", "-c", `echo $$; exec sleep 60`)
+		child := p.line(t)
+		got, err := readAs(nobody, "/proc/"+child+"/environ")
+		if err != nil || !strings.Contains(got, "APP_NAME=demo") {
+			t.Fatalf("control: the command's environ as its own user: %q, %v", got, err)
+		}
+		if got, err := readAs(nobody, fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)); err == nil {
+			t.Fatalf("escfs run's environ read by its own user (%d bytes): it is dumpable", len(got))
+		} else if !strings.Contains(err.Error(), "Permission denied") {
+			t.Fatalf("escfs run's environ: %v, want Permission denied", err)
+		}
+	})
+
+	t.Run("open", func(t *testing.T) {
+		p := startEscfs(t, bin, nobody, env, "--dir", dir, "open", "slow")
+		environ := fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)
+		// escfs becomes non-dumpable right after it starts; wait for it
+		// while it evaluates (the provider takes 60s).
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, err := readAs(nobody, environ)
+			if err != nil && strings.Contains(err.Error(), "Permission denied") {
+				break
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("escfs open ended (%v) before it was seen non-dumpable; stderr:\n%s", p.err, p.stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("escfs open's environ still readable by its own user after 15s (last: %v): it is dumpable", err)
+			}
+		}
+	})
+}
+
+// processGone waits up to 10 seconds for process pid to be gone (or a
+// zombie nobody reaps) and reports whether it is.
+func processGone(pid int) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && strings.HasPrefix(string(b[i:]), ") Z") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRunKilled SIGKILLs escfs run while its command runs, beside a second
+// run that stays alive, and checks that the killed run's command dies with
+// it, that its files were on a tmpfs, and that the next escfs (any
+// command) removes the killed run's directory but not the live one's.
+func TestRunKilled(t *testing.T) {
+	bin := escfsBinary(t)
+	dir := runDefs(t)
+	xdg := memTempDir(t)
+	env := []string{"XDG_RUNTIME_DIR=" + xdg, "TMPDIR=" + t.TempDir()}
+	script := `echo $$; echo "$CONFIG"; exec sleep 60`
+	start := func() (p *runProc, child int, config string) {
+		t.Helper()
+		p = startEscfs(t, bin, -1, env, "--dir", dir, "run", "app", "--", "sh", "-c", script)
+		child, err := strconv.Atoi(p.line(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+		return p, child, p.line(t)
+	}
+	live, _, liveConfig := start()
+	killed, killedChild, killedConfig := start()
+
+	for _, config := range []string{liveConfig, killedConfig} {
+		if filepath.Dir(filepath.Dir(config)) != xdg {
+			t.Fatalf("files entry at %s, want it in $XDG_RUNTIME_DIR %s", config, xdg)
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(config, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+			t.Fatalf("files entry %s: filesystem 0x%x, %v; want tmpfs", config, st.Type, err)
+		}
+	}
+
+	if err := killed.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-killed.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the killed escfs did not end within 10s")
+	}
+	if !processGone(killedChild) {
+		t.Errorf("the command of the SIGKILLed escfs run (pid %d) still runs 10s later, with its secrets", killedChild)
+	}
+	if _, err := os.Stat(killedConfig); err != nil {
+		t.Fatalf("before the next escfs: %s: %v, want it left behind by the kill (else this test proves nothing)", killedConfig, err)
+	}
+
+	next := exec.Command(bin, "--dir", dir, "ls")
+	next.Env = append(os.Environ(), env...)
+	if r, err := next.CombinedOutput(); err != nil {
+		t.Fatalf("escfs ls: %v\n%s", err, r)
+	}
+	if _, err := os.Stat(filepath.Dir(killedConfig)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed run's directory after the next escfs: %v, want it removed", err)
+	}
+	if b, err := os.ReadFile(liveConfig); err != nil || string(b) != "name=demo\n" {
+		t.Errorf("the live run's file after the next escfs: %q, %v; want it intact", b, err)
+	}
+	select {
+	case <-live.done:
+		t.Fatalf("the live run ended: %v", live.err)
+	default:
+	}
+	if err := live.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-live.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live run did not end within 10s of SIGTERM")
+	}
+	if entries, err := os.ReadDir(xdg); err != nil || len(entries) != 0 {
+		t.Errorf("left in $XDG_RUNTIME_DIR: %v, %v", entries, err)
+	}
+}
