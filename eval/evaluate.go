@@ -51,7 +51,28 @@ type Request struct {
 // errors yields a snapshot that carries the diagnostics and no renderings, and
 // the error returned is a *DiagnosticsError. Other errors (unknown
 // environment, unreadable file) return a nil snapshot.
+//
+// A definition that is being written while it is read (an editor saving in
+// place) is read again once it has been quiet for Limits.Settle, so an
+// evaluation never sees it empty or cut; ctx bounds the wait.
 func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Snapshot, error) {
+	for {
+		snap, err := e.evaluateOnce(ctx, tree, req)
+		var unsettled *unsettledError
+		if !errors.As(err, &unsettled) {
+			return snap, err
+		}
+		timer := time.NewTimer(time.Until(unsettled.until))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("evaluate %s: %w (%v)", req.Name, ctx.Err(), unsettled)
+		case <-timer.C:
+		}
+	}
+}
+
+func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (*Snapshot, error) {
 	def, err := tree.Lookup(req.Name)
 	if err != nil {
 		return nil, err
@@ -74,7 +95,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		snap.Diagnostics = Diagnostics{*tooBig}
 		return snap, snap.Diagnostics.Err()
 	}
-	if diags, reached := checkLimits(limits, reader, tree, def, src); diags.HasErrors() {
+	diags, reached, unsettled := checkLimits(limits, reader, tree, def, src)
+	if unsettled != nil {
+		return nil, unsettled
+	}
+	if diags.HasErrors() {
 		snap.Diagnostics, snap.Deps = diags, reached
 		return snap, diags.Err()
 	}
@@ -86,7 +111,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", def.Path, err)
 	}
-	diags := loader.place(fromSyntax(sdiags, loader.fileOf), def.Path)
+	diags = loader.place(fromSyntax(sdiags, loader.fileOf), def.Path)
 	var env *esc.Environment
 	if !sdiags.HasErrors() {
 		execCtx, err := esc.NewExecContext(map[string]esc.Value{})
@@ -101,6 +126,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, tree *Tree, req Request) (*Sna
 		snap.ExpiresAt, snap.Opened = expiry.Earliest(), opener.opened.Load()
 		snap.Watched = files.Paths()
 		diags = append(diags, loader.place(fromSyntax(ediags, loader.fileOf), def.Path)...)
+	}
+	if err := loader.unsettledErr(); err != nil {
+		return nil, err
 	}
 	snap.Deps = loader.loaded()
 	if !slices.Contains(snap.Deps, def.Name) { // an import cycle asks for the root itself
@@ -166,9 +194,10 @@ type treeLoader struct {
 	loads     atomic.Int64 // environments loaded, against MaxImports
 	secrets   *secretSet   // learns the fn::secret literals of every import
 
-	mu    sync.Mutex
-	names []Name            // GUARDED_BY(mu): every valid name asked for
-	paths map[string]string // GUARDED_BY(mu): import name as written -> file path
+	mu        sync.Mutex
+	unsettled error             // GUARDED_BY(mu): an import was being written
+	names     []Name            // GUARDED_BY(mu): every valid name asked for
+	paths     map[string]string // GUARDED_BY(mu): import name as written -> file path
 }
 
 var _ esceval.EnvironmentLoader = (*treeLoader)(nil)
@@ -193,6 +222,11 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	}
 	src, tooBig, err := l.limits.readDefinition(def.Path, l.reader)
 	if err != nil {
+		if errors.As(err, new(*unsettledError)) {
+			l.mu.Lock()
+			l.unsettled = err
+			l.mu.Unlock()
+		}
 		return nil, nil, err
 	}
 	if tooBig != nil {
@@ -205,6 +239,14 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	l.paths[name] = def.Path
 	l.mu.Unlock()
 	return src, l.decrypter, nil
+}
+
+// unsettledErr returns the error of an import that was being written when
+// it was read, if any: the evaluation must be tried again.
+func (l *treeLoader) unsettledErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.unsettled
 }
 
 // fileOf maps a file name in an evaluator diagnostic to a path: imported

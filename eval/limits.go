@@ -1,9 +1,11 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,6 +31,11 @@ type Limits struct {
 	// an imported environment counts, so a diamond counts twice; 0 means
 	// DefaultMaxImports.
 	MaxImports int
+	// Settle is how long a definition must have been unchanged before it is
+	// evaluated; a younger one (an editor saving in place: truncate, then
+	// write) is read again once it is that old. 0 means DefaultSettle;
+	// negative, no wait.
+	Settle time.Duration
 }
 
 // The default limits. No real environment comes near them; each was chosen
@@ -39,6 +46,7 @@ const (
 	DefaultMaxNesting        = 64
 	DefaultMaxImportDepth    = 32
 	DefaultMaxImports        = 1000
+	DefaultSettle            = 100 * time.Millisecond
 )
 
 // The flags that raise each limit, named in its diagnostics.
@@ -62,6 +70,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxImports <= 0 {
 		l.MaxImports = DefaultMaxImports
 	}
+	if l.Settle == 0 {
+		l.Settle = DefaultSettle
+	}
 	return l
 }
 
@@ -74,14 +85,19 @@ func (l Limits) readDefinition(path string, reader Reader) ([]byte, *Diagnostic,
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil {
-		if why := reader.untrusted(fi); why != "" {
-			return nil, &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError, Message: why}, nil
-		}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if why := reader.untrusted(fi); why != "" {
+		return nil, &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError, Message: why}, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(f, l.MaxDefinitionSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := l.settled(path, fi, len(b)); err != nil {
+		return nil, nil, err
 	}
 	if int64(len(b)) > l.MaxDefinitionSize {
 		size := int64(len(b))
@@ -92,6 +108,43 @@ func (l Limits) readDefinition(path string, reader Reader) ([]byte, *Diagnostic,
 			Message: fmt.Sprintf("definition is %s, over the limit of %s (%s raises it)", byteSize(size), byteSize(l.MaxDefinitionSize), FlagMaxDefinitionSize)}, nil
 	}
 	return b, nil, nil
+}
+
+// unsettledError says a definition was being written when it was read: an
+// editor saving in place (truncate, then write) or a writer that is not
+// done. Its content may be empty or cut; Evaluate tries again once the file
+// has been quiet for Limits.Settle.
+type unsettledError struct {
+	path  string
+	until time.Time // when the file will have been quiet long enough
+}
+
+func (e *unsettledError) Error() string {
+	return fmt.Sprintf("%s was being written while it was read; it is read again once it has been quiet for a moment", e.path)
+}
+
+// settled checks that the file at path, read through an open file whose
+// attributes were opened (fi) and of which n bytes were read, is still the
+// same version and has not changed within the last Settle: a file being
+// saved in place is empty or cut for a moment, and must not be evaluated.
+func (l Limits) settled(path string, opened os.FileInfo, n int) error {
+	if l.Settle <= 0 {
+		return nil
+	}
+	now, st := time.Now(), opened
+	after, err := os.Stat(path)
+	if err == nil {
+		st = after
+	}
+	quietAt := st.ModTime().Add(l.Settle)
+	switch {
+	case err != nil, !os.SameFile(opened, after), !after.ModTime().Equal(opened.ModTime()),
+		after.Size() != opened.Size(), int64(n) < after.Size() && int64(n) <= l.MaxDefinitionSize:
+		return &unsettledError{path: path, until: now.Add(l.Settle)}
+	case now.Before(quietAt):
+		return &unsettledError{path: path, until: quietAt}
+	}
+	return nil
 }
 
 // byteSize formats n bytes for people: 1 MiB, 5.2 MiB, 900 KiB, 12 B.
@@ -121,6 +174,9 @@ type limitCheck struct {
 	stack  map[Name]bool         // names on the current walk, for cycles
 	seen   []Name                // every name the walk reached, for invalidation
 	diags  Diagnostics
+	// unsettled is set when an imported definition was being written: the
+	// check stops, and the evaluation is tried again.
+	unsettled error
 }
 
 // parsedDef is one definition file as far as the limits need it.
@@ -139,11 +195,11 @@ type importRef struct {
 // against the limits, and returns a diagnostic for each limit exceeded and
 // the names of the environments it reached (a change to any of them may
 // change the verdict).
-func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name) {
+func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, error) {
 	c := newLimitCheck(limits, tree)
 	c.reader = reader
 	c.check(def, src)
-	return c.diags, c.seen
+	return c.diags, c.seen, c.unsettled
 }
 
 func newLimitCheck(limits Limits, tree *Tree) *limitCheck {
@@ -233,6 +289,10 @@ func (c *limitCheck) parsedFile(path string) (*parsedDef, bool) {
 	switch {
 	case diag != nil:
 		c.diags = append(c.diags, *diag)
+		c.parsed[path] = nil
+		return nil, false
+	case errors.As(err, new(*unsettledError)):
+		c.unsettled = err
 		c.parsed[path] = nil
 		return nil, false
 	case err != nil:
