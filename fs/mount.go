@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,7 +25,8 @@ type Config struct {
 	// Store provides the environments.
 	Store *eval.Store
 	// Mountpoint is an existing directory; a stale escfs mount on it is
-	// cleared first.
+	// cleared first. New refuses anything else: a file, a live escfs mount,
+	// one whose server does not answer.
 	Mountpoint string
 	// UID and GID own every file; readers other than this uid (and root) are
 	// refused.
@@ -65,10 +65,8 @@ func New(cfg Config) (*Mount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", cfg.Mountpoint, err)
 	}
-	if cleared, err := ClearStale(mnt); err != nil {
+	if err := prepareMountpoint(mnt, log); err != nil {
 		return nil, err
-	} else if cleared {
-		log.Info("cleared a stale mount", "mountpoint", mnt)
 	}
 	fsys := &filesystem{store: cfg.Store, uid: cfg.UID, gid: cfg.GID, log: log, started: time.Now()}
 	root := &dirNode{fsys: fsys}
@@ -143,12 +141,123 @@ func (m *Mount) Close() error {
 	return nil
 }
 
-// Unmount unmounts the escfs filesystem at mountpoint, lazily if it is busy.
-func Unmount(mountpoint string) error {
-	mnt, err := filepath.Abs(mountpoint)
+// maxStacked bounds how many dead escfs mounts stacked on one mount point
+// New clears.
+const maxStacked = 16
+
+// prepareMountpoint makes sure New can mount at mnt and leave nothing
+// behind if it fails: dead escfs mounts there (their server was killed) are
+// cleared; a live escfs mount, one whose server does not answer and a
+// mount point that is not a directory are errors. Nothing here waits on a
+// FUSE server longer than probeTimeout.
+func prepareMountpoint(mnt string, log *slog.Logger) error {
+	for range maxStacked {
+		e, ok, err := mountAt(mnt)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", mnt, err)
+		}
+		if !ok || e.fstype != FSType {
+			break // mounting over another filesystem is what mount(8) does
+		}
+		switch probe(mnt) {
+		case serverLive:
+			return fmt.Errorf("mount %s: already a live escfs mount; unmount it first (escfs unmount %s)", mnt, mnt)
+		case serverWedged:
+			return fmt.Errorf("mount %s: an escfs mount is there whose server does not answer within %v (stopped or hung); clear it with escfs unmount %s", mnt, probeTimeout, mnt)
+		}
+		if err := detach(mnt); err != nil {
+			return fmt.Errorf("clear stale mount: %w", err)
+		}
+		log.Info("cleared a stale mount", "mountpoint", mnt)
+	}
+	fi, err := statBounded(mnt)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("mount %s: not a directory (%s); the mount point must be a directory", mnt, fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+// fileKind names the type of a file for an error message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	default:
+		return m.Type().String()
+	}
+}
+
+// Unmount unmounts the escfs filesystem at mountpoint: at once if nothing
+// uses it, else lazily (umount -l). It acts on escfs mounts only, as
+// /proc/self/mountinfo names them, and never hangs: a mount whose server is
+// gone is detached; one whose server does not answer (stopped, hung) is
+// detached and, as root, its FUSE connection is aborted, so that the
+// callers blocked on it fail (ECONNABORTED; later calls ENOTCONN) instead of
+// waiting forever. log (nil
+// means slog.Default()) says what was done for those two.
+func Unmount(mountpoint string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	mnt, e, err := findMount(mountpoint)
 	if err != nil {
 		return err
 	}
+	if e.fstype != FSType {
+		return fmt.Errorf("%s is a %s mount, not escfs; not unmounting", mnt, e.fstype)
+	}
+	switch probe(mnt) {
+	case serverDead:
+		log.Info("the escfs server of this mount is gone; detaching it", "mountpoint", mnt)
+		return detach(mnt)
+	case serverWedged:
+		return clearWedged(mnt, e, log)
+	default:
+		return unmountLive(mnt)
+	}
+}
+
+// findMount resolves mountpoint to the mount point mountinfo names and
+// returns its topmost mount. The path is first taken as it is (made
+// absolute), because resolving symlinks would stat the mount point itself,
+// which waits on its server; only if that is not a mount point are symlinks
+// resolved, within probeTimeout.
+func findMount(mountpoint string) (string, mountEntry, error) {
+	mnt, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return "", mountEntry{}, fmt.Errorf("unmount %s: %w", mountpoint, err)
+	}
+	if e, ok, err := mountAt(mnt); err != nil || ok {
+		return mnt, e, err
+	}
+	var real string
+	err = bounded(probeTimeout, func() error {
+		var err error
+		real, err = filepath.EvalSymlinks(mnt)
+		return err
+	})
+	if err == nil && real != mnt {
+		if e, ok, err := mountAt(real); err != nil || ok {
+			return real, e, err
+		}
+	}
+	return "", mountEntry{}, fmt.Errorf("%s is not a mount point; nothing to unmount", mnt)
+}
+
+// unmountLive unmounts the escfs mount at mnt whose server answers, lazily
+// if it is busy.
+func unmountLive(mnt string) error {
 	if os.Geteuid() == 0 {
 		if err := unix.Unmount(mnt, 0); err == nil {
 			return nil
@@ -162,6 +271,28 @@ func Unmount(mountpoint string) error {
 			return fmt.Errorf("unmount %s: %s", mnt, strings.TrimSpace(string(out)))
 		}
 	}
+	return nil
+}
+
+// clearWedged detaches the escfs mount e at mnt whose server does not
+// answer. As root it first aborts the mount's FUSE connection, so that its
+// blocked callers fail (ECONNABORTED) instead of waiting; otherwise (or if
+// that fails) they stay blocked until the server runs again or dies.
+func clearWedged(mnt string, e mountEntry, log *slog.Logger) error {
+	aborted := false
+	if os.Geteuid() == 0 {
+		if err := abortConnection(e); err != nil {
+			log.Warn("could not abort the FUSE connection; callers blocked on it wait until its server runs again or dies",
+				"mountpoint", mnt, "error", err.Error())
+		} else {
+			aborted = true
+		}
+	}
+	if err := detach(mnt); err != nil {
+		return err
+	}
+	log.Info("the escfs server of this mount did not answer (stopped or hung): detached it lazily",
+		"mountpoint", mnt, "connectionAborted", aborted)
 	return nil
 }
 
@@ -180,57 +311,35 @@ func detach(mnt string) error {
 	return nil
 }
 
-// ClearStale detaches a dead FUSE mount at mnt (one whose server was killed:
-// "transport endpoint is not connected") and reports whether there was one.
-// It asks with statfs, which always reaches the server: stat is answered
-// from the kernel's attribute cache for up to a second after the kill.
+// ErrWedged is returned by ClearStale for an escfs mount whose server is
+// alive but does not answer (stopped, hung): it is not stale, and only
+// Unmount clears it.
+var ErrWedged = errors.New("the escfs server of this mount does not answer")
+
+// ClearStale detaches a dead escfs mount at mnt (one whose server was
+// killed: "transport endpoint is not connected") and reports whether there
+// was one. It looks at /proc/self/mountinfo first and asks the server only
+// if an escfs mount is there, with statfs (which always reaches the server,
+// unlike stat, answered from the kernel's attribute cache for up to a
+// second after the kill), waiting at most probeTimeout. A live mount is
+// left alone; a wedged one too, with ErrWedged.
 func ClearStale(mnt string) (bool, error) {
-	var st unix.Statfs_t
-	err := unix.Statfs(mnt, &st)
-	if !errors.Is(err, unix.ENOTCONN) {
-		return false, nil
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return false, err
 	}
-	if err := detach(mnt); err != nil {
+	e, ok, err := mountAt(abs)
+	if err != nil || !ok || e.fstype != FSType {
+		return false, err
+	}
+	switch probe(abs) {
+	case serverLive:
+		return false, nil
+	case serverWedged:
+		return false, fmt.Errorf("%s: %w", abs, ErrWedged)
+	}
+	if err := detach(abs); err != nil {
 		return false, fmt.Errorf("clear stale mount: %w", err)
 	}
 	return true, nil
-}
-
-// Mounts lists the mount points of escfs filesystems in this mount
-// namespace, from /proc/self/mountinfo.
-func Mounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		fields := strings.Fields(sc.Text())
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == FSType && len(fields) > 4 {
-				out = append(out, unescapeMountinfo(fields[4]))
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

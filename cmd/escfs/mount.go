@@ -169,15 +169,25 @@ func shutdown(m *fs.Mount, sigs <-chan os.Signal, unmounted <-chan struct{}, log
 
 func newUnmountCommand(_ *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:     "unmount MOUNTPOINT",
-		Short:   "Unmount an escfs mount (lazily if it is busy; clears a stale one)",
+		Use:   "unmount MOUNTPOINT",
+		Short: "Unmount an escfs mount (lazily if it is busy; clears a stale or wedged one)",
+		Long: `unmount unmounts the escfs mount at MOUNTPOINT: at once if nothing uses it, else lazily
+(as umount -l: it leaves the namespace now and its server keeps serving the open files
+and working directories inside until they leave).
+
+Only escfs mounts (type fuse.escfs in /proc/self/mountinfo) are touched: anything else
+at MOUNTPOINT is reported and left alone, with exit status 1.
+
+It never hangs on a server that does not answer. A mount whose escfs was killed is
+detached. One whose escfs is stopped (SIGSTOP) or hung is detached too and, as root,
+its FUSE connection is aborted through /sys/fs/fuse/connections (fusectl is mounted
+there if it is not), so that the programs blocked on it fail (ECONNABORTED) instead of
+waiting forever.`,
 		Example: `  escfs unmount /tmp/esc`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cleared, err := fs.ClearStale(args[0]); err != nil || cleared {
-				return err
-			}
-			return fs.Unmount(args[0])
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return fs.Unmount(args[0], log)
 		},
 	}
 }
