@@ -2,7 +2,9 @@ package eval
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pulumi/esc/syntax"
@@ -31,7 +33,7 @@ type Diagnostic struct {
 // and compilers use; warnings say so before the message.
 func (d Diagnostic) String() string {
 	var b strings.Builder
-	b.WriteString(d.File)
+	b.WriteString(quotePath(d.File))
 	if d.Line > 0 {
 		fmt.Fprintf(&b, ":%d:%d", d.Line, max(d.Column, 1))
 	}
@@ -41,6 +43,16 @@ func (d Diagnostic) String() string {
 	}
 	b.WriteString(d.Message)
 	return b.String()
+}
+
+// quotePath returns a path as is, or Go-quoted if it holds a byte that
+// would let it forge or break a line of output (a newline, any control
+// character, invalid UTF-8).
+func quotePath(p string) string {
+	if !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 // Diagnostics is a list of diagnostics.

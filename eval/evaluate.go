@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"regexp"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,13 +105,19 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	secrets.addLiterals(src)
 	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets}
 
+	if blankYAML(src) {
+		src = nil // whitespace and comments only: an empty environment, like an empty file
+	}
 	decl, sdiags, err := esceval.LoadYAMLBytes(def.Path, src)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", def.Path, err)
 	}
 	diags = loader.place(fromSyntax(sdiags, loader.fileOf), def.Path)
 	var env *esc.Environment
-	if !sdiags.HasErrors() {
+	// Evaluate even after load errors (not after YAML syntax errors, which
+	// leave nothing to evaluate), as the official evaluator does, so that
+	// every error of a file is reported at once.
+	if decl != nil {
 		execCtx, err := esc.NewExecContext(map[string]esc.Value{})
 		if err != nil {
 			return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), err)
@@ -235,6 +239,9 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	if l.secrets != nil {
 		l.secrets.addLiterals(src)
 	}
+	if blankYAML(src) {
+		src = nil
+	}
 	l.mu.Lock()
 	l.paths[name] = def.Path
 	l.mu.Unlock()
@@ -279,21 +286,13 @@ func (l *treeLoader) loaded() []Name {
 // YAML syntax errors carry no position. Such an error is put in the imported
 // file that fails to parse with the same message, else in fallback (the
 // environment's own file). This re-reads imports only when it is needed.
-// yamlLine finds the line yaml.v3 gives in a syntax error ("yaml: line 3:
-// ..."); the evaluator passes such errors on without a position. yaml.v3
-// names the line where the construct it was parsing began, which for an
-// unclosed flow collection can be the line before the one at fault.
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+):`)
 
 func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 	for i := range ds {
 		if ds[i].File != "" {
 			continue
 		}
-		if m := yamlLine.FindStringSubmatch(ds[i].Message); m != nil && ds[i].Line == 0 {
-			ds[i].Line, _ = strconv.Atoi(m[1])
-			ds[i].Column = 1
-		}
+		message := ds[i].Message
 		ds[i].File = fallback
 		l.mu.Lock()
 		paths := slices.Sorted(maps.Values(l.paths))
@@ -306,10 +305,15 @@ func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 			}
 			_, sdiags, _ := esceval.LoadYAMLBytes(p, src)
 			for _, d := range fromSyntax(sdiags, l.fileOf) {
-				if d.File == "" && d.Message == ds[i].Message {
+				if d.File == "" && d.Message == message {
 					ds[i].File = p
 					break search
 				}
+			}
+		}
+		if ds[i].Line == 0 {
+			if src, err := os.ReadFile(ds[i].File); err == nil {
+				ds[i].Line, ds[i].Column, ds[i].Message = locateSyntaxError(src, message)
 			}
 		}
 	}

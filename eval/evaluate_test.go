@@ -323,9 +323,11 @@ func TestEvaluateSyntaxError(t *testing.T) {
 		env   string
 		diags []wantDiag
 	}{
-		// YAML syntax errors carry only yaml.v3's line, and must name the file.
-		{"broken", []wantDiag{{"broken.yaml", 1, 1, SeverityError, "did not find expected ',' or ']'"}}},
-		{"imp", []wantDiag{{"broken.yaml", 1, 1, SeverityError, "did not find expected ',' or ']'"}}},
+		// YAML syntax errors carry only yaml.v3's line (here 1, the line
+		// before the unclosed list): they must name the file and the line
+		// at fault.
+		{"broken", []wantDiag{{"broken.yaml", 2, 3, SeverityError, "did not find expected ',' or ']'"}}},
+		{"imp", []wantDiag{{"broken.yaml", 2, 3, SeverityError, "did not find expected ',' or ']'"}}},
 		{"reserved", []wantDiag{
 			{"reserved.yaml", 2, 3, SeverityError, `"imports" is a reserved key`},
 			{"reserved.yaml", 3, 3, SeverityError, `"context" is a reserved key`},
