@@ -101,6 +101,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		snap.Diagnostics, snap.Deps = diags, reached
 		return snap, diags.Err()
 	}
+	inflightFrom(ctx).read(def.Path)
 	secrets := newSecretSet()
 	secrets.addLiterals(src)
 	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets}
@@ -176,7 +177,7 @@ func (o *openRecorder) LoadProvider(ctx context.Context, name string) (esc.Provi
 	if err != nil || p == nil {
 		return p, err
 	}
-	return &secretProvider{Provider: p, secrets: o.secrets}, nil
+	return &secretProvider{Provider: p, name: name, secrets: o.secrets}, nil
 }
 
 // ErrNoKey is the error for a fn::secret ciphertext when no key is configured.
@@ -207,7 +208,7 @@ type treeLoader struct {
 var _ esceval.EnvironmentLoader = (*treeLoader)(nil)
 
 // LoadEnvironment returns the definition of an imported environment.
-func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, esceval.Decrypter, error) {
+func (l *treeLoader) LoadEnvironment(ctx context.Context, name string) ([]byte, esceval.Decrypter, error) {
 	n, err := ParseName(name)
 	if err != nil {
 		return nil, nil, err
@@ -239,6 +240,7 @@ func (l *treeLoader) LoadEnvironment(_ context.Context, name string) ([]byte, es
 	if l.secrets != nil {
 		l.secrets.addLiterals(src)
 	}
+	inflightFrom(ctx).read(def.Path)
 	if blankYAML(src) {
 		src = nil
 	}

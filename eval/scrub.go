@@ -153,12 +153,15 @@ func (s *secretSet) scrubError(err error) error {
 
 // secretProvider records the secret inputs and outputs of a provider's
 // calls, and scrubs them from its errors.
+// It also tells the evaluation's inflight tracker that it runs.
 type secretProvider struct {
 	esc.Provider
+	name    string
 	secrets *secretSet
 }
 
 func (p *secretProvider) Open(ctx context.Context, inputs map[string]esc.Value, ec esc.EnvExecContext) (esc.Value, error) {
+	defer inflightFrom(ctx).begin(p.name)()
 	for _, v := range inputs {
 		p.secrets.addValue(v, false)
 	}

@@ -116,6 +116,7 @@ type entry struct {
 	files     []string      // the local files its providers read, for invalidation
 	running   chan struct{} // closed when the running evaluation ends; nil if none
 	deadline  time.Time     // when the running evaluation is given up on (wall clock)
+	inflight  *inflight     // what the running evaluation is waiting for
 	startedAt time.Time     // when the last evaluation started (opts.Now)
 	lastRead  time.Time     // when a reader last asked, for keep-warm
 	lastErr   error         // why the last re-evaluation failed; nil after a success
@@ -249,10 +250,10 @@ func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, 
 			}
 		}
 		if e.running != nil {
-			done, deadline := e.running, e.deadline
+			done, deadline, fl := e.running, e.deadline, e.inflight
 			path := s.definitionPathLocked(name)
 			s.mu.Unlock()
-			if err := s.wait(ctx, done, deadline); err != nil {
+			if err := s.wait(ctx, done, deadline, fl); err != nil {
 				return nil, fmt.Errorf("%s: evaluation of %s %w", name.Short(), path, err)
 			}
 			waited = true
@@ -281,7 +282,7 @@ var ErrEvalTimeout = errors.New("exceeded the evaluation timeout")
 // wait waits for done, for ctx, or until deadline, whichever comes first. A
 // reader never waits past the deadline of the evaluation it waits for, even
 // when that evaluation ignores its own context (a CPU-bound evaluator).
-func (s *Store) wait(ctx context.Context, done <-chan struct{}, deadline time.Time) error {
+func (s *Store) wait(ctx context.Context, done <-chan struct{}, deadline time.Time, fl *inflight) error {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
@@ -295,8 +296,20 @@ func (s *Store) wait(ctx context.Context, done <-chan struct{}, deadline time.Ti
 			return nil
 		default:
 		}
-		return fmt.Errorf("%w (%s, still running)", ErrEvalTimeout, s.opts.EvalTimeout)
+		running := fl.describe()
+		if running == "" {
+			running = "the evaluator"
+		}
+		return fmt.Errorf("%w (%s%s)", ErrEvalTimeout, s.opts.EvalTimeout, stillRunning(running))
 	}
+}
+
+// stillRunning formats what an evaluation was busy with at its timeout.
+func stillRunning(what string) string {
+	if what == "" {
+		return ""
+	}
+	return ", still running: " + what
 }
 
 // definitionPathLocked returns the file that defines name, for messages.
@@ -334,16 +347,21 @@ func (s *Store) startLocked(name Name, e *entry) {
 	done := make(chan struct{})
 	e.running = done
 	deadline := time.Now().Add(s.opts.EvalTimeout)
-	e.deadline, e.startedAt = deadline, s.opts.Now()
+	fl := &inflight{}
+	e.deadline, e.startedAt, e.inflight = deadline, s.opts.Now(), fl
 	gen, tree := e.gen, s.tree
 	path := s.definitionPathLocked(name)
 	s.evaluations.Add(1)
 	go func() {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		ctx, cancel := context.WithDeadline(withInflight(context.Background(), fl), deadline)
 		defer cancel()
+		var atDeadline atomic.Value // what was running when the deadline passed
+		stopWatch := context.AfterFunc(ctx, func() { atDeadline.Store(fl.describe()) })
+		defer stopWatch()
 		snap, err := s.evaluate(ctx, tree, name, path)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			snap, err = nil, fmt.Errorf("%s: evaluation of %s %w (%s): %w", name.Short(), path, ErrEvalTimeout, s.opts.EvalTimeout, err)
+			running, _ := atDeadline.Load().(string)
+			snap, err = nil, fmt.Errorf("%s: evaluation of %s %w (%s%s): %w", name.Short(), path, ErrEvalTimeout, s.opts.EvalTimeout, stillRunning(running), err)
 		}
 		s.mu.Lock()
 		changed := s.finishLocked(name, e, gen, snap, err)

@@ -3,6 +3,7 @@ package eval_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,6 +77,9 @@ func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
 	_, err = snapshotWithin(t, s, "slow", 10*time.Second)
 	if !errors.Is(err, eval.ErrEvalTimeout) || !strings.Contains(err.Error(), "slow.yaml") {
 		t.Fatalf("reader of a stuck evaluation: err = %v, want ErrEvalTimeout naming slow.yaml", err)
+	}
+	if want := "still running: fn::open::stuck at " + filepath.Join(dir, "slow.yaml") + ":3:5"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to say %q", err, want)
 	}
 	// A second reader while the runaway evaluation still runs: no new
 	// evaluation piles up, and it does not wait either.
