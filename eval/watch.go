@@ -2,6 +2,7 @@ package eval
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -209,19 +210,13 @@ func keys[K comparable](m map[K]bool) []K {
 // repeats while that finds directories not watched before: a change made
 // in one of them before its watch existed has no event of its own.
 func (w *watcher) refresh(names []Name, files []string) {
-	if _, err := w.sync(); err != nil {
-		w.cfg.log.Warn("watch", "error", err.Error())
-	}
-	for run := 0; run < maxRefreshRuns; run++ {
+	_, _ = w.sync() // failures are logged once per directory
+	for run := 0; run < maxRefreshRuns && !w.closing(); run++ {
 		if err := w.cfg.rescan(names, files); err != nil {
 			w.cfg.log.Warn("rescan", "error", err.Error())
 		}
 		names, files = nil, nil
-		added, err := w.sync()
-		if err != nil {
-			w.cfg.log.Warn("watch", "error", err.Error())
-		}
-		if !added {
+		if added, _ := w.sync(); !added {
 			return
 		}
 	}
@@ -249,19 +244,28 @@ func (w *watcher) providerFiles() []string {
 
 // sync computes the watches the current tree needs and applies them,
 // dropping those no longer needed. It reports whether it watched a
-// directory not watched before. Only newWatcher and loop call it.
+// directory not watched before, and fails if the definitions directory
+// exists but cannot be watched. Only newWatcher and loop call it.
 func (w *watcher) sync() (added bool, err error) {
 	tree := w.cfg.tree() // before w.applying: it takes Store.mu
 	w.applying.Lock()
 	defer w.applying.Unlock()
 	p := newPlan()
-	if root, ok := w.planRoot(p); ok {
+	root, ok := w.planRoot(p)
+	if ok {
 		planDefinitions(p, tree, root)
 	}
 	for _, f := range w.providerFiles() {
 		planFile(p, f)
 	}
-	return w.apply(p, true)
+	added = w.apply(p, true)
+	w.mu.Lock()
+	_, watched := w.watched[root]
+	w.mu.Unlock()
+	if ok && !watched {
+		return added, fmt.Errorf("watch definitions directory %s: not watched (see the log)", root)
+	}
+	return added, nil
 }
 
 // planRoot plans the watches of the definitions directory: the directories
@@ -329,9 +333,9 @@ func planFile(p plan, file string) {
 // apply watches the directories of p that are not watched yet, or whose
 // path now holds another directory, and, if prune, stops watching the rest
 // and makes p the watcher's whole plan (else p is added to it). It reports
-// whether it watched a directory anew, and fails only if the definitions
-// directory or a project directory cannot be watched.
-func (w *watcher) apply(p plan, prune bool) (added bool, err error) {
+// whether it watched a directory anew. A directory that cannot be watched
+// is logged once; the periodic rescan stands in for its events.
+func (w *watcher) apply(p plan, prune bool) (added bool) {
 	want := p.dirs()
 	ids := make(map[string]fileID, len(want))
 	for d := range want {
@@ -365,14 +369,11 @@ func (w *watcher) apply(p plan, prune bool) (added bool, err error) {
 		if _, ok := w.watched[d]; ok {
 			_ = w.fsw.Remove(d) // gone already if fsnotify saw it deleted or moved
 		}
-		if aerr := w.fsw.Add(d); aerr != nil {
+		if err := w.fsw.Add(d); err != nil {
 			delete(w.watched, d)
-			if p.full[d] && err == nil {
-				err = aerr
-			}
-			if _, logged := w.failed[d]; !logged {
+			if _, logged := w.failed[d]; !logged && !errors.Is(err, fsnotify.ErrClosed) {
 				w.failed[d] = struct{}{}
-				w.cfg.log.Warn("watch", "dir", d, "error", aerr.Error())
+				w.cfg.log.Warn("watch", "dir", d, "error", err.Error())
 			}
 			continue
 		}
@@ -388,7 +389,7 @@ func (w *watcher) apply(p plan, prune bool) (added bool, err error) {
 			}
 		}
 	}
-	return added, err
+	return added
 }
 
 // dirID returns the identity of the directory at path.
@@ -494,8 +495,16 @@ func (w *watcher) watchFiles(paths []string) {
 	for _, f := range fresh {
 		planFile(p, f)
 	}
-	if _, err := w.apply(p, false); err != nil {
-		w.cfg.log.Warn("watch provider files", "error", err.Error())
+	w.apply(p, false)
+}
+
+// closing reports whether close was called.
+func (w *watcher) closing() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
 	}
 }
 
