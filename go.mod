@@ -11,9 +11,12 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/ssm v1.82.1
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0
 	github.com/aws/smithy-go v1.28.9
+	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/docker/cli v29.10.0+incompatible
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/hashicorp/hcl/v2 v2.24.0
+	github.com/joho/godotenv v1.5.1
 	github.com/pulumi/esc v0.26.0
 	github.com/pulumi/pulumi/sdk/v3 v3.243.0
 	github.com/spf13/cobra v1.10.2
@@ -42,6 +45,7 @@ require (
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/pgavlin/fx/v2 v2.0.12 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
+	github.com/sirupsen/logrus v1.10.1 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/zclconf/go-cty v1.16.3 // indirect
 	golang.org/x/crypto v0.51.0 // indirect

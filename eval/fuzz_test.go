@@ -183,97 +183,42 @@ func TestEnvSourcedByShells(t *testing.T) {
 	}
 }
 
-// decodeDotenv is a reference decoder for the three forms DotenvQuote
-// documents: bare, single-quoted (literal), double-quoted with the escapes
-// \\ \" \n \r \t \$. It rejects anything else, including a raw line break, an
-// unescaped $ or " inside double quotes, and an unknown escape.
-func decodeDotenv(s string) (string, error) {
-	if strings.ContainsAny(s, "\n\r") {
-		return "", errors.New("raw line break")
-	}
-	switch {
-	case s == "":
-		return "", errors.New("empty rendering")
-	case s[0] == '\'':
-		if len(s) < 2 || s[len(s)-1] != '\'' || strings.Contains(s[1:len(s)-1], "'") {
-			return "", fmt.Errorf("bad single-quoted value %q", s)
-		}
-		return s[1 : len(s)-1], nil
-	case s[0] == '"':
-		if len(s) < 2 || s[len(s)-1] != '"' {
-			return "", fmt.Errorf("unterminated double-quoted value %q", s)
-		}
-		in := s[1 : len(s)-1]
-		var b strings.Builder
-		for i := 0; i < len(in); i++ {
-			switch c := in[i]; c {
-			case '"', '$':
-				return "", fmt.Errorf("unescaped %c in %q", c, s)
-			case '\\':
-				i++
-				if i == len(in) {
-					return "", fmt.Errorf("trailing backslash in %q", s)
-				}
-				esc, ok := map[byte]byte{'\\': '\\', '"': '"', 'n': '\n', 'r': '\r', 't': '\t', '$': '$'}[in[i]]
-				if !ok {
-					return "", fmt.Errorf("unknown escape \\%c in %q", in[i], s)
-				}
-				b.WriteByte(esc)
-			default:
-				b.WriteByte(c)
-			}
-		}
-		return b.String(), nil
-	default:
-		if strings.Trim(s, plainDotenv) != "" {
-			return "", fmt.Errorf("bare value %q holds a character that needs quoting", s)
-		}
-		return s, nil
-	}
-}
-
+// FuzzDotenvQuote checks the dotenv rendering against the real loaders
+// (dotenvLoaders): python-dotenv, Node's dotenv, godotenv, docker compose's
+// parser and docker run's. An input is a batch: NUL, which no variable can
+// hold, separates its values, and each batch is one file read once by each
+// loader. Every value DotenvValue accepts must come back exactly; every value
+// it refuses must be one that no candidate form holds in every loader.
 func FuzzDotenvQuote(f *testing.F) {
+	f.Add(strings.Join(quoteSeeds, "\x00"))
 	for _, s := range quoteSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, value string) {
-		value = strings.ReplaceAll(value, "\x00", "") // render never writes a value holding NUL
-		q := DotenvQuote(value)
-		got, err := decodeDotenv(q)
-		if err != nil {
-			t.Fatalf("DotenvQuote(%q) = %q: %v", value, q, err)
-		}
-		if got != value {
-			t.Fatalf("DotenvQuote(%q) = %q, which reads back as %q", value, q, got)
-		}
-		// A single-quoted rendering must not need escapes; a bare one must
-		// be the value itself.
-		if q[0] != '"' && q[0] != '\'' && q != value {
-			t.Fatalf("bare rendering %q of %q", q, value)
-		}
+	loaders := dotenvLoaders(f)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, input string) {
+		checkDotenvBatch(t, loaders, dir, strings.Split(input, "\x00"))
 	})
 }
 
-func TestDotenvDecodeAllForms(t *testing.T) {
-	// The reference decoder must reject what it should, or the fuzz oracle
-	// proves nothing.
-	for _, bad := range []string{"", "a b", "'a'b'", "\"a\"b\"", `"$x"`, `"\q"`, `"a\"`, "'a\nb'", "a\rb", "\"abc", "'abc"} {
-		if got, err := decodeDotenv(bad); err == nil {
-			t.Errorf("decodeDotenv(%q) = %q, want an error", bad, got)
-		}
-	}
-	for in, want := range map[string]string{"plain": "plain", "'a b $x'": "a b $x", `"it's \$x\n\\"`: "it's $x\n\\"} {
-		if got, err := decodeDotenv(in); err != nil || got != want {
-			t.Errorf("decodeDotenv(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	// Each branch of DotenvQuote is reached by the seeds.
-	forms := map[byte]bool{}
+// TestDotenvSeedsReachEveryForm: the seeds reach every form and a refusal,
+// or the fuzz target's seed run proves less than it seems to.
+func TestDotenvSeedsReachEveryForm(t *testing.T) {
+	forms := map[string]bool{}
 	for _, s := range quoteSeeds {
-		q := DotenvQuote(s)
-		forms[q[0]] = true
+		q, err := DotenvValue(s)
+		switch {
+		case err != nil:
+			forms["refused"] = true
+		case q == "" || q == s:
+			forms["bare"] = true
+		default:
+			forms[q[:1]] = true
+		}
 	}
-	if !forms['"'] || !forms['\''] || !forms['p'] {
-		t.Errorf("seeds do not reach every form: %v", forms)
+	for _, form := range []string{"bare", "'", `"`, "refused"} {
+		if !forms[form] {
+			t.Errorf("no seed is rendered %s: %v", form, forms)
+		}
 	}
 }

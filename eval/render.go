@@ -21,8 +21,19 @@ func render(snap *Snapshot, env *esc.Environment, filesDir string, fileOf func(s
 		props = env.Properties
 	}
 	snap.Values = esc.NewValue(props)
-	snap.ValuesJSON = renderJSON(snap.Values)
 	snap.Secrets = secretStrings(snap.Values)
+	snap.Diagnostics = append(snap.Diagnostics, numberDiagnostics(env, snap.Secrets, fileOf)...)
+	valuesJSON, err := renderJSON(snap.Values)
+	if err != nil && !snap.Diagnostics.HasErrors() {
+		// Not a literal (numberDiagnostics locates those): a provider's value.
+		snap.Diagnostics = append(snap.Diagnostics, Diagnostic{File: snap.Path, Severity: SeverityError,
+			Message: "the values have no JSON form: a number JSON cannot hold, such as infinity or NaN"})
+	}
+	if snap.Diagnostics.HasErrors() {
+		snap.Values = esc.Value{} // with errors, a snapshot holds no renderings
+		return
+	}
+	snap.ValuesJSON = valuesJSON
 
 	warn := func(section, key, format string, args ...any) {
 		d := Diagnostic{File: snap.Path, Severity: SeverityWarning, Message: fmt.Sprintf(format, args...)}
@@ -80,22 +91,27 @@ func render(snap *Snapshot, env *esc.Environment, filesDir string, fileOf func(s
 			continue
 		}
 		fmt.Fprintf(&shell, "export %s=%s\n", name, ShellQuote(v.Value))
-		fmt.Fprintf(&dotenv, "%s=%s\n", name, DotenvQuote(v.Value))
+		line, err := dotenvLine(name, v.Value)
+		if err != nil {
+			warn(section, name, "variable %s left out of dotenv: %v", name, err)
+			continue
+		}
+		dotenv.WriteString(line)
 	}
 	snap.Env, snap.Dotenv = shell.Bytes(), dotenv.Bytes()
 }
 
 // renderJSON renders values as `esc open -f json` does: Go's encoding/json,
-// two-space indent, sorted keys, secrets revealed.
-func renderJSON(v esc.Value) []byte {
+// two-space indent, sorted keys, secrets revealed. It fails, as esc does, on
+// a number JSON cannot hold (the evaluator reads YAML .inf as "+Inf").
+func renderJSON(v esc.Value) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v.ToJSON(false)); err != nil {
-		// ToJSON yields only maps, slices, strings, numbers, bools and nil.
-		panic(fmt.Sprintf("encode values: %v", err))
+		return nil, fmt.Errorf("encode values: %w", err)
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // secretStrings returns the string form of every secret scalar in v, longest
@@ -183,47 +199,3 @@ func IsShellName(name string) bool {
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-
-// DotenvQuote renders a value for a dotenv file:
-//   - as is, when it is non-empty and holds only letters, digits and
-//     _ - . , : / + @ % = ~ (every dotenv loader and docker --env-file read that
-//     literally);
-//   - in single quotes, when it holds no ' and no newline (dotenv loaders
-//     take single-quoted values literally, with no escapes or ${} expansion);
-//   - otherwise in double quotes, with \\, \", \n, \r, \t and $ escaped
-//     as \\, \", \n, \r, \t and \$.
-//
-// docker --env-file takes every line literally, quotes included, so only the
-// first form is exact for docker.
-func DotenvQuote(s string) string {
-	if s != "" && strings.Trim(s, plainDotenv) == "" {
-		return s
-	}
-	if !strings.ContainsAny(s, "'\n\r") {
-		return "'" + s + "'"
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ { // bytes, not runes: invalid UTF-8 must pass through
-		switch c := s[i]; c {
-		case '\\':
-			b.WriteString(`\\`)
-		case '"':
-			b.WriteString(`\"`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '$':
-			b.WriteString(`\$`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-const plainDotenv = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/+@%=~"

@@ -107,9 +107,12 @@ func TestRenderRules(t *testing.T) {
 		name    string
 		present bool   // in Vars
 		value   string // its value when present
-		inEnv   bool   // exported by Env and Dotenv
-		secret  bool
-		file    bool
+		inEnv   bool   // exported by Env and (unless noDotenv) Dotenv
+		// noDotenv: left out of Dotenv, since no quoting is read back the
+		// same by every dotenv loader (see DotenvValue).
+		noDotenv bool
+		secret   bool
+		file     bool
 	}{
 		{name: "STRING", present: true, value: "plain-value_1.2:3/4+5@6%7=8~9,", inEnv: true},
 		{name: "EMPTY", present: true, value: "", inEnv: true},
@@ -129,7 +132,13 @@ func TestRenderRules(t *testing.T) {
 		{name: "SECRET_FILE", present: true, value: filesDir + "/SECRET_FILE", inEnv: true, file: true},
 		{name: "NULL_FILE", present: true, value: filesDir + "/NULL_FILE", inEnv: true, file: true},
 		{name: "OBJECT_FILE"},
-		{name: "INVALID_UTF8", present: true, value: "\xff\xc0\xc0a", inEnv: true},
+		{name: "INVALID_UTF8", present: true, value: "\xff\xc0\xc0a", inEnv: true, noDotenv: true},
+		{name: "DOLLAR", present: true, value: "$HOME and ${HOME} and $(id)", inEnv: true, noDotenv: true},
+		{name: "PADDED", present: true, value: " padded ", inEnv: true},
+		{name: "WINDOWS", present: true, value: `C:\dir\`, inEnv: true},
+		{name: "DOLLAR_PLAIN", present: true, value: "US$ 5 and $(id)", inEnv: true},
+		{name: "QUOTE_LINE", present: true, value: "say \"hi\"\n", inEnv: true, noDotenv: true},
+		{name: "ALL_KINDS", present: true, value: "it's \"x\" and $5\n", inEnv: true, noDotenv: true},
 		{name: "CONTROL", present: true, value: "\x01\x02\x1b\x1f\x7f", inEnv: true},
 		{name: "HAS_NUL"},
 		{name: "WITH_NUL", present: true, value: filesDir + "/WITH_NUL", inEnv: true, file: true},
@@ -155,8 +164,9 @@ func TestRenderRules(t *testing.T) {
 		if got := strings.Contains(env, "\n"+line) || strings.HasPrefix(env, line); got != tt.inEnv {
 			t.Errorf("%s: in Env = %v, want %v", tt.name, got, tt.inEnv)
 		}
-		if got := bytes.Contains(snap.Dotenv, []byte(tt.name+"=")); got != tt.inEnv && tt.name != "a/b" && tt.name != "." && tt.name != ".." {
-			t.Errorf("%s: in Dotenv = %v, want %v", tt.name, got, tt.inEnv)
+		inDotenv := bytes.HasPrefix(snap.Dotenv, []byte(tt.name+"=")) || bytes.Contains(snap.Dotenv, []byte("\n"+tt.name+"="))
+		if want := tt.inEnv && !tt.noDotenv; inDotenv != want {
+			t.Errorf("%s: in Dotenv = %v, want %v", tt.name, inDotenv, want)
 		}
 	}
 
@@ -181,14 +191,21 @@ func TestRenderRules(t *testing.T) {
 
 	// Every warning is located, in the file that defines its key.
 	wantWarnings := map[string]string{
-		`file ".." left out`:                                "rich.yaml:55:5",
-		`file "." left out`:                                 "rich.yaml:56:5",
-		`file "a/b" left out`:                               "rich.yaml:54:5",
-		`variable "1ST" left out of env and dotenv`:         "rich.yaml:45:5",
-		`variable HAS_NUL left out: its value holds a NUL`:  "rich.yaml:41:5",
-		`variable "app.conf" left out of env and dotenv`:    "rich.yaml:57:5",
-		`variable "base.dotted" left out of env and dotenv`: "base.yaml:7:5",
-		`variable "not-shell" left out of env and dotenv`:   "rich.yaml:44:5",
+		`file ".." left out`:                                                     "rich.yaml:55:5",
+		`file "." left out`:                                                      "rich.yaml:56:5",
+		`file "a/b" left out`:                                                    "rich.yaml:54:5",
+		`variable "1ST" left out of env and dotenv`:                              "rich.yaml:45:5",
+		`variable HAS_NUL left out: its value holds a NUL`:                       "rich.yaml:41:5",
+		`variable "app.conf" left out of env and dotenv`:                         "rich.yaml:57:5",
+		`variable "base.dotted" left out of env and dotenv`:                      "base.yaml:7:5",
+		`variable "not-shell" left out of env and dotenv`:                        "rich.yaml:44:5",
+		`variable INVALID_UTF8 left out of dotenv: its value is not valid UTF-8`: "rich.yaml:40:5",
+		`variable DOLLAR left out of dotenv: its value holds ${...}`:             "rich.yaml:32:5",
+		`variable QUOTE_LINE left out of dotenv: no dotenv quoting`:              "base.yaml:11:5",
+		`variable ALL_KINDS left out of dotenv: no dotenv quoting`:               "base.yaml:12:5",
+		"YAML reads 1.50 as the number 1.5":                                      "rich.yaml:8:12",
+		"12345678901234567890 is larger than 2^53":                               "rich.yaml:9:10",
+		"YAML reads 1e3 as the number 1000":                                      "rich.yaml:22:10",
 	}
 	if len(snap.Diagnostics) != len(wantWarnings) {
 		t.Errorf("%d diagnostics, want %d:\n%s", len(snap.Diagnostics), len(wantWarnings), diagLines(snap.Diagnostics))

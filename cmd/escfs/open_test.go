@@ -31,6 +31,13 @@ const openEnv = `values:
     CONFIG: "name=${app.name}\n"
 `
 
+// trickyWarning is the warning every evaluation of openEnv carries: no
+// dotenv quoting holds TRICKY (a line break with ", \\ and $HOME), so it is
+// left out of dotenv.
+func trickyWarning(dir string) string {
+	return filepath.Join(dir, "app.yaml") + `:12:5: warning: variable TRICKY left out of dotenv: no dotenv quoting keeps a value holding a line break, ', ", \, $, trailing white space the same in python-dotenv, godotenv, docker compose and Node's dotenv` + "\n"
+}
+
 // openDefs returns a definitions directory with openEnv as "app" and a
 // broken environment "broken".
 func openDefs(t *testing.T) string {
@@ -52,7 +59,7 @@ func TestOpenJSONIsValuesJSON(t *testing.T) {
 	}
 	for _, args := range [][]string{{"open", "app"}, {"open", "app", "-f", "json"}} {
 		r := escfsCLI(t, append([]string{"--dir", dir}, args...)...)
-		if r.code != 0 || r.stdout != string(snap.ValuesJSON) || r.stderr != "" {
+		if r.code != 0 || r.stdout != string(snap.ValuesJSON) || r.stderr != trickyWarning(dir) {
 			t.Fatalf("%v: exit %d, stderr %q, stdout\n%s\nwant\n%s", args, r.code, r.stderr, r.stdout, snap.ValuesJSON)
 		}
 	}
@@ -150,7 +157,7 @@ func TestOpenDotenv(t *testing.T) {
 	want := []string{
 		"APP_NAME=demo",
 		"CONFIG=" + filepath.Join(tmp, entries[0].Name(), "CONFIG"),
-		`TOKEN="tok-\$(id)-'q'"`,
+		`TOKEN=tok-$(id)-'q'`, // bare: every dotenv loader and docker --env-file read it literally
 	}
 	var got []string
 	for _, line := range strings.Split(r.stdout, "\n") {
@@ -189,8 +196,8 @@ func TestOpenErrors(t *testing.T) {
 		{[]string{"broken"}, filepath.Join(dir, "broken.yaml") + ":3:8: unknown property \"nope\"\n"},
 		{[]string{"broken", "-f", "shell"}, filepath.Join(dir, "broken.yaml") + ":3:8: unknown property \"nope\"\n"},
 		{[]string{"nosuch"}, "escfs: environment \"nosuch\" not found in " + dir + "\n"},
-		{[]string{"app", "app.nope"}, "escfs: app has no value at app.nope\n"},
-		{[]string{"app", "app.tags[2]"}, "escfs: app has no value at app.tags[2]\n"},
+		{[]string{"app", "app.nope"}, trickyWarning(dir) + "escfs: app has no value at app.nope\n"},
+		{[]string{"app", "app.tags[2]"}, trickyWarning(dir) + "escfs: app has no value at app.tags[2]\n"},
 		{[]string{"app", "app..name"}, "escfs: invalid property path \"app..name\" at offset 4: expected a name\n"},
 		{[]string{"app", "-f", "xml"}, "escfs: unknown output format \"xml\" (use one of json, yaml, string, shell, dotenv)\n"},
 		{[]string{"app", "app.name", "-f", "shell"}, "escfs: output format \"shell\" may not be used with a property path\n"},
