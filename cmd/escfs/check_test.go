@@ -31,7 +31,7 @@ func TestCheckReportsEveryBrokenEnvironment(t *testing.T) {
 		p("bad name.yaml") + `: warning: not an environment: invalid environment name "bad name"`,
 		p("demos/missing.yaml") + `:3:5: environment "nothere" not found in ` + dir,
 		p("provider.yaml") + `:3:5: unknown provider "nope"`,
-		p("syntax.yaml") + `:1:1: yaml: `,
+		p("syntax.yaml") + `:2:3: yaml: did not find expected`, // the unclosed list, not yaml.v3's line 1
 		p("undefined.yaml") + `:3:10: unknown property "nope"`,
 		p("warn.yaml") + `:3:5: warning: file "a/b" left out`,
 	}

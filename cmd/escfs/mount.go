@@ -13,7 +13,6 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/fs"
-	"github.com/escfs/escfs/providers/builtin"
 )
 
 func init() {
@@ -53,13 +52,19 @@ wait; an idle one is re-evaluated on its next read. No reader ever gets an expir
 snapshot: after expiry a read waits for the new evaluation (at most --eval-timeout) and
 fails with EIO if it does not come. If a renewal fails, the previous snapshot is served
 until it really expires, retries back off with jitter, and status says "stale" with
-the error. A renewal re-opens every provider call of the environment (ESC has no
+the error. Renewals of one environment are at least --min-renewal-interval apart, and
+no reader waits longer than --eval-timeout, whatever an evaluation does. Definitions over
+the global --max-* limits (size, nesting, import depth, expanded imports) are refused
+with a located diagnostic before they are evaluated. A renewal re-opens every provider call of the environment (ESC has no
 partial re-open). env exports ESCFS_EXPIRES_AT (RFC 3339) when the snapshot expires.
 
 Files are 0400 and directories 0500, owned by the mounting user (or --uid/--gid), and
 only that user and root may read them. Secrets stay in memory. As root escfs mounts
 directly; other users need fusermount3 (Debian package fuse3). A stale mount left by a
-killed escfs on MOUNTPOINT is cleared first.`,
+killed escfs on MOUNTPOINT is cleared first; a live or wedged escfs mount there, or a
+MOUNTPOINT that is not a directory, is refused. SIGINT or SIGTERM unmounts (lazily if
+the mount is busy: escfs serves the remaining users until they leave, a second signal
+stops it at once).`,
 		Example: `  escfs --dir examples mount /tmp/esc &
   source /tmp/esc/demos/aws-access/env
   KUBECONFIG=/tmp/esc/demos/cluster/files/KUBECONFIG kubectl config view
@@ -75,6 +80,9 @@ killed escfs on MOUNTPOINT is cleared first.`,
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
+			}
+			if err := validateMountFlags(refresh, evalTimeout); err != nil {
+				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			dir, err := g.definitionsDir()
@@ -92,7 +100,7 @@ killed escfs on MOUNTPOINT is cleared first.`,
 			mnt := args[0]
 			store, err := eval.NewStore(eval.StoreOptions{
 				Dir:         dir,
-				Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
+				Evaluator:   servingEvaluator(uint32(orDefault(uid, os.Getuid())), uint32(orDefault(gid, os.Getgid()))),
 				FilesDir:    fs.FilesDir(absPath(mnt)),
 				Logger:      log,
 				Refresh:     refresh,
@@ -137,6 +145,7 @@ killed escfs on MOUNTPOINT is cleared first.`,
 	cmd.Flags().DurationVar(&refresh.KeepWarm, "keep-warm", 15*time.Minute, "renew environments read within this long in the background before they expire (negative: never)")
 	cmd.Flags().DurationVar(&refresh.Margin, "refresh-margin", 0, "renew this long before credentials expire (0: min(5m, a third of their lifetime))")
 	cmd.Flags().DurationVar(&evalTimeout, "eval-timeout", 30*time.Second, "longest one evaluation may take (and a reader may wait for expired credentials)")
+	cmd.Flags().DurationVar(&refresh.MinInterval, "min-renewal-interval", eval.DefaultMinRenewalInterval, "least time between two renewals of one environment (credentials living shorter expire between renewals)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
 	return cmd
@@ -190,6 +199,29 @@ waiting forever.`,
 			return fs.Unmount(args[0], log)
 		},
 	}
+}
+
+// servingEvaluator is the mount's evaluator: it reads only the definitions
+// the user it serves could trust (see eval.Reader).
+func servingEvaluator(uid, gid uint32) *eval.Evaluator {
+	ev := newEvaluator()
+	ev.Reader = &eval.Reader{UID: uid, GID: gid}
+	return ev
+}
+
+// validateMountFlags refuses refresh and timeout settings that make no
+// sense, before anything is mounted.
+func validateMountFlags(refresh eval.RefreshPolicy, evalTimeout time.Duration) error {
+	if evalTimeout <= 0 {
+		return fmt.Errorf("--eval-timeout %s: must be positive", evalTimeout)
+	}
+	if refresh.MinInterval <= 0 {
+		return fmt.Errorf("--min-renewal-interval %s: must be positive", refresh.MinInterval)
+	}
+	if err := refresh.Validate(); err != nil {
+		return fmt.Errorf("--refresh-margin/--keep-warm: %w", err)
+	}
+	return nil
 }
 
 func orDefault(v, def int) int {
