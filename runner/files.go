@@ -10,9 +10,17 @@ import (
 )
 
 // NewFilesDir creates a fresh directory, readable only by its owner (0700),
-// for an environment's files entries, in parent or, if parent is "", in the
-// default directory for temporary files.
+// for an environment's files entries, in parent or, if parent is "", on a
+// memory filesystem (MemoryDir: $XDG_RUNTIME_DIR, else /dev/shm), never on
+// disk: the files hold secrets.
 func NewFilesDir(parent string) (string, error) {
+	if parent == "" {
+		mem, err := MemoryDir()
+		if err != nil {
+			return "", err
+		}
+		parent = mem
+	}
 	return newPrivateDir(parent, "escfs-")
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,8 @@ func TestOpenPathAndFormats(t *testing.T) {
 
 func TestOpenShellSourcesExactly(t *testing.T) {
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where escfs open puts the files directory
+	t.Setenv("TMPDIR", tmp)         // on disk: escfs open must not put the files here
+	t.Setenv("XDG_RUNTIME_DIR", "") // so the files go to /dev/shm
 	dir := openDefs(t)
 	r := escfsCLI(t, "--dir", dir, "open", "app", "-f", "shell")
 	if r.code != 0 {
@@ -119,16 +121,21 @@ func TestOpenShellSourcesExactly(t *testing.T) {
 		}
 	}
 
-	// The files entry: its variable points into a new private directory
-	// that escfs open keeps, and says so on stderr.
+	// The files entry: its variable points into a new private directory on
+	// a memory filesystem that escfs open keeps, and says so on stderr.
 	out, err := exec.Command("bash", "-c", `. "$1"; printf %s "$CONFIG"`, "bash", script).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	config := string(out)
 	filesDir := filepath.Dir(config)
-	if filepath.Dir(filesDir) != tmp || filepath.Base(config) != "CONFIG" {
-		t.Fatalf("CONFIG=%q, want $TMPDIR/<new dir>/CONFIG", config)
+	t.Cleanup(func() { os.RemoveAll(filesDir) })
+	if filepath.Dir(filesDir) != "/dev/shm" || filepath.Base(config) != "CONFIG" {
+		t.Fatalf("CONFIG=%q, want /dev/shm/<new dir>/CONFIG (never $TMPDIR, which is on disk)", config)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(filesDir, &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("%s is not on tmpfs (type %#x, %v)", filesDir, fs.Type, err)
 	}
 	if !strings.Contains(r.stderr, filesDir) {
 		t.Errorf("stderr %q does not name the files directory %s", r.stderr, filesDir)
