@@ -150,16 +150,29 @@ func TestOpenShellSourcesExactly(t *testing.T) {
 	}
 }
 
+// memRuntimeDir makes a private directory on /dev/shm (tmpfs), sets
+// $XDG_RUNTIME_DIR to it for the test, and removes it afterwards.
+func memRuntimeDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/dev/shm", "escfs-test-runtime-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	t.Setenv("XDG_RUNTIME_DIR", d)
+	return d
+}
+
 func TestOpenDotenv(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	t.Setenv("TMPDIR", t.TempDir())
+	tmp := memRuntimeDir(t)
 	r := escfsCLI(t, "--dir", openDefs(t), "open", "app", "-f", "dotenv")
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	entries, err := os.ReadDir(tmp)
 	if err != nil || len(entries) != 1 {
-		t.Fatalf("files directories in $TMPDIR: %v, %v; want one", entries, err)
+		t.Fatalf("files directories in $XDG_RUNTIME_DIR: %v, %v; want one", entries, err)
 	}
 	want := []string{
 		"APP_NAME=demo",
@@ -180,21 +193,21 @@ func TestOpenDotenv(t *testing.T) {
 // TestOpenShellWithoutFiles checks that no directory is left behind when
 // there is nothing to put in it.
 func TestOpenShellWithoutFiles(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	t.Setenv("TMPDIR", t.TempDir())
+	tmp := memRuntimeDir(t)
 	dir := writeDefinitions(t, map[string]string{"plain.yaml": "values:\n  environmentVariables:\n    A: b\n"})
 	r := escfsCLI(t, "--dir", dir, "open", "plain", "-f", "shell")
 	if r.code != 0 || r.stdout != "export A='b'\n" || r.stderr != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
-		t.Fatalf("left in $TMPDIR: %v", entries)
+		t.Fatalf("left in $XDG_RUNTIME_DIR: %v", entries)
 	}
 }
 
 func TestOpenErrors(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	t.Setenv("TMPDIR", t.TempDir())
+	tmp := memRuntimeDir(t)
 	dir := openDefs(t)
 	tests := []struct {
 		args    []string
@@ -219,7 +232,7 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
-		t.Fatalf("left in $TMPDIR: %v", entries)
+		t.Fatalf("left in $XDG_RUNTIME_DIR: %v", entries)
 	}
 }
 
