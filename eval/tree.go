@@ -149,6 +149,10 @@ func isDir(dir string, e os.DirEntry) bool {
 func (t *Tree) add(project, path, base string) {
 	ext := filepath.Ext(base)
 	if ext != ".yaml" && ext != ".yml" {
+		if lower := strings.ToLower(ext); lower == ".yaml" || lower == ".yml" {
+			t.Problems = append(t.Problems, Diagnostic{File: path, Severity: SeverityWarning,
+				Message: fmt.Sprintf("not an environment: the extension %s is not %s; only .yaml and .yml (lower case) are definitions", ext, lower)})
+		}
 		return
 	}
 	envName := strings.TrimSuffix(base, ext)

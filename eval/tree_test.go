@@ -75,13 +75,19 @@ func TestScanDir(t *testing.T) {
 			defs:  []string{"demos/x=demos/x.yml", "demos/y=demos/y.yaml", "z=default/z.yaml"},
 		},
 		{
+			name:     "upper-case extensions are warned about, not read",
+			files:    map[string]string{"prod.YAML": def, "demos/x.Yml": def, "ok.yaml": def},
+			defs:     []string{"ok=ok.yaml"},
+			problems: []string{"prod.YAML: not an environment: the extension .YAML is not .yaml", "demos/x.Yml: not an environment: the extension .Yml is not .yml"},
+		},
+		{
 			name:  "deeper files are ignored",
 			files: map[string]string{"demos/deep/x.yaml": def, "a/b/c/d.yaml": def},
 		},
 		{
 			name: "other extensions, hidden files and editor droppings are ignored",
 			files: map[string]string{
-				"prod.json": def, "prod.YAML": def, "prod.yaml~": def, "prod": def, "README.md": "hi",
+				"prod.json": def, "prod.yaml~": def, "prod": def, "README.md": "hi",
 				".hidden.yaml": def, ".prod.yaml.swp": def, ".#prod.yaml": def, "#prod.yaml#": def,
 				"demos/.x.yaml": def, "demos/x.yaml.bak": def, ".git/config.yaml": def, "4913": "",
 			},
