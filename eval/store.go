@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrNotFound is returned for an environment the definitions directory does
@@ -44,9 +47,12 @@ type StoreOptions struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// MaxConcurrent bounds the evaluations running at once across all
-	// environments, and with it the memory they take; 0 means 8.
-	MaxConcurrent int
+	// EvalBudget bounds the bytes of definitions being evaluated at once
+	// across all environments, and with it the memory evaluations take (the
+	// evaluator needs about 200 times a definition's size). Each evaluation
+	// counts its definition's size, at least 64 KiB, so small environments
+	// hardly ever wait; 0 means DefaultEvalBudget.
+	EvalBudget int64
 }
 
 // Change tells subscribers what a rescan of the definitions changed.
@@ -103,7 +109,7 @@ type Store struct {
 
 	watch *watcher // GUARDED_BY(mu): nil until Watch
 
-	slots chan struct{} // one token per running evaluation, MaxConcurrent in all
+	budget *semaphore.Weighted // bytes of definitions being evaluated, EvalBudget in all
 }
 
 // entry is the cache of one environment. All fields are GUARDED_BY(Store.mu).
@@ -144,8 +150,8 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 8
+	if opts.EvalBudget <= 0 {
+		opts.EvalBudget = DefaultEvalBudget
 	}
 	opts.Refresh = opts.Refresh.withDefaults()
 	log := opts.Logger
@@ -159,7 +165,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	for _, p := range tree.Problems {
 		log.Warn("definitions", "problem", p.String())
 	}
-	return &Store{opts: opts, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, slots: make(chan struct{}, opts.MaxConcurrent)}, nil
+	return &Store{opts: opts, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, budget: semaphore.NewWeighted(opts.EvalBudget)}, nil
 }
 
 // Tree returns the current set of definitions.
@@ -374,16 +380,25 @@ func (s *Store) startLocked(name Name, e *entry) {
 	}()
 }
 
-// evaluate runs one evaluation, at most MaxConcurrent of them at a time in
+// DefaultEvalBudget is the default StoreOptions.EvalBudget: four
+// definitions at the default size limit, sixty-four small ones.
+const DefaultEvalBudget = 4 << 20
+
+// minEvalWeight is what an evaluation counts against the budget at least.
+const minEvalWeight = 64 << 10
+
+// evaluate runs one evaluation, within the store's EvalBudget,
 // the store, and turns a panic in the evaluator or a provider into an error
 // of this environment: one definition never takes the daemon down.
 func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string) (snap *Snapshot, err error) {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("evaluate %s: waiting for one of %d evaluation slots: %w", name.Short(), cap(s.slots), ctx.Err())
+	weight := int64(minEvalWeight)
+	if fi, err := os.Stat(path); err == nil {
+		weight = min(max(weight, fi.Size()), s.opts.EvalBudget)
 	}
+	if err := s.budget.Acquire(ctx, weight); err != nil {
+		return nil, fmt.Errorf("evaluate %s: waiting for the evaluation budget (%s of definitions at once): %w", name.Short(), byteSize(s.opts.EvalBudget), err)
+	}
+	defer s.budget.Release(weight)
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("evaluation panicked", "env", name.Short(), "definition", path, "panic", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))

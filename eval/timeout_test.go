@@ -3,6 +3,8 @@ package eval_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -160,5 +162,69 @@ func TestPanicIsAnEnvironmentError(t *testing.T) {
 	}
 	if got := envVar(t, s, "good", "G"); got != "good" {
 		t.Fatalf("G = %q", got)
+	}
+}
+
+// gateProvider counts the calls running at once and holds each until gate
+// is closed.
+type gateProvider struct {
+	gate          chan struct{}
+	running, peak atomic.Int64
+}
+
+func (*gateProvider) Schema() (inputs, outputs *schema.Schema) {
+	return schema.Record(schema.BuilderMap{}).Schema(), schema.String().Schema()
+}
+
+func (p *gateProvider) Open(context.Context, map[string]esc.Value, esc.EnvExecContext) (esc.Value, error) {
+	n := p.running.Add(1)
+	defer p.running.Add(-1)
+	for {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	<-p.gate
+	return esc.NewValue("ok"), nil
+}
+
+// TestEvalBudgetBoundsConcurrentEvaluations: evaluations run within the
+// store's budget of definition bytes (each counts at least 64 KiB), so many
+// environments read at once cannot take unbounded memory.
+func TestEvalBudgetBoundsConcurrentEvaluations(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 6 {
+		writeFile(t, dir, fmt.Sprintf("e%d.yaml", i), "values:\n  v:\n    fn::open::gate: {}\n")
+	}
+	p := &gateProvider{gate: make(chan struct{})}
+	s, err := eval.NewStore(eval.StoreOptions{
+		Dir:        dir,
+		Evaluator:  &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"gate": p})},
+		FilesDir:   func(eval.Name) string { return "/files" },
+		EvalBudget: 2 * 64 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Snapshot(context.Background(), mustName(t, fmt.Sprintf("e%d", i))) //nolint:errcheck
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.running.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a third to start, if the budget let it
+	peak := p.peak.Load()
+	close(p.gate)
+	wg.Wait()
+	if peak != 2 {
+		t.Fatalf("%d evaluations ran at once within a budget of two, want 2", peak)
 	}
 }
