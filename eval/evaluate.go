@@ -80,7 +80,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		now = e.Now
 	}
 	limits := e.Limits.withDefaults()
-	snap := &Snapshot{Name: def.Name, Path: def.Path, EvaluatedAt: now(), Deps: []Name{def.Name}}
+	snap := &Snapshot{Serial: nextSerial(), Name: def.Name, Path: def.Path, EvaluatedAt: now(), Deps: []Name{def.Name}}
 	reader := currentReader()
 	if e.Reader != nil {
 		reader = *e.Reader

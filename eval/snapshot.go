@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/pulumi/esc"
@@ -10,6 +11,7 @@ import (
 // its renderings. Callers must not modify it or the slices it holds, so it
 // can be shared with any number of readers without copying or locking.
 type Snapshot struct {
+	Serial      uint64      // unique to this snapshot in this process: a new version has a new serial
 	Name        Name        // the environment
 	Path        string      // its definition file
 	EvaluatedAt time.Time   // when the evaluation started
@@ -27,6 +29,12 @@ type Snapshot struct {
 	Files      []File    // the files entries, sorted by name
 	Secrets    []string  // every secret string in the values, longest first, for redaction
 }
+
+// serials numbers snapshots; 0 is never used.
+var serials atomic.Uint64
+
+// nextSerial returns a serial no other snapshot of this process has.
+func nextSerial() uint64 { return serials.Add(1) }
 
 // Var is one environment variable of a snapshot.
 type Var struct {

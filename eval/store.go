@@ -270,6 +270,24 @@ func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, 
 	}
 }
 
+// FreshUntil returns when snap stops being fresh and is renewed (its
+// expiry less the refresh margin), or the zero time if it never expires.
+// Caches of its content must not outlive it.
+func (s *Store) FreshUntil(snap *Snapshot) time.Time {
+	return s.opts.Refresh.refreshAt(snap)
+}
+
+// MarkRead records that a reader opened the environment's current
+// snapshot without asking the store for it (a kernel-cached lookup): it
+// keeps the environment warm like a Snapshot call, and evaluates nothing.
+func (s *Store) MarkRead(name Name) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[name]; ok {
+		e.lastRead = s.opts.Now()
+	}
+}
+
 // ErrShortLived is the cause of the expiry of credentials that live
 // shorter than the minimum interval between renewals.
 var ErrShortLived = errors.New("credentials live shorter than the minimum interval between renewals (--min-renewal-interval)")

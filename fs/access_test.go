@@ -90,3 +90,59 @@ func TestOwnerOtherThanMounter(t *testing.T) {
 		t.Errorf("uid 65533 read x/env of uid 65534: %q", out)
 	}
 }
+
+// asCapable runs argv as uid/gid 65534 holding CAP_DAC_OVERRIDE and
+// CAP_DAC_READ_SEARCH: default_permissions lets such a caller through, so
+// only escfs's own uid check can stop it.
+func asCapable(t *testing.T, argv ...string) (string, error) {
+	t.Helper()
+	caps := "+dac_override,+dac_read_search"
+	return run(t, nil, "setpriv", append([]string{"--reuid", nobody, "--regid", nobody, "--clear-groups",
+		"--inh-caps", caps, "--ambient-caps", caps}, argv...)...)
+}
+
+// TestCapableOtherUserDenied: with allow_other, a non-root caller holding
+// CAP_DAC_OVERRIDE passes the kernel's mode checks; escfs refuses it in
+// every operation that reveals or evaluates anything, and nothing the
+// kernel cached for the owner is served to it.
+func TestCapableOtherUserDenied(t *testing.T) {
+	needRoot(t, "to switch to another uid")
+	needTool(t, "setpriv", "util-linux")
+	parent := t.TempDir()
+	mnt := filepath.Join(parent, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(parent, "secret")
+	if err := os.WriteFile(secret, []byte("root only\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	traversable(t, mnt)
+	tm := mountT(t, map[string]string{"x.yaml": filesDef, "y.yaml": simpleDef}, withMountpoint(mnt), withAllowOther(true))
+	// control: the capabilities work (a 0400 root file beside the mount)
+	if out, err := asCapable(t, "cat", secret); err != nil || out != "root only\n" {
+		t.Fatalf("control: the capable caller cannot read %s: %q %v", secret, out, err)
+	}
+	// the owner reads and stats x, so the kernel has its entries
+	mustRead(t, tm.path("x", "env"))
+	mustRead(t, tm.path("x", "files", "KUBECONFIG"))
+	before := tm.store.Evaluations()
+	for _, argv := range [][]string{
+		{"cat", tm.path("x", "env")},
+		{"cat", tm.path("x", "files", "KUBECONFIG")},
+		{"stat", "-c", "%s", tm.path("x", "env")},
+		{"stat", "-c", "%s", tm.path("x", "status")},
+		{"ls", tm.path("x", "files")},
+		{"ls", tm.path("x")},
+		{"ls", tm.mnt},
+		{"stat", "-c", "%s", tm.path("y", "env")}, // would evaluate y
+		{"cat", tm.path("y", "env")},
+	} {
+		if out, err := asCapable(t, argv...); err == nil {
+			t.Errorf("%v as a capable other user: %q, want it refused", argv, out)
+		}
+	}
+	if after := tm.store.Evaluations(); after != before {
+		t.Errorf("the capable other user caused %d evaluations", after-before)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path"
 	"sort"
+	"strconv"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -29,11 +30,18 @@ var (
 )
 
 func (d *dirNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if !d.fsys.allowed(ctx) {
+		return syscall.EACCES
+	}
 	d.fsys.dirAttr(&out.Attr)
+	out.SetTimeout(d.fsys.dirValidity())
 	return 0
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	if !d.fsys.allowed(ctx) {
+		return nil, syscall.EACCES
+	}
 	idx := d.fsys.indexOf()
 	var entries []fuse.DirEntry
 	if _, ok := idx.envs[d.rel]; ok {
@@ -53,40 +61,92 @@ func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if !d.fsys.allowed(ctx) {
+		return nil, syscall.EACCES
+	}
 	idx := d.fsys.indexOf()
 	p := path.Join(d.rel, name)
 	env, isEnv := idx.envs[d.rel]
 	if isEnv {
 		switch name {
 		case entryFiles:
-			return d.child(ctx, &filesDir{fsys: d.fsys, env: env, rel: p}, p, syscall.S_IFDIR, out)
-		case entryEnv, entryDotenv, entryValues, entryStatus:
-			return d.child(ctx, &fileNode{fsys: d.fsys, env: env, entry: name}, p, syscall.S_IFREG, out)
+			return d.fsys.dirChild(ctx, &d.Inode, &filesDir{fsys: d.fsys, env: env, rel: p}, p, out), 0
+		case entryStatus:
+			return d.fsys.statusChild(ctx, &d.Inode, env, p, out)
+		case entryEnv, entryDotenv, entryValues:
+			return d.fsys.versionChild(ctx, &d.Inode, env, p, out, func(s *eval.Snapshot) ([]byte, bool) {
+				switch name {
+				case entryEnv:
+					return s.Env, true
+				case entryDotenv:
+					return s.Dotenv, true
+				default:
+					return s.ValuesJSON, true
+				}
+			})
 		}
 	}
 	if idx.dirs[d.rel][name] {
-		return d.child(ctx, &dirNode{fsys: d.fsys, rel: p}, p, syscall.S_IFDIR, out)
+		return d.fsys.dirChild(ctx, &d.Inode, &dirNode{fsys: d.fsys, rel: p}, p, out), 0
 	}
 	return nil, syscall.ENOENT
 }
 
-// child returns the inode for path p, reusing the existing one, and fills
-// the entry's attributes from the node.
-func (d *dirNode) child(ctx context.Context, node fusefs.InodeEmbedder, p string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return newChild(ctx, &d.Inode, node, p, mode, out)
+// dirChild returns the (stable) inode of the directory node at path p.
+func (f *filesystem) dirChild(ctx context.Context, parent *fusefs.Inode, node fusefs.InodeEmbedder, p string, out *fuse.EntryOut) *fusefs.Inode {
+	f.dirAttr(&out.Attr)
+	out.SetEntryTimeout(f.dirValidity())
+	out.SetAttrTimeout(f.dirValidity())
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: inodeNumber(p)})
+	out.Ino = ch.StableAttr().Ino
+	return ch
 }
 
-// newChild creates (or finds) the inode of node at path p under parent and
-// fills out from the node's Getattr.
-func newChild(ctx context.Context, parent *fusefs.Inode, node fusefs.InodeEmbedder, p string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+// statusChild returns the status file of env at path p: one stable inode.
+func (f *filesystem) statusChild(ctx context.Context, parent *fusefs.Inode, env eval.Name, p string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	node := &statusNode{fsys: f, env: env}
 	var attr fuse.AttrOut
-	if g, ok := node.(fusefs.NodeGetattrer); ok {
-		if errno := g.Getattr(ctx, nil, &attr); errno != 0 {
-			return nil, errno
-		}
+	if errno := node.Getattr(ctx, nil, &attr); errno != 0 {
+		return nil, errno
 	}
 	out.Attr = attr.Attr
-	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: mode, Ino: inodeNumber(p)})
+	out.SetEntryTimeout(f.dirValidity())
+	out.SetAttrTimeout(0)
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: inodeNumber(p)})
+	out.Ino = ch.StableAttr().Ino
+	return ch, 0
+}
+
+// versionChild returns the inode of the current version of the file at
+// path p of env, whose bytes pick takes from a snapshot (false: no such
+// file). It evaluates env if it must (a lookup must know the exact size),
+// but does not count as a read for keep-warm.
+func (f *filesystem) versionChild(ctx context.Context, parent *fusefs.Inode, env eval.Name, p string, out *fuse.EntryOut, pick func(*eval.Snapshot) ([]byte, bool)) (*fusefs.Inode, syscall.Errno) {
+	snap, err := f.snapshot(ctx, env, false)
+	node := &versionNode{fsys: f, env: env}
+	var ino uint64
+	switch {
+	case errors.Is(err, eval.ErrNotFound):
+		return nil, syscall.ENOENT
+	case err != nil:
+		node.errno = syscall.EIO
+		ino = inodeNumber(p + "\x00error")
+	default:
+		data, ok := pick(snap)
+		if !ok {
+			return nil, syscall.ENOENT
+		}
+		node.data, node.mtime = data, snap.EvaluatedAt
+		node.fresh, node.expires = f.store.FreshUntil(snap), snap.ExpiresAt
+		ino = inodeNumber(p + "\x00" + strconv.FormatUint(snap.Serial, 10))
+	}
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
+	// NewInode returns the existing inode of this version if the kernel
+	// still knows it; its node is the same version.
+	v := ch.Operations().(*versionNode)
+	v.fill(&out.Attr)
+	out.SetEntryTimeout(v.validity())
+	out.SetAttrTimeout(v.validity())
 	out.Ino = ch.StableAttr().Ino
 	return ch, 0
 }
@@ -106,11 +166,18 @@ var (
 )
 
 func (d *filesDir) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if !d.fsys.allowed(ctx) {
+		return syscall.EACCES
+	}
 	d.fsys.dirAttr(&out.Attr)
+	out.SetTimeout(d.fsys.dirValidity())
 	return 0
 }
 
 func (d *filesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	if !d.fsys.allowed(ctx) {
+		return nil, syscall.EACCES
+	}
 	snap, err := d.fsys.snapshot(ctx, d.env, false)
 	if err != nil {
 		return nil, errno(err)
@@ -123,15 +190,13 @@ func (d *filesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 }
 
 func (d *filesDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	snap, err := d.fsys.snapshot(ctx, d.env, false)
-	if err != nil {
-		return nil, errno(err)
+	if !d.fsys.allowed(ctx) {
+		return nil, syscall.EACCES
 	}
-	if _, ok := snap.File(name); !ok {
-		return nil, syscall.ENOENT
-	}
-	p := path.Join(d.rel, name)
-	return newChild(ctx, &d.Inode, &fileNode{fsys: d.fsys, env: d.env, entry: entryFiles, file: name}, p, syscall.S_IFREG, out)
+	return d.fsys.versionChild(ctx, &d.Inode, d.env, path.Join(d.rel, name), out, func(s *eval.Snapshot) ([]byte, bool) {
+		f, ok := s.File(name)
+		return f.Content, ok
+	})
 }
 
 // isNotFound reports whether err says the environment is gone.

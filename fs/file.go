@@ -12,107 +12,163 @@ import (
 	"github.com/escfs/escfs/eval"
 )
 
-// fileNode is one readable file of an environment: env, dotenv, values.json,
-// status, or files/<file>.
-type fileNode struct {
+// versionNode is one version of one file of an environment (env, dotenv,
+// values.json or files/NAME): the bytes of one snapshot, immutable for the
+// life of the inode. A new snapshot is a new inode (its number derives from
+// the path and the snapshot's serial), so the kernel may keep its pages and
+// attributes for as long as it likes, and fstat on an open fd reports that
+// fd's version. An environment with errors is a version too, of size 0,
+// that fails every open with EIO.
+type versionNode struct {
 	fusefs.Inode
-	fsys  *filesystem
-	env   eval.Name
-	entry string // entryEnv, entryDotenv, entryValues, entryStatus or entryFiles
-	file  string // the files entry, when entry is entryFiles
+	fsys    *filesystem
+	env     eval.Name
+	data    []byte
+	mtime   time.Time
+	fresh   time.Time     // when the snapshot is renewed (its refresh point); zero if never
+	expires time.Time     // when the credentials in data expire; zero if never
+	errno   syscall.Errno // EIO for an environment with errors
 }
 
 var (
-	_ fusefs.NodeGetattrer = (*fileNode)(nil)
-	_ fusefs.NodeOpener    = (*fileNode)(nil)
-	_ fusefs.NodeReader    = (*fileNode)(nil)
+	_ fusefs.NodeGetattrer = (*versionNode)(nil)
+	_ fusefs.NodeOpener    = (*versionNode)(nil)
+	_ fusefs.NodeReader    = (*versionNode)(nil)
+	_ fusefs.NodeFlusher   = (*versionNode)(nil)
 )
 
-// content returns the bytes the next open returns and their modification
-// time; open says whether this is an open (which keeps the environment
-// warm) or only a look. Only status never evaluates.
-func (n *fileNode) content(ctx context.Context, open bool) ([]byte, time.Time, syscall.Errno) {
-	if n.entry == entryStatus {
-		st, err := n.fsys.store.Status(n.env)
-		if err != nil {
-			return nil, time.Time{}, errno(err)
-		}
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return nil, time.Time{}, syscall.EIO
-		}
-		mtime := time.Time{}
-		if st.EvaluatedAt != nil {
-			mtime = *st.EvaluatedAt
-		}
-		return append(b, '\n'), mtime, 0
+// Getattr reports this version's exact size (bash's source reads exactly
+// st_size bytes). It never evaluates: a version does not change.
+func (n *versionNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if !n.fsys.allowed(ctx) {
+		return syscall.EACCES
 	}
-	snap, err := n.fsys.snapshot(ctx, n.env, open)
-	if err != nil {
-		return nil, time.Time{}, errno(err)
-	}
-	switch n.entry {
-	case entryEnv:
-		return snap.Env, snap.EvaluatedAt, 0
-	case entryDotenv:
-		return snap.Dotenv, snap.EvaluatedAt, 0
-	case entryValues:
-		return snap.ValuesJSON, snap.EvaluatedAt, 0
-	default:
-		f, ok := snap.File(n.file)
-		if !ok {
-			return nil, time.Time{}, syscall.ENOENT
-		}
-		return f.Content, snap.EvaluatedAt, 0
-	}
-}
-
-// Getattr reports the exact size of what the next open returns: bash's
-// source reads exactly st_size bytes. An environment with errors shows size
-// 0 here and fails on open with EIO. It reports the current version even
-// when fh is set: the kernel never passes the handle of a stat or fstat,
-// and go-fuse then hands in whichever handle of the file happens to be open
-// (possibly another process's, of an old version).
-func (n *fileNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFREG | fileMode
-	out.Nlink = 1
-	n.fsys.setOwner(&out.Attr)
-	data, mtime, e := n.content(ctx, false)
-	switch e {
-	case 0:
-	case syscall.EIO:
-		return 0
-	default:
-		return e
-	}
-	out.Size = uint64(len(data))
-	out.SetTimes(nil, &mtime, &mtime)
+	n.fill(&out.Attr)
+	out.SetTimeout(n.validity())
 	return 0
 }
 
-// Open takes one snapshot of the bytes into the handle: every read of this
-// open sees that version, whatever changes meanwhile. Files are opened with
-// direct I/O, so a read never goes through page cache that another version
-// filled and is never clipped to another version's size.
-func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+func (n *versionNode) fill(a *fuse.Attr) {
+	a.Mode = syscall.S_IFREG | fileMode
+	a.Nlink = 1
+	a.Size = uint64(len(n.data))
+	n.fsys.setOwner(a)
+	a.SetTimes(nil, &n.mtime, &n.mtime)
+}
+
+// Open hands out this version, read from the kernel's page cache after the
+// first read (FOPEN_KEEP_CACHE: the bytes never change). It refuses other
+// users, an environment with errors, and a version whose credentials have
+// expired (the kernel's entry is never valid past that; this is the lock
+// behind the timeout). An open counts as a read for keep-warm.
+func (n *versionNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
 	if !n.fsys.allowed(ctx) {
 		return nil, 0, syscall.EACCES
 	}
-	data, _, e := n.content(ctx, true)
+	if n.errno != 0 {
+		n.fsys.log.Debug("read refused: environment has errors", "env", n.env.Short())
+		return nil, 0, n.errno
+	}
+	if !n.expires.IsZero() && !time.Now().Before(n.expires) {
+		return nil, 0, syscall.EIO
+	}
+	n.fsys.store.MarkRead(n.env)
+	return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+}
+
+// validity is how long the kernel may cache this version's entry and
+// attributes: never past the snapshot's refresh point (nor its expiry, once
+// in the margin), never for an error.
+func (n *versionNode) validity() time.Duration {
+	if n.errno != 0 {
+		return 0
+	}
+	return n.fsys.validUntil(n.fresh, n.expires)
+}
+
+// Read serves this version's bytes.
+func (n *versionNode) Read(_ context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= int64(len(n.data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), int64(len(n.data)))
+	return fuse.ReadResultData(n.data[off:end]), 0
+}
+
+// Flush answers ENOSYS, which tells the kernel never to send FLUSH again
+// (nothing is ever written): a close costs no round trip for it.
+func (n *versionNode) Flush(context.Context, fusefs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// statusNode is MNT/<env>/status: JSON that describes the environment
+// without evaluating it. It changes with every state, so it is one inode
+// whose attributes are never cached, read with direct I/O, each open
+// taking one snapshot of the JSON.
+type statusNode struct {
+	fusefs.Inode
+	fsys *filesystem
+	env  eval.Name
+}
+
+var (
+	_ fusefs.NodeGetattrer = (*statusNode)(nil)
+	_ fusefs.NodeOpener    = (*statusNode)(nil)
+	_ fusefs.NodeReader    = (*statusNode)(nil)
+)
+
+// content renders the status now.
+func (n *statusNode) content() ([]byte, time.Time, syscall.Errno) {
+	st, err := n.fsys.store.Status(n.env)
+	if err != nil {
+		return nil, time.Time{}, errno(err)
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, time.Time{}, syscall.EIO
+	}
+	mtime := time.Time{}
+	if st.EvaluatedAt != nil {
+		mtime = *st.EvaluatedAt
+	}
+	return append(b, '\n'), mtime, 0
+}
+
+func (n *statusNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if !n.fsys.allowed(ctx) {
+		return syscall.EACCES
+	}
+	data, mtime, e := n.content()
 	if e != 0 {
-		if e == syscall.EIO {
-			n.fsys.log.Debug("read refused: environment has errors", "env", n.env.Short(), "entry", n.entry)
-		}
+		return e
+	}
+	out.Mode = syscall.S_IFREG | fileMode
+	out.Nlink = 1
+	out.Size = uint64(len(data))
+	n.fsys.setOwner(&out.Attr)
+	out.SetTimes(nil, &mtime, &mtime)
+	out.SetTimeout(0) // fresh on every stat
+	return 0
+}
+
+func (n *statusNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	if !n.fsys.allowed(ctx) {
+		return nil, 0, syscall.EACCES
+	}
+	data, _, e := n.content()
+	if e != 0 {
 		return nil, 0, e
 	}
 	return &handle{data: data}, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// Read serves the bytes of the open's snapshot.
-func (n *fileNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (n *statusNode) Read(_ context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h, ok := fh.(*handle)
 	if !ok {
 		return nil, syscall.EBADF
@@ -124,7 +180,7 @@ func (n *fileNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, 
 	return fuse.ReadResultData(h.data[off:end]), 0
 }
 
-// handle is one open file: the immutable bytes of one snapshot.
+// handle is one open status file: the JSON of that moment.
 type handle struct {
 	data []byte
 }

@@ -51,6 +51,10 @@ type filesystem struct {
 	uid, gid uint32
 	log      *slog.Logger
 	started  time.Time // mount time, the times of every directory
+	// allowOther: other users' requests reach the daemon, and only its uid
+	// check keeps them out, so the kernel may cache nothing (a cached
+	// entry or attribute would be served to them without asking).
+	allowOther bool
 
 	mu      sync.Mutex
 	idxTree *eval.Tree // GUARDED_BY(mu): the tree idx was built from
@@ -160,6 +164,39 @@ func (f *filesystem) dirAttr(a *fuse.Attr) {
 	a.Nlink = 2
 	f.setOwner(a)
 	a.SetTimes(nil, &f.started, &f.started)
+}
+
+// cacheFor is how long the kernel may keep entries and attributes that the
+// daemon invalidates itself when they change (every change is notified).
+const cacheFor = time.Hour
+
+// dirValidity is how long the kernel may cache a directory's entry and
+// attributes: they never change (a vanished name is invalidated).
+func (f *filesystem) dirValidity() time.Duration {
+	if f.allowOther {
+		return 0
+	}
+	return cacheFor
+}
+
+// validUntil is how long the kernel may cache an entry holding a snapshot
+// that is fresh until fresh and expires at expires (zero: never): never past
+// its refresh point, and once in the margin never past its expiry.
+func (f *filesystem) validUntil(fresh, expires time.Time) time.Duration {
+	if f.allowOther {
+		return 0
+	}
+	if expires.IsZero() {
+		return cacheFor
+	}
+	now := time.Now()
+	switch {
+	case now.Before(fresh):
+		return min(cacheFor, fresh.Sub(now))
+	case now.Before(expires):
+		return min(cacheFor, expires.Sub(now))
+	}
+	return 0
 }
 
 // errno maps a snapshot error to what a reader sees.

@@ -68,14 +68,13 @@ func New(cfg Config) (*Mount, error) {
 	if err := prepareMountpoint(mnt, log); err != nil {
 		return nil, err
 	}
-	fsys := &filesystem{store: cfg.Store, uid: cfg.UID, gid: cfg.GID, log: log, started: time.Now()}
+	fsys := &filesystem{store: cfg.Store, uid: cfg.UID, gid: cfg.GID, log: log, started: time.Now(), allowOther: cfg.AllowOther}
 	root := &dirNode{fsys: fsys}
-	timeout := time.Second
 	opts := &fusefs.Options{
 		RootStableAttr: &fusefs.StableAttr{Ino: fuse.FUSE_ROOT_ID}, // not 0: some tools skip inode 0
-		EntryTimeout:   &timeout,
-		AttrTimeout:    &timeout,
-		UID:            cfg.UID,
+		// No default entry or attribute timeouts: every node sets its own
+		// (see the package comment), and negative entries are not cached.
+		UID: cfg.UID,
 		GID:            cfg.GID,
 		MountOptions: fuse.MountOptions{
 			Name:          "escfs",

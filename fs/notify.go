@@ -9,28 +9,28 @@ import (
 	"github.com/escfs/escfs/eval"
 )
 
-// invalidate tells the kernel to forget what it cached for the environments
-// a change dropped, and for directory entries that appeared or vanished. It
-// runs on the store's watcher goroutine, never inside a FUSE request.
-// ENOENT from a notify call means the kernel never looked the node up, and is
-// ignored like every other notify error: the caches time out after a second
-// anyway.
+// versionedEntries are the entries of an environment directory whose
+// inode is one version of the environment.
+var versionedEntries = []string{entryEnv, entryDotenv, entryValues}
+
+// invalidate tells the kernel to forget the names of the versions a change
+// replaced, and the directory entries that vanished, so that the next
+// lookup finds what is current. Open files keep their version: only names
+// are invalidated, never an inode's content (a version never changes). It
+// runs on the store's goroutines, never inside a FUSE request. ENOENT from a
+// notify call means the kernel never looked the name up, and is ignored.
 func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 	for _, name := range c.Envs {
 		dir := lookupPath(root, name.Short())
 		if dir == nil {
 			continue
 		}
-		for entry, ch := range dir.Children() {
-			switch entry {
-			case entryFiles:
-				for file, f := range ch.Children() {
-					f.NotifyContent(0, 0)
-					ch.NotifyEntry(file)
-				}
-				ch.NotifyContent(0, 0)
-			case entryEnv, entryDotenv, entryValues, entryStatus:
-				ch.NotifyContent(0, 0)
+		for _, entry := range versionedEntries {
+			dir.NotifyEntry(entry)
+		}
+		if files := dir.GetChild(entryFiles); files != nil {
+			for file := range files.Children() {
+				files.NotifyEntry(file)
 			}
 		}
 	}
@@ -42,7 +42,6 @@ func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 	walk = func(dir *fusefs.Inode, rel string) {
 		_, isEnv := idx.envs[rel]
 		for name, ch := range dir.Children() {
-			p := path.Join(rel, name)
 			if isEnv && isEnvEntry(name) {
 				continue
 			}
@@ -50,20 +49,20 @@ func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 				dir.NotifyEntry(name)
 				continue
 			}
-			walk(ch, p)
+			walk(ch, path.Join(rel, name))
 		}
-		if !isEnv {
+		if isEnv {
 			return
 		}
-		// an environment that vanished and came back: forget its entries' sizes
-		for name, ch := range dir.Children() {
+		// a directory that is no longer an environment's: forget its entries
+		for name := range dir.Children() {
 			if isEnvEntry(name) {
-				ch.NotifyContent(0, 0)
+				dir.NotifyEntry(name)
 			}
 		}
 	}
 	walk(root, "")
-	// names that appeared: no negative entries are cached (NegativeTimeout 0)
+	// names that appeared: no negative entries are cached
 }
 
 func isEnvEntry(name string) bool {
