@@ -75,7 +75,7 @@ func New(cfg Config) (*Mount, error) {
 		// No default entry or attribute timeouts: every node sets its own
 		// (see the package comment), and negative entries are not cached.
 		UID: cfg.UID,
-		GID:            cfg.GID,
+		GID: cfg.GID,
 		MountOptions: fuse.MountOptions{
 			Name:          "escfs",
 			FsName:        "escfs",
