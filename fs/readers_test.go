@@ -186,8 +186,16 @@ func TestBrokenEnvironment(t *testing.T) {
 	})
 }
 
+// TestConcurrentFirstReaders: 64 readers arrive at an unevaluated
+// environment at once, by five different names (the kernel merges
+// concurrent lookups of one name, so one name alone would prove nothing),
+// while its evaluation takes half a second: one evaluation serves them all.
 func TestConcurrentFirstReaders(t *testing.T) {
-	tm := mountT(t, map[string]string{"x.yaml": filesDef})
+	dir := t.TempDir()
+	def := "values:\n  creds:\n    fn::open::token: {ttl: 1h, delay: 500ms, failIfExists: " + filepath.Join(dir, "nofail") + "}\n" +
+		"  environmentVariables:\n    TOKEN: ${creds.token}\n  files:\n    TOKFILE: ${creds.token}\n    OTHER: other\n"
+	tm := mountT(t, map[string]string{"x.yaml": def})
+	rels := []string{"env", "dotenv", "values.json", "files/TOKFILE", "files/OTHER"}
 	const readers = 64
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -198,7 +206,7 @@ func TestConcurrentFirstReaders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i], errs[i] = os.ReadFile(tm.path("x", "env"))
+			results[i], errs[i] = os.ReadFile(tm.path("x", rels[i%len(rels)]))
 		}()
 	}
 	close(start)
@@ -209,14 +217,17 @@ func TestConcurrentFirstReaders(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("readers did not finish in 20s")
 	}
-	want := tm.snapshot("x").Env
-	for i := range readers {
-		if errs[i] != nil || !bytes.Equal(results[i], want) {
-			t.Errorf("reader %d: %q %v", i, results[i], errs[i])
-		}
-	}
 	if n := tm.store.Evaluations(); n != 1 {
-		t.Errorf("%d concurrent first readers caused %d evaluations, want 1", readers, n)
+		t.Errorf("%d concurrent first readers by %d names caused %d evaluations, want 1", readers, len(rels), n)
+	}
+	snap := tm.snapshot("x")
+	tok, _ := snap.File("TOKFILE")
+	other, _ := snap.File("OTHER")
+	want := map[string][]byte{"env": snap.Env, "dotenv": snap.Dotenv, "values.json": snap.ValuesJSON, "files/TOKFILE": tok.Content, "files/OTHER": other.Content}
+	for i := range readers {
+		if rel := rels[i%len(rels)]; errs[i] != nil || !bytes.Equal(results[i], want[rel]) {
+			t.Errorf("reader %d of %s: %q %v", i, rel, results[i], errs[i])
+		}
 	}
 }
 
