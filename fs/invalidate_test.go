@@ -66,4 +66,3 @@ func tokenOf(t *testing.T, env []byte) string {
 	t.Fatalf("no TOKEN in %q", env)
 	return ""
 }
-
