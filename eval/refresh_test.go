@@ -89,6 +89,63 @@ func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
 	}
 }
 
+// TestRefreshKeepWarmRenewsIdleReader reads once, then not at all: only the
+// keep-warm timer can renew the environment before its credentials expire
+// (the read path renews only when a read comes within the margin, which
+// TestRefreshKeepWarmRenewsBeforeExpiry's frequent reads always do). Each
+// renewal must be done, seen in Status without a read, before the snapshot
+// it replaces expires, and the next read must get it without evaluating.
+func TestRefreshKeepWarmRenewsIdleReader(t *testing.T) {
+	dir := t.TempDir()
+	// Renewal at a third of the lifetime before expiry, taking 100ms: about
+	// 0.55s of slack for a loaded machine to fire the timer in time.
+	writeFile(t, dir, "idle.yaml", token.Definition("2s", "100ms", filepath.Join(dir, "nofail")))
+	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
+	name := mustName(t, "idle")
+	snap, err := readToken(t, s, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		prev := snap
+		renewedAt := waitRenewedIdle(t, s, name, prev)
+		opens := tok.Opens()
+		if opens != int64(round+1) {
+			t.Fatalf("round %d: %d provider opens after an idle renewal, want %d", round, opens, round+1)
+		}
+		snap, err = readToken(t, s, "idle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap == prev || !snap.ExpiresAt.Equal(renewedAt) {
+			t.Fatalf("round %d: the read after the idle renewal got the snapshot expiring at %v, want the renewed one (%v)", round, snap.ExpiresAt, renewedAt)
+		}
+		if got := tok.Opens(); got != opens {
+			t.Fatalf("round %d: the read after the idle renewal opened the provider again (%d opens, want %d)", round, got, opens)
+		}
+	}
+}
+
+// waitRenewedIdle waits, without reading, until Status shows a snapshot
+// newer than prev, and fails if none comes before prev expires. It returns
+// the new snapshot's expiry.
+func waitRenewedIdle(t *testing.T, s *eval.Store, name eval.Name, prev *eval.Snapshot) time.Time {
+	t.Helper()
+	for {
+		st, err := s.Status(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ExpiresAt != nil && st.ExpiresAt.After(prev.ExpiresAt) {
+			return *st.ExpiresAt
+		}
+		if !time.Now().Before(prev.ExpiresAt) {
+			t.Fatalf("no background renewal while the reader was idle: status %+v when the snapshot read at %v expired", st, prev.EvaluatedAt)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "idle.yaml", token.Definition("300ms", "0s", filepath.Join(dir, "nofail")))
