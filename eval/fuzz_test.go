@@ -29,27 +29,44 @@ var quoteSeeds = []string{
 	strings.Repeat("x", 100_000),
 }
 
+// doubleQuoteSeeds are values a shell quoter with a double-quote branch
+// would double-quote (they hold a single quote, which single quotes cannot),
+// with what double quotes must escape: ` (a command substitution), $, \
+// and ". ShellQuote single-quotes everything; these seeds catch it the day
+// it gains such a branch that misses one of them.
+var doubleQuoteSeeds = []string{
+	"it's `id`", "`'`", "'`", "`", "``", "it's `echo x`", "it's $HOME", "it's ${HOME}", "it's $(id)",
+	`it's \`, `it's \\`, `it's \$`, "it's \\`id\\`", `it's "q"`, `'"'`, "it's `a` $b \\c \"d\"", "it's\n`id`\n",
+	"it's `", "it's \\`", "'$'`'\\'\"'",
+}
+
 // shellOracle is one shell that reads an export file and prints $V.
 type shellOracle struct {
 	name string
 	args []string // arguments before the file
 }
 
-// shellOracles returns the shells found on this machine that can source an
-// export file: bash and sh are required, zsh is used when present.
+// shellOracles returns the shells that source an export file: bash, sh and
+// zsh, all required (.ci/run installs them); a missing one fails the test
+// with how to install it, never silently drops out of the comparison.
 func shellOracles(t testing.TB) []shellOracle {
 	t.Helper()
-	var out []shellOracle
-	for _, name := range []string{"bash", "sh"} {
-		if _, err := exec.LookPath(name); err != nil {
-			t.Fatalf("%s is required for this test: %v", name, err)
-		}
-		out = append(out, shellOracle{name, []string{"-c", `. "$1"; printf %s "$V"`, "_"}})
-	}
-	if _, err := exec.LookPath("zsh"); err == nil {
+	shells := []struct {
+		name, pkg string
+		script    string
+	}{
+		{"bash", "bash", `. "$1"; printf %s "$V"`},
+		{"sh", "dash", `. "$1"; printf %s "$V"`},
 		// zsh's own mode reads the same quoting the same way; emulate sh
 		// keeps it from treating "$V" specially in any other respect.
-		out = append(out, shellOracle{"zsh", []string{"-c", `emulate sh; . "$1"; printf %s "$V"`, "_"}})
+		{"zsh", "zsh", `emulate sh; . "$1"; printf %s "$V"`},
+	}
+	var out []shellOracle
+	for _, sh := range shells {
+		if _, err := exec.LookPath(sh.name); err != nil {
+			t.Fatalf("%s is required for this test (apt-get install %s; .ci/run does): %v", sh.name, sh.pkg, err)
+		}
+		out = append(out, shellOracle{sh.name, []string{"-c", sh.script, "_"}})
 	}
 	return out
 }
@@ -83,7 +100,7 @@ func runShell(t testing.TB, name string, args ...string) []byte {
 }
 
 func FuzzShellQuote(f *testing.F) {
-	for _, s := range quoteSeeds {
+	for _, s := range append(quoteSeeds, doubleQuoteSeeds...) {
 		f.Add(s)
 	}
 	shells := shellOracles(f)
