@@ -166,7 +166,8 @@ func memRuntimeDir(t *testing.T) string {
 func TestOpenDotenv(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	tmp := memRuntimeDir(t)
-	r := escfsCLI(t, "--dir", openDefs(t), "open", "app", "-f", "dotenv")
+	dir := openDefs(t)
+	r := escfsCLI(t, "--dir", dir, "open", "app", "-f", "dotenv")
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -174,19 +175,19 @@ func TestOpenDotenv(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("files directories in $XDG_RUNTIME_DIR: %v, %v; want one", entries, err)
 	}
+	// No dotenv quoting holds TRICKY: it is left out, and said so on stderr.
+	wantStderr := trickyWarning(dir) + "escfs: wrote 1 file(s) for app to " + filepath.Join(tmp, entries[0].Name()) + "; it is not removed, delete it when done\n"
+	if r.stderr != wantStderr {
+		t.Errorf("stderr %q, want the warning that TRICKY is left out, then where the files are: %q", r.stderr, wantStderr)
+	}
 	want := []string{
 		"APP_NAME=demo",
 		"CONFIG=" + filepath.Join(tmp, entries[0].Name(), "CONFIG"),
 		`TOKEN=tok-$(id)-'q'`, // bare: every dotenv loader and docker --env-file read it literally
 	}
-	var got []string
-	for _, line := range strings.Split(r.stdout, "\n") {
-		if !strings.HasPrefix(line, "TRICKY=") && line != "" {
-			got = append(got, line)
-		}
-	}
+	got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("dotenv lines %q, want %q", got, want)
+		t.Fatalf("dotenv lines %q, want exactly %q (TRICKY left out)", got, want)
 	}
 }
 
