@@ -2,11 +2,14 @@ package fs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"path"
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -35,6 +38,11 @@ func (d *dirNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.At
 	}
 	d.fsys.dirAttr(&out.Attr)
 	out.SetTimeout(d.fsys.dirValidity())
+	if d.rel == "" {
+		// The mount point itself: a second, so that a stat of it finds
+		// a killed daemon ("transport endpoint is not connected") soon.
+		out.SetTimeout(min(time.Second, d.fsys.dirValidity()))
+	}
 	return 0
 }
 
@@ -102,17 +110,31 @@ func (f *filesystem) dirChild(ctx context.Context, parent *fusefs.Inode, node fu
 	return ch
 }
 
-// statusChild returns the status file of env at path p: one stable inode.
+// statusChild returns the current version of the status file of env at
+// path p: JSON that describes the environment without evaluating it. A
+// version per content, never cached by name or attributes, so every path
+// lookup gets the current one and every open reads exactly one.
 func (f *filesystem) statusChild(ctx context.Context, parent *fusefs.Inode, env eval.Name, p string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	node := &statusNode{fsys: f, env: env}
-	var attr fuse.AttrOut
-	if errno := node.Getattr(ctx, nil, &attr); errno != 0 {
-		return nil, errno
+	st, err := f.store.Status(env)
+	if err != nil {
+		return nil, errno(err)
 	}
-	out.Attr = attr.Attr
-	out.SetEntryTimeout(f.dirValidity())
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, syscall.EIO
+	}
+	b = append(b, '\n')
+	node := &versionNode{fsys: f, env: env, data: b, volatile: true}
+	if st.EvaluatedAt != nil {
+		node.mtime = *st.EvaluatedAt
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: inodeNumber(p + "\x00status\x00" + strconv.FormatUint(h.Sum64(), 16))})
+	v := ch.Operations().(*versionNode)
+	v.fill(&out.Attr)
+	out.SetEntryTimeout(0)
 	out.SetAttrTimeout(0)
-	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: inodeNumber(p)})
 	out.Ino = ch.StableAttr().Ino
 	return ch, 0
 }
@@ -129,8 +151,10 @@ func (f *filesystem) versionChild(ctx context.Context, parent *fusefs.Inode, env
 	case errors.Is(err, eval.ErrNotFound):
 		return nil, syscall.ENOENT
 	case err != nil:
-		node.errno = syscall.EIO
-		ino = inodeNumber(p + "\x00error")
+		// No inode at all: with zero-message opens an inode's open cannot
+		// fail, and a size-0 file reads as empty without asking. The
+		// lookup fails, so open and stat fail with EIO (status says why).
+		return nil, syscall.EIO
 	default:
 		data, ok := pick(snap)
 		if !ok {

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"encoding/json"
 	"syscall"
 	"time"
 
@@ -17,17 +16,19 @@ import (
 // life of the inode. A new snapshot is a new inode (its number derives from
 // the path and the snapshot's serial), so the kernel may keep its pages and
 // attributes for as long as it likes, and fstat on an open fd reports that
-// fd's version. An environment with errors is a version too, of size 0,
-// that fails every open with EIO.
+// fd's version. An environment with errors has no versions: looking up its
+// files fails with EIO.
 type versionNode struct {
 	fusefs.Inode
 	fsys    *filesystem
 	env     eval.Name
 	data    []byte
 	mtime   time.Time
-	fresh   time.Time     // when the snapshot is renewed (its refresh point); zero if never
-	expires time.Time     // when the credentials in data expire; zero if never
-	errno   syscall.Errno // EIO for an environment with errors
+	fresh   time.Time // when the snapshot is renewed (its refresh point); zero if never
+	expires time.Time // when the credentials in data expire; zero if never
+	// volatile versions (status) are never cached by name or attributes:
+	// every path lookup asks for the current one.
+	volatile bool
 }
 
 var (
@@ -56,21 +57,24 @@ func (n *versionNode) fill(a *fuse.Attr) {
 	a.SetTimes(nil, &n.mtime, &n.mtime)
 }
 
-// Open hands out this version, read from the kernel's page cache after the
-// first read (FOPEN_KEEP_CACHE: the bytes never change). It refuses other
-// users, an environment with errors, and a version whose credentials have
-// expired (the kernel's entry is never valid past that; this is the lock
-// behind the timeout). An open counts as a read for keep-warm.
+// Open: without allow_other, the first open answers ENOSYS, which tells
+// the kernel to open every file of the mount without asking again
+// (zero-message open, and no RELEASE): the kernel already lets only the
+// mounting user in, a version never changes, and its entry is never cached
+// past its refresh point, so nothing is left for an open to check. That
+// makes a warm open+read+close a third of the cost (see the package
+// comment). With allow_other, opens reach escfs, which refuses other users,
+// an environment with errors and a version whose credentials have expired,
+// and hands out the version with FOPEN_KEEP_CACHE.
 func (n *versionNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	if !n.fsys.allowOther {
+		return nil, 0, syscall.ENOSYS
+	}
 	if !n.fsys.allowed(ctx) {
 		return nil, 0, syscall.EACCES
-	}
-	if n.errno != 0 {
-		n.fsys.log.Debug("read refused: environment has errors", "env", n.env.Short())
-		return nil, 0, n.errno
 	}
 	if !n.expires.IsZero() && !time.Now().Before(n.expires) {
 		return nil, 0, syscall.EIO
@@ -81,16 +85,25 @@ func (n *versionNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle
 
 // validity is how long the kernel may cache this version's entry and
 // attributes: never past the snapshot's refresh point (nor its expiry, once
-// in the margin), never for an error.
+// in the margin), never for a volatile version.
 func (n *versionNode) validity() time.Duration {
-	if n.errno != 0 {
+	if n.volatile {
 		return 0
 	}
 	return n.fsys.validUntil(n.fresh, n.expires)
 }
 
-// Read serves this version's bytes.
-func (n *versionNode) Read(_ context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// Read serves this version's bytes; the kernel asks only when its page
+// cache does not hold them, once per version. Without opens (see Open),
+// that first read is what keeps an environment warm: a stat or a listing
+// never reads.
+func (n *versionNode) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if !n.fsys.allowed(ctx) {
+		return nil, syscall.EACCES
+	}
+	if off == 0 && !n.volatile {
+		n.fsys.store.MarkRead(n.env)
+	}
 	if off >= int64(len(n.data)) {
 		return fuse.ReadResultData(nil), 0
 	}
@@ -102,85 +115,4 @@ func (n *versionNode) Read(_ context.Context, _ fusefs.FileHandle, dest []byte, 
 // (nothing is ever written): a close costs no round trip for it.
 func (n *versionNode) Flush(context.Context, fusefs.FileHandle) syscall.Errno {
 	return syscall.ENOSYS
-}
-
-// statusNode is MNT/<env>/status: JSON that describes the environment
-// without evaluating it. It changes with every state, so it is one inode
-// whose attributes are never cached, read with direct I/O, each open
-// taking one snapshot of the JSON.
-type statusNode struct {
-	fusefs.Inode
-	fsys *filesystem
-	env  eval.Name
-}
-
-var (
-	_ fusefs.NodeGetattrer = (*statusNode)(nil)
-	_ fusefs.NodeOpener    = (*statusNode)(nil)
-	_ fusefs.NodeReader    = (*statusNode)(nil)
-)
-
-// content renders the status now.
-func (n *statusNode) content() ([]byte, time.Time, syscall.Errno) {
-	st, err := n.fsys.store.Status(n.env)
-	if err != nil {
-		return nil, time.Time{}, errno(err)
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return nil, time.Time{}, syscall.EIO
-	}
-	mtime := time.Time{}
-	if st.EvaluatedAt != nil {
-		mtime = *st.EvaluatedAt
-	}
-	return append(b, '\n'), mtime, 0
-}
-
-func (n *statusNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if !n.fsys.allowed(ctx) {
-		return syscall.EACCES
-	}
-	data, mtime, e := n.content()
-	if e != 0 {
-		return e
-	}
-	out.Mode = syscall.S_IFREG | fileMode
-	out.Nlink = 1
-	out.Size = uint64(len(data))
-	n.fsys.setOwner(&out.Attr)
-	out.SetTimes(nil, &mtime, &mtime)
-	out.SetTimeout(0) // fresh on every stat
-	return 0
-}
-
-func (n *statusNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
-	}
-	if !n.fsys.allowed(ctx) {
-		return nil, 0, syscall.EACCES
-	}
-	data, _, e := n.content()
-	if e != 0 {
-		return nil, 0, e
-	}
-	return &handle{data: data}, fuse.FOPEN_DIRECT_IO, 0
-}
-
-func (n *statusNode) Read(_ context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h, ok := fh.(*handle)
-	if !ok {
-		return nil, syscall.EBADF
-	}
-	if off >= int64(len(h.data)) {
-		return fuse.ReadResultData(nil), 0
-	}
-	end := min(off+int64(len(dest)), int64(len(h.data)))
-	return fuse.ReadResultData(h.data[off:end]), 0
-}
-
-// handle is one open status file: the JSON of that moment.
-type handle struct {
-	data []byte
 }

@@ -9,7 +9,39 @@
 //	MNT/demos/aws-access/{env,dotenv,values.json,status,files/}
 //
 // Listing MNT or a project evaluates nothing; the first look inside an
-// environment evaluates it. Every open reads one snapshot until it closes.
+// environment evaluates it.
+//
+// # Versions, and the kernel doing the work
+//
+// Each version of each file is its own inode: its number derives from the
+// path and the snapshot's serial, and its bytes and size never change. A
+// new version (an edit, a renewal, an expiry) is a new inode, and the daemon
+// invalidates the old names (entry notify) so the next lookup finds it,
+// while fds already open keep reading theirs: from the page cache, or from
+// the daemon, which keeps a version's bytes for as long as the kernel
+// references its inode (until FORGET). fstat on an open fd reports its own
+// version, and mmap works without direct I/O. status is a version per
+// content that is never cached by name, so every lookup reads it fresh.
+//
+// Because versions are immutable, the kernel may cache everything:
+// entries and attributes for an hour (every change is notified), never past
+// a snapshot's refresh point (nor, once in the margin, its expiry), and
+// pages across opens. Opens are zero-message (the first OPEN answers
+// ENOSYS, so the kernel sends no OPEN, FLUSH or RELEASE again): measured
+// here (2 vCPU, Linux 6.18) a warm open+read+close of env took 52 µs with
+// OPEN+KEEP_CACHE+NOFLUSH against 15 µs with zero-message opens and 7.5 µs
+// on tmpfs, and 251 µs with the direct I/O this package used before. Nothing
+// is lost by not asking: without allow_other the kernel lets only the
+// mounting user in, for cached requests too, and no cached entry outlives
+// what it names. An environment with errors has no versions: its lookups
+// fail with EIO.
+//
+// With allow_other, the kernel lets every user's request through and
+// default_permissions is no wall against a caller holding CAP_DAC_OVERRIDE.
+// Then nothing is cached, opens are not zero-message, and every operation
+// that reveals or evaluates anything (lookup, getattr, readdir, open, read)
+// checks the caller: the owner and root only. That costs speed, for the
+// mounts that share a machine's users.
 package fs
 
 import (
