@@ -1,0 +1,236 @@
+//go:build torture
+
+package torture
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/e2e"
+	"github.com/escfs/escfs/providers/token"
+)
+
+// lifecycleDefs returns a definitions directory with good and slow (a
+// token that takes 2 s to issue).
+func lifecycleDefs(t *testing.T) string {
+	dir := t.TempDir()
+	writeFile(t, dir, "good.yaml", goodDef)
+	writeFile(t, dir, "slow.yaml", token.Definition("1h", "2s", ""))
+	return dir
+}
+
+// TestLifecycle runs the signal, mount and unmount cases, each on its own
+// escfs, beside a control mount that must serve throughout.
+func TestLifecycle(t *testing.T) {
+	ctlDir := t.TempDir()
+	writeFile(t, ctlDir, "good.yaml", goodDef)
+	ctl := e2e.Mount(t, ctlDir, nil)
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"SIGTERM with an open fd", sigtermOpenFD},
+		{"SIGTERM during a slow read", sigtermSlowRead},
+		{"kill -9, mount again", killThenMount},
+		{"unmount a tmpfs", unmountTmpfs},
+		{"unmount a stopped escfs", unmountStopped},
+		{"mount on a regular file", mountOnFile},
+		{"mount on a live mount", mountOnLive},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			track(t, groupLifecycle, ctl)
+			c.run(t)
+		})
+	}
+}
+
+// sigtermOpenFD: SIGTERM while a file is open detaches the mount at once,
+// keeps serving the open file, and exits 0 once it is closed.
+func sigtermOpenFD(t *testing.T) {
+	mnt := t.TempDir()
+	d := startDaemon(t, lifecycleDefs(t), mnt)
+	f, err := os.Open(filepath.Join(mnt, "good", "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	signal(t, d, syscall.SIGTERM)
+	e2e.Eventually(t, 5*time.Second, func() string {
+		if got := mountsAt(t, mnt); len(got) != 0 {
+			return "mount still in the namespace after SIGTERM: " + strings.Join(got, ",")
+		}
+		return ""
+	})
+	if !d.alive() {
+		t.Fatalf("escfs exited with a file still open (%v); it must keep serving it", d.err)
+	}
+	buf := make([]byte, 4096)
+	n, err := preadWithin(f, buf, 10*time.Second)
+	if err != nil || string(buf[:n]) != goodEnv {
+		t.Fatalf("the open file after SIGTERM: %q, %v; want %q", buf[:n], err, goodEnv)
+	}
+	f.Close()
+	if !d.waitExit(10 * time.Second) {
+		t.Fatal("escfs still runs 10s after its last open file was closed")
+	}
+	if d.err != nil {
+		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.err, d.log)
+	}
+}
+
+// sigtermSlowRead: SIGTERM while a reader waits for a 2 s evaluation; the
+// reader gets its bytes or a clean error, never a hang, and escfs exits 0.
+func sigtermSlowRead(t *testing.T) {
+	mnt := t.TempDir()
+	d := startDaemon(t, lifecycleDefs(t), mnt)
+	type result struct {
+		b   []byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() { b, err := os.ReadFile(filepath.Join(mnt, "slow", "env")); got <- result{b, err} }()
+	time.Sleep(500 * time.Millisecond)
+	signal(t, d, syscall.SIGTERM)
+	select {
+	case r := <-got:
+		t.Logf("the reader got %d bytes, %v", len(r.b), r.err)
+		if r.err == nil && !bytes.Contains(r.b, []byte("export TOKEN=")) {
+			t.Fatalf("the reader got %d bytes without an error, and no TOKEN", len(r.b))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reader still waits 15s after SIGTERM")
+	}
+	if !d.waitExit(15 * time.Second) {
+		t.Fatal("escfs still runs 15s after SIGTERM with no reader left")
+	}
+	if d.err != nil {
+		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.err, d.log)
+	}
+}
+
+// killThenMount: a SIGKILLed escfs leaves a dead mount; the next mount on
+// the path clears it and serves (one mount there, not two).
+func killThenMount(t *testing.T) {
+	dir, mnt := lifecycleDefs(t), t.TempDir()
+	first := startDaemon(t, dir, mnt)
+	signal(t, first, syscall.SIGKILL)
+	if !first.waitExit(10 * time.Second) {
+		t.Fatal("escfs still runs 10s after SIGKILL")
+	}
+	startDaemon(t, dir, mnt)
+	if got := mountsAt(t, mnt); len(got) != 1 {
+		t.Fatalf("mounts at %s after mounting over a dead one: %v, want exactly one", mnt, got)
+	}
+}
+
+// unmountTmpfs: escfs unmount refuses a (busy) tmpfs and leaves it intact.
+func unmountTmpfs(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount a tmpfs: %v", err)
+	}
+	detachAll(t, dir)
+	writeFile(t, dir, "keep", "tmpfs content\n")
+	f, err := os.Open(filepath.Join(dir, "keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := escfsWithin(t, 20*time.Second, "unmount", dir)
+	if want := dir + " is a tmpfs mount, not escfs; not unmounting"; r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("escfs unmount TMPFS: exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
+	}
+	if got := mountsAt(t, dir); strings.Join(got, ",") != "tmpfs" {
+		t.Fatalf("mounts at %s after escfs unmount: %v, want the tmpfs", dir, got)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "tmpfs content\n" {
+		t.Fatalf("the tmpfs's file after escfs unmount: %q, %v", b, err)
+	}
+}
+
+// unmountStopped: escfs unmount of a SIGSTOPped escfs returns within 10 s
+// and removes the mount.
+func unmountStopped(t *testing.T) {
+	mnt := t.TempDir()
+	d := startDaemon(t, lifecycleDefs(t), mnt)
+	d.stop(t)
+	r := escfsWithin(t, 10*time.Second, "unmount", mnt)
+	t.Logf("escfs unmount of a stopped escfs: exit %d in %v", r.code, r.took.Round(time.Millisecond))
+	note(groupLifecycle, "unmount of a stopped escfs took %v", r.took.Round(100*time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("escfs unmount of a stopped escfs: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if got := mountsAt(t, mnt); len(got) != 0 {
+		t.Fatalf("mounts at %s after escfs unmount: %v, want none", mnt, got)
+	}
+}
+
+// mountOnFile: escfs mount on a regular file is refused and mounts nothing.
+func mountOnFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	writeFile(t, filepath.Dir(file), "file", "x")
+	detachAll(t, file)
+	r := escfsWithin(t, 20*time.Second, "--dir", lifecycleDefs(t), "mount", file)
+	if r.code != 1 || !strings.Contains(r.stderr, "not a directory") {
+		t.Fatalf("escfs mount FILE: exit %d, stderr %q; want exit 1 and not a directory", r.code, r.stderr)
+	}
+	if got := mountsAt(t, file); len(got) != 0 {
+		t.Fatalf("mounts left on %s: %v", file, got)
+	}
+}
+
+// mountOnLive: a second escfs mount on a live one is refused; the first
+// still serves.
+func mountOnLive(t *testing.T) {
+	dir, mnt := lifecycleDefs(t), t.TempDir()
+	first := startDaemon(t, dir, mnt)
+	r := escfsWithin(t, 20*time.Second, "--dir", dir, "mount", mnt)
+	if r.code != 1 || !strings.Contains(r.stderr, "already a live escfs mount") {
+		t.Fatalf("second escfs mount: exit %d, stderr %q; want exit 1 and already a live escfs mount", r.code, r.stderr)
+	}
+	if got := mountsAt(t, mnt); len(got) != 1 {
+		t.Fatalf("mounts at %s: %v, want the first only", mnt, got)
+	}
+	if b, err := readWithin(filepath.Join(mnt, "good", "env"), 10*time.Second); err != nil || string(b) != goodEnv {
+		t.Fatalf("the first mount after the second escfs: %q, %v", b, err)
+	}
+	if !first.alive() || crashedLog(first.log.String()) {
+		t.Fatalf("the first escfs died: %v\n%s", first.err, first.log)
+	}
+}
+
+// signal sends sig to the daemon.
+func signal(t *testing.T, d *daemon, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(d.cmd.Process.Pid, sig); err != nil {
+		t.Fatalf("signal escfs: %v", err)
+	}
+}
+
+// preadWithin reads from offset 0 of f, giving up after d.
+func preadWithin(f *os.File, buf []byte, d time.Duration) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { n, err := f.ReadAt(buf, 0); ch <- result{n, err} }()
+	select {
+	case r := <-ch:
+		if errors.Is(r.err, io.EOF) {
+			r.err = nil
+		}
+		return r.n, r.err
+	case <-time.After(d):
+		return 0, errors.New("no answer within " + d.String())
+	}
+}
