@@ -16,14 +16,16 @@ package fs
 // benchServeEnv set), as escfs is in production: readers and the daemon in
 // different processes. The child unmounts when its stdin reaches EOF, which
 // happens when the benchmark process dies however it dies (a -timeout panic,
-// a kill), so a killed benchmark leaves no mount behind; the benchmark
-// process never serves a mount it reads.
+// see enforceTimeout; a kill), so a killed benchmark leaves no mount behind:
+// the benchmark process never serves a mount it reads, so nothing it holds
+// can keep its own server from answering or its mount busy.
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +33,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,6 +272,34 @@ func mounted(mnt string) bool {
 	return err == nil && slices.Contains(mounts, mnt)
 }
 
+// processStart is when this test binary started, as -test.timeout counts.
+var processStart = time.Now()
+
+var benchAlarm sync.Once
+
+// enforceTimeout makes -timeout end a benchmark run that overruns it, as it
+// ends a test run: Go's testing package stops its alarm before the
+// benchmarks run (testing.M.Run) and go test sets no kill timer when -bench
+// is given, so a benchmark stuck on a mount would otherwise run forever. The
+// panic kills the process with every goroutine's stack, like the alarm of
+// tests; the mount servers see their stdin close and unmount.
+func enforceTimeout() {
+	benchAlarm.Do(func() {
+		f := flag.Lookup("test.timeout")
+		if f == nil {
+			return
+		}
+		d, ok := f.Value.(flag.Getter).Get().(time.Duration)
+		if !ok || d <= 0 {
+			return
+		}
+		time.AfterFunc(time.Until(processStart.Add(d)), func() {
+			debug.SetTraceback("all")
+			panic(fmt.Sprintf("benchmarks timed out after %v (-timeout)", d))
+		})
+	})
+}
+
 // benchMount is a mount served by a child process for one benchmark.
 type benchMount struct {
 	tb  testing.TB
@@ -281,6 +312,7 @@ type benchMount struct {
 // mount is left.
 func startBenchMount(tb testing.TB, defs map[string]string, policy eval.RefreshPolicy) *benchMount {
 	tb.Helper()
+	enforceTimeout()
 	dir := tb.TempDir()
 	for p, content := range defs {
 		writeFile(tb, filepath.Join(dir, p), content)
@@ -621,21 +653,25 @@ func mirrorEnv(tb testing.TB, dir string) {
 }
 
 // The renewing environment of BenchmarkReadDuringRenewal: a token living
-// renewTTL whose provider takes renewDelay to answer, read for
-// renewLifetimes lifetimes.
+// renewTTL whose provider takes renewDelay to answer, read every
+// renewInterval for renewLifetimes lifetimes.
 const (
 	renewTTL       = 1500 * time.Millisecond
 	renewDelay     = 200 * time.Millisecond
 	renewLifetimes = 3
+	renewInterval  = time.Millisecond // between the starts of two reads
 )
 
 // BenchmarkReadDuringRenewal reads MNT/live/env, whose short-lived token
 // (providers/token) the store renews in the background (keep-warm, at a
-// third of its lifetime before expiry), continuously for three lifetimes,
-// alternating with reads of a static environment of the same size: the
-// warm baseline. It reports the p50 and p99 of both and their ratios
-// (x-warm-p99 is the figure of interest: renewals must not make readers
-// wait), and fails unless the environment was renewed meanwhile.
+// third of its lifetime before expiry), for three lifetimes, each read
+// followed by one of a static environment of the same size: the warm
+// baseline. A read starts every renewInterval whether the last returned or
+// not (openLoop), so a renewal that made readers wait would show in every
+// read started while it ran. It reports the p50 and p99 of both and their
+// ratios (x-warm-p99 is the figure of interest), and fails unless the
+// environment was renewed meanwhile and no read returned expired
+// credentials.
 func BenchmarkReadDuringRenewal(b *testing.B) {
 	live := token.Definition(renewTTL.String(), renewDelay.String(), filepath.Join(b.TempDir(), "nofail"))
 	bm := startBenchMount(b, map[string]string{
@@ -644,16 +680,15 @@ func BenchmarkReadDuringRenewal(b *testing.B) {
 	}, eval.RefreshPolicy{KeepWarm: time.Minute, MinInterval: time.Millisecond})
 	livePath, warmPath := bm.path("live", "env"), bm.path("warm", "env")
 	b.Logf("env sizes: live %d bytes, warm %d", len(mustRead(b, livePath)), len(mustRead(b, warmPath)))
-	read := func(p string) func() error {
-		return func() error { _, err := os.ReadFile(p); return err }
-	}
 	var lWarm, lLive latencies
 	evals := bm.evaluations()
 	b.ResetTimer()
 	for range b.N {
-		for deadline := time.Now().Add(renewLifetimes * renewTTL); time.Now().Before(deadline); {
-			lWarm = timeEach(b, lWarm, 1, read(warmPath))
-			lLive = timeEach(b, lLive, 1, read(livePath))
+		for _, s := range openLoop(b, renewInterval, renewLifetimes*renewTTL, func() liveSample { return readLiveAndWarm(livePath, warmPath) }) {
+			if s.err != nil {
+				b.Fatal(s.err)
+			}
+			lLive, lWarm = append(lLive, s.live), append(lWarm, s.warm)
 		}
 	}
 	b.StopTimer()
@@ -815,4 +850,82 @@ func TestKilledBenchmarkLeavesNoMount(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("ls of the old mount point hangs")
 	}
+}
+
+// openLoop starts op every interval for d, each call in a goroutine of its
+// own, and returns every result once all calls are done (waiting at most
+// 20 s more). A call that waits does not delay the next one: a reader
+// blocked for 200 ms accounts for the 200 ms of samples it blocked, not
+// for one slow sample among many fast ones (no coordinated omission).
+func openLoop[T any](tb testing.TB, interval, d time.Duration, op func() T) []T {
+	tb.Helper()
+	results := make(chan T, 1024)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for next := start; next.Before(start.Add(d)); next = next.Add(interval) {
+		time.Sleep(time.Until(next))
+		wg.Go(func() { results <- op() })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var out []T
+	limit := time.After(d + 20*time.Second)
+	for {
+		select {
+		case r := <-results:
+			out = append(out, r)
+		case <-done:
+			for {
+				select {
+				case r := <-results:
+					out = append(out, r)
+				default:
+					return out
+				}
+			}
+		case <-limit:
+			tb.Fatalf("reads still running 20s after the last started")
+			return nil
+		}
+	}
+}
+
+// liveSample is one open-loop read of a renewing environment's env and of
+// a warm one's.
+type liveSample struct {
+	live, warm time.Duration
+	content    string // of the renewing env
+	err        error
+}
+
+// readLiveAndWarm reads live (an env with an EXPIRES line, which must not
+// have passed when the read returns) and then warm, timing each.
+func readLiveAndWarm(live, warm string) liveSample {
+	var s liveSample
+	start := time.Now()
+	b, err := os.ReadFile(live)
+	s.live = time.Since(start)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.content = string(b)
+	m := expiresLine.FindSubmatch(b)
+	if m == nil {
+		s.err = fmt.Errorf("no EXPIRES in %s:\n%s", live, b)
+		return s
+	}
+	exp, err := time.Parse(time.RFC3339Nano, string(m[1]))
+	if err != nil {
+		s.err = err
+		return s
+	}
+	if now := time.Now(); !now.Before(exp) {
+		s.err = fmt.Errorf("read credentials that expired at %v (now %v)", exp, now)
+		return s
+	}
+	start = time.Now()
+	_, s.err = os.ReadFile(warm)
+	s.warm = time.Since(start)
+	return s
 }
