@@ -25,7 +25,7 @@ torture: ## torture suite against the real binary (hostile definitions, layouts,
 # The fs benchmarks take a fixed number of samples per iteration (percentiles
 # need them; see fs/bench_test.go), so they run once (-benchtime 1x); the
 # others use Go's usual time-based b.N. One package at a time (-p 1), so no
-# benchmark shares the CPUs with another's; about 2 minutes on 2 cores.
+# benchmark shares the CPUs with another's; under a minute on 2 cores once built.
 bench: ## benchmarks, each reporting a ratio against a baseline measured in the same run (≤ 5 min)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 4m ./fs
 	ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 4m $$($(GO) list ./... | grep -v '/fs$$')
