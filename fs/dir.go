@@ -225,3 +225,58 @@ func (d *filesDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 // isNotFound reports whether err says the environment is gone.
 func isNotFound(err error) bool { return errors.Is(err, eval.ErrNotFound) }
+
+// dirHandle is one open directory: its listing, read by the kernel once and
+// then, without allow_other, cached by it (FOPEN_CACHE_DIR) until escfs
+// invalidates it, so ls -R costs no round trip per directory.
+type dirHandle struct {
+	ds fusefs.DirStream
+}
+
+var (
+	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
+	_ fusefs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fusefs.FileReleasedirer = (*dirHandle)(nil)
+)
+
+func (h *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !h.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := h.ds.Next()
+	return &e, errno
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if sd, ok := h.ds.(fusefs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (h *dirHandle) Releasedir(context.Context, uint32) { h.ds.Close() }
+
+// openDir opens a directory whose listing is list's, cached by the kernel
+// unless other users may look (allow_other: every listing is checked).
+func (f *filesystem) openDir(ctx context.Context, list func(context.Context) (fusefs.DirStream, syscall.Errno)) (fusefs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := list(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	var flags uint32
+	if !f.allowOther {
+		flags = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{ds: ds}, flags, 0
+}
+
+// OpendirHandle opens the directory with a cacheable listing.
+func (d *dirNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	return d.fsys.openDir(ctx, d.Readdir)
+}
+
+// OpendirHandle opens files/ with a cacheable listing (of one version;
+// every new version invalidates it).
+func (d *filesDir) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	return d.fsys.openDir(ctx, d.Readdir)
+}

@@ -32,6 +32,7 @@ func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 			for file := range files.Children() {
 				files.NotifyEntry(file)
 			}
+			files.NotifyContent(0, 0) // its cached listing
 		}
 	}
 	if !c.Tree {
@@ -40,6 +41,7 @@ func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 	idx := fsys.indexOf()
 	var walk func(dir *fusefs.Inode, rel string)
 	walk = func(dir *fusefs.Inode, rel string) {
+		dir.NotifyContent(0, 0) // its cached listing
 		_, isEnv := idx.envs[rel]
 		for name, ch := range dir.Children() {
 			if isEnv && isEnvEntry(name) {
