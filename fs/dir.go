@@ -228,9 +228,12 @@ func isNotFound(err error) bool { return errors.Is(err, eval.ErrNotFound) }
 
 // dirHandle is one open directory: its listing, read by the kernel once and
 // then, without allow_other, cached by it (FOPEN_CACHE_DIR) until escfs
-// invalidates it, so ls -R costs no round trip per directory.
+// invalidates it, so ls -R costs no round trip per directory. The listing
+// is made at the first READDIR, not at OPENDIR: a listing made before a
+// tree change would be cached after the change's invalidation, and stay.
 type dirHandle struct {
-	ds fusefs.DirStream
+	list func(context.Context) (fusefs.DirStream, syscall.Errno)
+	ds   fusefs.DirStream
 }
 
 var (
@@ -239,7 +242,22 @@ var (
 	_ fusefs.FileReleasedirer = (*dirHandle)(nil)
 )
 
-func (h *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
+func (h *dirHandle) stream(ctx context.Context) syscall.Errno {
+	if h.ds != nil {
+		return 0
+	}
+	ds, errno := h.list(ctx)
+	if errno != 0 {
+		return errno
+	}
+	h.ds = ds
+	return 0
+}
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := h.stream(ctx); errno != 0 {
+		return nil, errno
+	}
 	if !h.ds.HasNext() {
 		return nil, 0
 	}
@@ -247,27 +265,41 @@ func (h *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) 
 	return &e, errno
 }
 
+// Seekdir to 0 starts a fresh listing; other offsets go to the stream.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		if h.ds != nil {
+			h.ds.Close()
+		}
+		h.ds = nil
+		return h.stream(ctx)
+	}
+	if errno := h.stream(ctx); errno != 0 {
+		return errno
+	}
 	if sd, ok := h.ds.(fusefs.FileSeekdirer); ok {
 		return sd.Seekdir(ctx, off)
 	}
 	return syscall.ENOTSUP
 }
 
-func (h *dirHandle) Releasedir(context.Context, uint32) { h.ds.Close() }
+func (h *dirHandle) Releasedir(context.Context, uint32) {
+	if h.ds != nil {
+		h.ds.Close()
+	}
+}
 
 // openDir opens a directory whose listing is list's, cached by the kernel
 // unless other users may look (allow_other: every listing is checked).
 func (f *filesystem) openDir(ctx context.Context, list func(context.Context) (fusefs.DirStream, syscall.Errno)) (fusefs.FileHandle, uint32, syscall.Errno) {
-	ds, errno := list(ctx)
-	if errno != 0 {
-		return nil, 0, errno
+	if !f.allowed(ctx) {
+		return nil, 0, syscall.EACCES
 	}
 	var flags uint32
 	if !f.allowOther {
 		flags = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
-	return &dirHandle{ds: ds}, flags, 0
+	return &dirHandle{list: list}, flags, 0
 }
 
 // OpendirHandle opens the directory with a cacheable listing.
