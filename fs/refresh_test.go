@@ -172,38 +172,3 @@ func TestRefreshFailureThroughMount(t *testing.T) {
 		t.Fatalf("status after recovery = %+v", st)
 	}
 }
-
-// BenchmarkReadDuringRefresh compares open+read+close of env while a
-// background renewal is always in flight with warm reads of an environment
-// that never expires, in the same run.
-func BenchmarkReadDuringRefresh(b *testing.B) {
-	dir := b.TempDir()
-	tm := mountT(b, map[string]string{
-		"warm.yaml":       "values:\n  environmentVariables:\n    TOKEN: 0123456789abcdef0123456789abcdef\n    EXPIRES: never\n",
-		"refreshing.yaml": token.Definition("10s", "300ms", filepath.Join(dir, "nofail")),
-	}, withRefresh(eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 9999 * time.Millisecond}))
-	read := func(b *testing.B, env string) time.Duration {
-		p := tm.path(env, "env")
-		mustRead(b, p)
-		b.ResetTimer()
-		start := time.Now()
-		for range b.N {
-			if _, err := os.ReadFile(p); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return time.Since(start)
-	}
-	var warm, refreshing time.Duration
-	b.Run("warm", func(b *testing.B) { warm = read(b, "warm") / time.Duration(b.N) })
-	b.Run("refreshing", func(b *testing.B) {
-		refreshing = read(b, "refreshing") / time.Duration(b.N)
-		if st := tm.statusOf("refreshing"); st.State != eval.StateOK {
-			b.Fatalf("status %+v", st)
-		}
-	})
-	if warm > 0 {
-		b.ReportMetric(float64(refreshing)/float64(warm), "x-warm")
-		b.Logf("read during refresh %v, warm %v, ratio %.2f", refreshing, warm, float64(refreshing)/float64(warm))
-	}
-}
