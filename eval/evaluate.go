@@ -93,7 +93,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		snap.Diagnostics = Diagnostics{*tooBig}
 		return snap, snap.Diagnostics.Err()
 	}
-	diags, reached, unsettled := checkLimits(limits, reader, tree, def, src)
+	diags, reached, literals, unsettled := checkLimits(limits, reader, tree, def, src)
 	if unsettled != nil {
 		return nil, unsettled
 	}
@@ -103,8 +103,12 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	}
 	inflightFrom(ctx).read(def.Path)
 	secrets := newSecretSet()
-	secrets.addLiterals(src)
-	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets}
+	for _, lits := range literals { // the definitions checkLimits parsed, this one included
+		for _, v := range lits {
+			secrets.add(v)
+		}
+	}
+	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
 
 	if blankYAML(src) {
 		src = nil // whitespace and comments only: an empty environment, like an empty file
@@ -196,8 +200,9 @@ type treeLoader struct {
 	decrypter esceval.Decrypter
 	limits    Limits
 	reader    Reader
-	loads     atomic.Int64 // environments loaded, against MaxImports
-	secrets   *secretSet   // learns the fn::secret literals of every import
+	loads     atomic.Int64        // environments loaded, against MaxImports
+	secrets   *secretSet          // learns the fn::secret literals of every import
+	parsed    map[string][]string // the definitions whose literals checkLimits collected
 
 	mu        sync.Mutex
 	unsettled error             // GUARDED_BY(mu): an import was being written
@@ -237,8 +242,8 @@ func (l *treeLoader) LoadEnvironment(ctx context.Context, name string) ([]byte, 
 	if tooBig != nil {
 		return nil, nil, fmt.Errorf("%s: %s", def.Path, tooBig.Message)
 	}
-	if l.secrets != nil {
-		l.secrets.addLiterals(src)
+	if _, done := l.parsed[def.Path]; !done && l.secrets != nil {
+		l.secrets.addLiterals(src) // an import checkLimits could not see (${environments...})
 	}
 	inflightFrom(ctx).read(def.Path)
 	if blankYAML(src) {

@@ -183,6 +183,7 @@ type limitCheck struct {
 type parsedDef struct {
 	path    string
 	imports []importRef
+	secrets []string // fn::secret literals, for scrubbing: parsed once here
 }
 
 // importRef is one entry of a definition's imports list.
@@ -195,11 +196,17 @@ type importRef struct {
 // against the limits, and returns a diagnostic for each limit exceeded and
 // the names of the environments it reached (a change to any of them may
 // change the verdict).
-func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, error) {
+func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, map[string][]string, error) {
 	c := newLimitCheck(limits, tree)
 	c.reader = reader
 	c.check(def, src)
-	return c.diags, c.seen, c.unsettled
+	literals := map[string][]string{}
+	for p, pd := range c.parsed {
+		if pd != nil {
+			literals[p] = pd.secrets
+		}
+	}
+	return c.diags, c.seen, literals, c.unsettled
 }
 
 func newLimitCheck(limits Limits, tree *Tree) *limitCheck {
@@ -321,6 +328,7 @@ func (c *limitCheck) parse(path string, src []byte) (*parsedDef, bool) {
 		return nil, false
 	}
 	pd.imports = importsOf(&doc)
+	pd.secrets = literalSecrets(&doc)
 	c.parsed[path] = pd
 	return pd, true
 }

@@ -76,19 +76,29 @@ func (s *secretSet) addLiterals(src []byte) {
 	if yaml.Unmarshal(src, &doc) != nil {
 		return
 	}
-	stack := []*yaml.Node{&doc}
+	for _, v := range literalSecrets(&doc) {
+		s.add(v)
+	}
+}
+
+// literalSecrets returns the plaintext of every fn::secret literal in a
+// parsed definition.
+func literalSecrets(doc *yaml.Node) []string {
+	var out []string
+	stack := []*yaml.Node{doc}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == "fn::secret" && n.Content[i+1].Kind == yaml.ScalarNode {
-					s.add(n.Content[i+1].Value)
+					out = append(out, n.Content[i+1].Value)
 				}
 			}
 		}
 		stack = append(stack, n.Content...)
 	}
+	return out
 }
 
 func (s *secretSet) empty() bool {
