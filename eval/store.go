@@ -76,6 +76,7 @@ const (
 	StateOK          State = "ok"          // the cached snapshot has no errors
 	StateStale       State = "stale"       // a renewal failed; the previous snapshot is served until it expires
 	StateError       State = "error"       // the last evaluation failed and nothing valid is left
+	StateExpired     State = "expired"     // the snapshot's credentials expired and nobody renewed it yet; the next read re-evaluates
 )
 
 // Status describes an environment without evaluating it.
@@ -515,7 +516,10 @@ func (s *Store) notify(c Change) {
 	}
 }
 
-// Status describes the environment without evaluating it.
+// Status describes the environment without evaluating it. Its state is
+// "expired", not "ok", once the cached snapshot's credentials have expired
+// and no renewal replaced them (an idle environment: the next read
+// re-evaluates), and "error" if a renewal failed before they expired.
 func (s *Store) Status(name Name) (Status, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -535,6 +539,8 @@ func (s *Store) Status(name Name) (Status, error) {
 			st.State, st.Error = StateError, e.err.Error()
 		case !e.snap.ExpiresAt.IsZero() && !now.Before(e.snap.ExpiresAt) && e.lastErr != nil:
 			st.State, st.Error = StateError, s.expiredError(name, e.snap, e.lastErr).Error()
+		case !e.snap.ExpiresAt.IsZero() && !now.Before(e.snap.ExpiresAt):
+			st.State = StateExpired
 		case e.lastErr != nil:
 			st.State = StateStale
 		}
