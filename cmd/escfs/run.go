@@ -21,7 +21,7 @@ func init() { commands = append(commands, newRunCommand) }
 func newRunCommand(g *globalFlags) *cobra.Command {
 	var interactive bool
 	cmd := &cobra.Command{
-		Use:   "run ENV [--] CMD [ARGS...]",
+		Use:   "run ENV [-i] [--] CMD [ARGS...]",
 		Short: "Run a command with an environment's variables and files",
 		Long: `Evaluate the environment ENV and run CMD in it, like esc run. CMD is looked up in $PATH
 and run directly, not by a shell: to expand variables, run a shell (see the examples).
@@ -51,27 +51,50 @@ For that the command's output goes through a pipe, not to the terminal. With
 is redacted: use it for interactive programs (shells, editors, prompts) that need a
 terminal.
 
-Flags for escfs go before ENV; everything after ENV (or after --) is the command line.`,
+escfs's flags go before or after ENV: the command line starts after --, or, without --,
+at the first argument after ENV that is not a flag. Everything from there on is the
+command's, untouched (escfs run app -- sh -c 'echo -i' prints -i). A command that
+starts with "-" needs --.`,
 		Example: `  escfs run app -- sh -c 'echo "$APP_NAME listens on $APP_PORT"'
   escfs run demos/aws-access -- aws sts get-caller-identity
   escfs run app -- sh -c 'cat "$APP_SETTINGS"'
-  escfs run -i app -- bash`,
+  escfs run -i app -- bash
+  escfs run app -i -- bash`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRun(cmd, g, args, interactive)
+			return runRun(cmd, g, args, &interactive)
 		},
 	}
-	cmd.Flags().SetInterspersed(false) // the command's flags are its own
+	// Parsing stops at ENV; runRun parses escfs's flags between ENV and the
+	// command (see commandLine), so the command's flags stay its own.
+	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false,
 		"connect the command to escfs's stdin, stdout and stderr directly; do not redact secrets")
 	return cmd
 }
 
-func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive bool) error {
+// commandLine splits run's arguments, ENV and what follows it, into ENV and
+// the command line, parsing escfs's flags between ENV and the command into
+// cmd's flags: the command starts after "--" or, without it, at the first
+// argument that is not a flag. An empty name means help was printed.
+func commandLine(cmd *cobra.Command, args []string) (name string, argv []string, err error) {
+	flags := cmd.Flags()
+	if err := flags.Parse(args[1:]); err != nil {
+		return "", nil, fmt.Errorf("%w (a command that starts with \"-\" goes after --: escfs run ENV [-i] -- CMD [ARGS...])", err)
+	}
+	if h, _ := flags.GetBool("help"); h {
+		return "", nil, cmd.Help()
+	}
+	return args[0], flags.Args(), nil
+}
+
+// runRun runs the command; *interactive is read after the flags between ENV
+// and the command are parsed.
+func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive *bool) error {
 	nonDumpable(cmd.ErrOrStderr())
-	name, argv := args[0], args[1:]
-	if len(argv) > 0 && argv[0] == "--" {
-		argv = argv[1:]
+	name, argv, err := commandLine(cmd, args)
+	if err != nil || name == "" {
+		return err
 	}
 	if len(argv) == 0 {
 		return fmt.Errorf("no command given: escfs run %s -- CMD [ARGS...]", name)
@@ -96,7 +119,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive bool)
 		Stdin:       cmd.InOrStdin(),
 		Stdout:      cmd.OutOrStdout(),
 		Stderr:      stderr,
-		Interactive: interactive,
+		Interactive: *interactive,
 		Signals:     signals,
 	})
 	var exit *exitError
