@@ -54,9 +54,11 @@ else ~/.config/escfs/environments.`,
   escfs --dir examples run demos/aws-access -- sh -c 'echo $AWS_REGION'
   escfs --dir examples check
   escfs --dir examples mount /tmp/esc`,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.dir, "dir", "d", "", "definitions directory (default $ESCFS_DIR, else ~/.config/escfs/environments)")
 	addLimitFlags(root)
 	for _, add := range commands {
