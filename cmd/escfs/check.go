@@ -37,6 +37,7 @@ escfs check exits with status 1 if any environment has errors, else 0.`,
 		Example: `  escfs check
   escfs check app demos/aws-access
   escfs check 2>/dev/null   # diagnostics only`,
+		ValidArgsFunction: completeEnvs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd, g, args, timeout)
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,97 @@ func TestRunFlagsAroundEnv(t *testing.T) {
 					r.code, r.stdout, r.stderr, tt.wantCode, tt.wantOut, tt.wantErrHas)
 			}
 		})
+	}
+}
+
+// completeDefs is a definitions directory for the completion tests: prod
+// imports base, which uses a provider; demos/aws-access is in project demos.
+func completeDefs(t *testing.T) string {
+	return writeDefinitions(t, map[string]string{
+		"prod.yaml": `imports:
+  - base
+values:
+  aws:
+    region: us-west-2
+    creds:
+      fn::open::aws-login:
+        static:
+          accessKeyId: AKIAEXAMPLE
+          secretAccessKey:
+            fn::secret: do-not-print-me
+  tags: [a, b]
+  labels:
+    app.kubernetes.io/name: web
+`,
+		"base.yaml": `values:
+  app:
+    port: 8080
+`,
+		"preview.yaml":          "values:\n  x: 1\n",
+		"demos/aws-access.yaml": "values:\n  aws:\n    region: eu-west-1\n",
+	})
+}
+
+// completions runs escfs __complete with args and returns the candidates
+// and the directive.
+func completions(t *testing.T, args ...string) ([]string, string) {
+	t.Helper()
+	r := escfsCLI(t, append([]string{"__complete"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("escfs __complete %q: exit %d, stderr %q", args, r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	return lines[:len(lines)-1], lines[len(lines)-1]
+}
+
+func TestCompletion(t *testing.T) {
+	dir := completeDefs(t)
+	const noFile, fileDefault = ":4", ":0"
+	tests := []struct {
+		name          string
+		args          []string
+		want          []string
+		wantDirective string
+	}{
+		{"open: every environment", []string{"open", ""}, []string{"base", "demos/aws-access", "preview", "prod"}, noFile},
+		{"open: prefix", []string{"open", "pr"}, []string{"preview", "prod"}, noFile},
+		{"open: project prefix", []string{"open", "de"}, []string{"demos/aws-access"}, noFile},
+		{"open: no match", []string{"open", "zz"}, nil, noFile},
+		{"open ENV: every path, imports first, fn:: calls not opened", []string{"open", "prod", ""},
+			[]string{"app", "app.port", "aws", "aws.region", "aws.creds", "tags", "tags[0]", "tags[1]", "labels", `labels["app.kubernetes.io/name"]`}, noFile},
+		{"open ENV: path prefix", []string{"open", "prod", "aws.c"}, []string{"aws.creds"}, noFile},
+		{"open ENV: project environment", []string{"open", "demos/aws-access", "aws."}, []string{"aws.region"}, noFile},
+		{"open ENV: unknown environment", []string{"open", "nosuch", ""}, nil, noFile},
+		{"open ENV PATH: nothing more", []string{"open", "prod", "aws", ""}, nil, noFile},
+		{"run: environments", []string{"run", "p"}, []string{"preview", "prod"}, noFile},
+		{"run -i: environments", []string{"run", "-i", "p"}, []string{"preview", "prod"}, noFile},
+		{"run ENV: the command is the shell's to complete", []string{"run", "prod", ""}, nil, fileDefault},
+		{"check: environments not given yet", []string{"check", "prod", "p"}, []string{"preview"}, noFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, directive := completions(t, append([]string{"--dir", dir}, tt.args...)...)
+			if !slices.Equal(got, tt.want) || directive != tt.wantDirective {
+				t.Fatalf("candidates %q, directive %s; want %q, %s", got, directive, tt.want, tt.wantDirective)
+			}
+			for _, c := range got {
+				if strings.Contains(c, "do-not-print-me") || strings.Contains(c, "AKIAEXAMPLE") {
+					t.Fatalf("a value was offered: %q", c)
+				}
+			}
+		})
+	}
+}
+
+// TestCompletionSource checks that names come from $ESCFS_DIR without --dir,
+// and that --dir wins over it.
+func TestCompletionSource(t *testing.T) {
+	t.Setenv("ESCFS_DIR", completeDefs(t))
+	if got, _ := completions(t, "open", "demos/"); !slices.Equal(got, []string{"demos/aws-access"}) {
+		t.Fatalf("from $ESCFS_DIR: %q", got)
+	}
+	other := writeDefinitions(t, map[string]string{"staging.yaml": "values: {}\n"})
+	if got, _ := completions(t, "--dir", other, "open", ""); !slices.Equal(got, []string{"staging"}) {
+		t.Fatalf("from --dir: %q", got)
 	}
 }

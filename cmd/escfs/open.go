@@ -32,6 +32,9 @@ in the clear.
 Without PATH the whole environment is printed; PATH selects one value by its property path:
 names separated by dots, [N] for array elements and ["key"] for keys with dots or brackets,
 e.g. aws.creds, app.tags[0] or labels["app.kubernetes.io/name"].
+Shell completion (see escfs completion) offers the environment names and, after ENV, the
+paths written under values: in its definition and its imports, without evaluating
+anything: a fn::open::... value (or any fn:: call) is offered itself, not what it returns.
 
 Formats (-f):
   json    the values as JSON (two-space indent, sorted keys), as esc open prints them
@@ -56,7 +59,8 @@ escfs exits with status 1; warnings are printed to stderr too.`,
   escfs open app -f yaml
   eval "$(escfs open app -f shell)"
   escfs open app -f dotenv > .env`,
-		Args: cobra.RangeArgs(1, 2),
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: completeEnvFirst(g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runOpen(cmd, g, args, format)
 		},

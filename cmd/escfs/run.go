@@ -60,7 +60,8 @@ starts with "-" needs --.`,
   escfs run app -- sh -c 'cat "$APP_SETTINGS"'
   escfs run -i app -- bash
   escfs run app -i -- bash`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeEnvFirst(g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, g, args, &interactive)
 		},

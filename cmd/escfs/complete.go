@@ -1,0 +1,199 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/eval"
+)
+
+// maxCompletions bounds the property paths offered for one environment, so
+// that a huge definition cannot make a TAB slow.
+const maxCompletions = 5000
+
+// completeEnvFirst completes an environment name as the first argument and,
+// after it, property paths when paths is set (open ENV PATH), else the
+// shell's default (run's command line).
+func completeEnvFirst(g *globalFlags, paths bool) cobra.CompletionFunc {
+	return func(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		switch {
+		case len(args) == 0:
+			return envNames(g, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+		case paths && len(args) == 1:
+			return propertyPaths(g, args[0], toComplete), cobra.ShellCompDirectiveNoFileComp
+		case paths:
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		default:
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+	}
+}
+
+// completeEnvs completes environment names not given yet (check ENV...).
+func completeEnvs(g *globalFlags) cobra.CompletionFunc {
+	return func(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		return envNames(g, toComplete, args), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// envNames returns the environment names of the definitions directory that
+// start with prefix, except those in exclude. Nothing is evaluated.
+func envNames(g *globalFlags, prefix string, exclude []string) []string {
+	tree, err := g.scanTree()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, d := range tree.Definitions() {
+		n := d.Name.Short()
+		if strings.HasPrefix(n, prefix) && !slices.Contains(exclude, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// propertyPaths returns the property paths of the environment name that
+// start with prefix, read from the values of its definition and of its
+// imports without evaluating anything: a fn:: call (fn::open::aws-login,
+// fn::secret, ...) is offered itself, never what it returns.
+func propertyPaths(g *globalFlags, name, prefix string) []string {
+	tree, err := g.scanTree()
+	if err != nil {
+		return nil
+	}
+	c := &pathCollector{tree: tree, seen: map[string]bool{}, visited: map[string]bool{}}
+	c.definition(name, 0)
+	var out []string
+	for _, p := range c.paths {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// pathCollector gathers property paths from definitions, imports first.
+type pathCollector struct {
+	tree    *eval.Tree
+	paths   []string        // in order of discovery
+	seen    map[string]bool // paths already in paths
+	visited map[string]bool // definitions already read, by file
+}
+
+// definition adds the paths of the environment name and of its imports.
+func (c *pathCollector) definition(name string, depth int) {
+	def, err := c.tree.Lookup(name)
+	if err != nil || c.visited[def.Path] || depth > limits.MaxImportDepth {
+		return
+	}
+	c.visited[def.Path] = true
+	doc, ok := readYAML(def.Path)
+	if !ok {
+		return
+	}
+	imports, values := topLevel(doc)
+	if imports != nil && imports.Kind == yaml.SequenceNode {
+		for _, imp := range imports.Content {
+			switch {
+			case imp.Kind == yaml.ScalarNode:
+				c.definition(imp.Value, depth+1)
+			case imp.Kind == yaml.MappingNode && len(imp.Content) >= 2:
+				c.definition(imp.Content[0].Value, depth+1)
+			}
+		}
+	}
+	if values != nil {
+		c.walk(values, "", 0)
+	}
+}
+
+// readYAML parses a definition of at most the --max-definition-size.
+func readYAML(path string) (*yaml.Node, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, limits.MaxDefinitionSize+1))
+	if err != nil || int64(len(src)) > limits.MaxDefinitionSize {
+		return nil, false
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, false
+	}
+	return doc.Content[0], true
+}
+
+// topLevel returns the imports and values nodes of a definition, or nil.
+func topLevel(top *yaml.Node) (imports, values *yaml.Node) {
+	if top.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		switch top.Content[i].Value {
+		case "imports":
+			imports = top.Content[i+1]
+		case "values":
+			values = top.Content[i+1]
+		}
+	}
+	return imports, values
+}
+
+// walk adds the paths below n, whose own path is prefix. It does not look
+// inside fn:: calls (their result is known only by evaluating) or aliases.
+func (c *pathCollector) walk(n *yaml.Node, prefix string, depth int) {
+	if depth > limits.MaxNesting || isCall(n) {
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := prefix + pathKey(n.Content[i].Value, prefix == "")
+			c.add(p)
+			c.walk(n.Content[i+1], p, depth+1)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := prefix + "[" + strconv.Itoa(i) + "]"
+			c.add(p)
+			c.walk(item, p, depth+1)
+		}
+	}
+}
+
+// add records a path once, up to maxCompletions.
+func (c *pathCollector) add(p string) {
+	if !c.seen[p] && len(c.paths) < maxCompletions {
+		c.seen[p] = true
+		c.paths = append(c.paths, p)
+	}
+}
+
+// isCall reports whether n is a builtin function call: a map of one key
+// starting with "fn::".
+func isCall(n *yaml.Node) bool {
+	return n.Kind == yaml.MappingNode && len(n.Content) == 2 && strings.HasPrefix(n.Content[0].Value, "fn::")
+}
+
+// pathKey spells one key of a property path as open's PATH takes it: a
+// plain name (after a dot unless first), or ["key"] for a key with dots,
+// brackets, quotes or backslashes.
+func pathKey(key string, first bool) string {
+	if key == "" || strings.ContainsAny(key, `.[]"\`) {
+		return fmt.Sprintf(`["%s"]`, strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(key))
+	}
+	if first {
+		return key
+	}
+	return "." + key
+}
