@@ -62,6 +62,9 @@ values:
   tags: [a, b]
   labels:
     app.kubernetes.io/name: web
+  quoted:
+    'say "hi"': 1
+    kubernetes:kubeconfig: 2
 `,
 		"base.yaml": `values:
   app:
@@ -98,7 +101,8 @@ func TestCompletion(t *testing.T) {
 		{"open: project prefix", []string{"open", "de"}, []string{"demos/aws-access"}, noFile},
 		{"open: no match", []string{"open", "zz"}, nil, noFile},
 		{"open ENV: every path, imports first, fn:: calls not opened", []string{"open", "prod", ""},
-			[]string{"app", "app.port", "aws", "aws.region", "aws.creds", "tags", "tags[0]", "tags[1]", "labels", `labels["app.kubernetes.io/name"]`}, noFile},
+			[]string{"app", "app.port", "aws", "aws.region", "aws.creds", "tags", "tags[0]", "tags[1]", "labels", `labels["app.kubernetes.io/name"]`,
+				"quoted", `quoted["say \"hi\""]`, "quoted.kubernetes:kubeconfig"}, noFile},
 		{"open ENV: path prefix", []string{"open", "prod", "aws.c"}, []string{"aws.creds"}, noFile},
 		{"open ENV: project environment", []string{"open", "demos/aws-access", "aws."}, []string{"aws.region"}, noFile},
 		{"open ENV: unknown environment", []string{"open", "nosuch", ""}, nil, noFile},
@@ -117,6 +121,11 @@ func TestCompletion(t *testing.T) {
 			for _, c := range got {
 				if strings.Contains(c, "do-not-print-me") || strings.Contains(c, "AKIAEXAMPLE") {
 					t.Fatalf("a value was offered: %q", c)
+				}
+				if len(tt.args) == 3 && tt.args[0] == "open" {
+					if _, err := parsePropertyPath(c); err != nil {
+						t.Fatalf("offered path %q is not one open takes: %v", c, err)
+					}
 				}
 			}
 		})
