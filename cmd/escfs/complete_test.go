@@ -31,6 +31,7 @@ func TestRunFlagsAroundEnv(t *testing.T) {
 		{"the command's -i is its own, no --", []string{"app", "sh", "-c", "echo -i"}, 0, "-i\n", ""},
 		{"flags after the command are its own", []string{"app", "-i", "--", "echo", "-i", "--", "x"}, 0, "-i -- x\n", ""},
 		{"unknown flag after ENV", []string{"app", "-x", "sh"}, 1, "", `goes after --`},
+		{"flag without its value after ENV", []string{"app", "--dir"}, 1, "", `flag needs an argument`},
 		{"a command starting with - after --", []string{"app", "--", "-no-such-command"}, 127, "", "executable file not found"},
 	}
 	for _, tt := range tests {
@@ -107,6 +108,7 @@ func TestCompletion(t *testing.T) {
 		{"open ENV: project environment", []string{"open", "demos/aws-access", "aws."}, []string{"aws.region"}, noFile},
 		{"open ENV: unknown environment", []string{"open", "nosuch", ""}, nil, noFile},
 		{"open ENV PATH: nothing more", []string{"open", "prod", "aws", ""}, nil, noFile},
+		{"open -f: formats", []string{"open", "prod", "-f", ""}, openFormats, noFile},
 		{"run: environments", []string{"run", "p"}, []string{"preview", "prod"}, noFile},
 		{"run -i: environments", []string{"run", "-i", "p"}, []string{"preview", "prod"}, noFile},
 		{"run ENV: the command is the shell's to complete", []string{"run", "prod", ""}, nil, fileDefault},

@@ -66,6 +66,7 @@ escfs exits with status 1; warnings are printed to stderr too.`,
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "json", "output format: "+strings.Join(openFormats, ", "))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(openFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

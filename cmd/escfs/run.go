@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -81,7 +82,10 @@ starts with "-" needs --.`,
 func commandLine(cmd *cobra.Command, args []string) (name string, argv []string, err error) {
 	flags := cmd.Flags()
 	if err := flags.Parse(args[1:]); err != nil {
-		return "", nil, fmt.Errorf("%w (a command that starts with \"-\" goes after --: escfs run ENV [-i] -- CMD [ARGS...])", err)
+		if strings.HasPrefix(err.Error(), "unknown") {
+			return "", nil, fmt.Errorf("%w (a command that starts with \"-\" goes after --: escfs run ENV [-i] -- CMD [ARGS...])", err)
+		}
+		return "", nil, err
 	}
 	if h, _ := flags.GetBool("help"); h {
 		return "", nil, cmd.Help()
