@@ -90,7 +90,10 @@ func New(cfg Config) (*Mount, error) {
 			DirectMountFlags:   unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RDONLY,
 			ExtraCapabilities:  fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			MaxReadAhead:       128 << 10,
-			Debug:              cfg.Debug,
+			// go-fuse logs (Debug: every request and reply) to the mount's
+			// log, not to the log package, whose output goes nowhere visible.
+			Debug:  cfg.Debug,
+			Logger: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
 		},
 	}
 	server, err := fusefs.Mount(mnt, root, opts)

@@ -147,7 +147,7 @@ stops it at once).`,
 	cmd.Flags().DurationVar(&evalTimeout, "eval-timeout", 30*time.Second, "longest one evaluation may take (and a reader may wait for expired credentials)")
 	cmd.Flags().DurationVar(&refresh.MinInterval, "min-renewal-interval", eval.DefaultMinRenewalInterval, "least time between two renewals of one environment (credentials living shorter expire between renewals)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
+	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request and reply to stderr (names and sizes, never file contents)")
 	return cmd
 }
 

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
+)
+
+// TestMountDebugFuse: --debug-fuse logs every FUSE request and reply to
+// escfs's stderr, without the data of a read; without it, none.
+func TestMountDebugFuse(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("mount tests need /dev/fuse: %v", err)
+	}
+	const secret = "s3cr3t-debug-fuse-value"
+	dir := writeDefinitions(t, map[string]string{
+		"prod.yaml": "values:\n  pw:\n    fn::secret: " + secret + "\n  files:\n    TOKEN: ${pw}\n",
+	})
+	tests := []struct {
+		name  string
+		flags []string
+		logs  bool
+	}{
+		{"with --debug-fuse", []string{"--debug-fuse"}, true},
+		{"without", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mnt := t.TempDir()
+			t.Cleanup(func() {
+				for i := 0; i < 3 && isMounted(t, mnt); i++ {
+					_ = unix.Unmount(mnt, unix.MNT_DETACH)
+				}
+			})
+			args := append([]string{"--dir", dir, "mount"}, tc.flags...)
+			p := &mountProc{cmd: exec.Command(escfsBinary(t), append(args, mnt)...), stderr: &testutil.Buffer{}, done: make(chan struct{})}
+			p.cmd.Stderr = p.stderr
+			if err := p.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { p.err = p.cmd.Wait(); close(p.done) }()
+			t.Cleanup(func() {
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			})
+			if b := mountWaitServing(t, p, filepath.Join(mnt, "prod", "files", "TOKEN")); string(b) != secret {
+				t.Fatalf("files/TOKEN = %q", b)
+			}
+			log := p.stderr.String()
+			hasLookup := strings.Contains(log, `LOOKUP`) && strings.Contains(log, `\"TOKEN\"`)
+			hasRead := strings.Contains(log, "READ n")
+			if hasLookup != tc.logs || hasRead != tc.logs {
+				t.Errorf("LOOKUP of TOKEN logged: %v, READ logged: %v; want %v\n%s", hasLookup, hasRead, tc.logs, log)
+			}
+			if strings.Contains(log, secret) || strings.Contains(log, secret[:8]) {
+				t.Errorf("the log holds (part of) the secret read:\n%s", log)
+			}
+		})
+	}
+}
