@@ -37,7 +37,7 @@ func newMountCommand(g *globalFlags) *cobra.Command {
   MOUNTPOINT/prod/dotenv        the same for dotenv loaders and docker --env-file
   MOUNTPOINT/prod/values.json   all values, secrets revealed, as 'esc open -f json'
   MOUNTPOINT/prod/files/NAME    one file per files entry (env points its variable here)
-  MOUNTPOINT/prod/status        JSON: unevaluated|evaluating|ok|error, when, diagnostics
+  MOUNTPOINT/prod/status        JSON: unevaluated|evaluating|ok|stale|expired|error, when, diagnostics
 
 DIR/demos/aws-access.yaml appears as MOUNTPOINT/demos/aws-access/. Nothing is evaluated
 until someone looks inside an environment; results are cached until the definition or
