@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,9 +53,18 @@ func TestMountDebugFuse(t *testing.T) {
 			if b := mountWaitServing(t, p, filepath.Join(mnt, "prod", "files", "TOKEN")); string(b) != secret {
 				t.Fatalf("files/TOKEN = %q", b)
 			}
-			log := p.stderr.String()
-			hasLookup := strings.Contains(log, `LOOKUP`) && strings.Contains(log, `\"TOKEN\"`)
-			hasRead := strings.Contains(log, "READ n")
+			// stderr reaches the buffer through a pipe: give the lines of the
+			// read just served a moment to arrive (bounded)
+			var log string
+			var hasLookup, hasRead bool
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				log = p.stderr.String()
+				hasLookup = strings.Contains(log, `LOOKUP`) && strings.Contains(log, `\"TOKEN\"`)
+				hasRead = strings.Contains(log, "READ n")
+				if !tc.logs || (hasLookup && hasRead) || time.Now().After(deadline) {
+					break
+				}
+			}
 			if hasLookup != tc.logs || hasRead != tc.logs {
 				t.Errorf("LOOKUP of TOKEN logged: %v, READ logged: %v; want %v\n%s", hasLookup, hasRead, tc.logs, log)
 			}
