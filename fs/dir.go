@@ -144,7 +144,7 @@ func (f *filesystem) statusChild(ctx context.Context, parent *fusefs.Inode, env 
 // file). It evaluates env if it must (a lookup must know the exact size),
 // but does not count as a read for keep-warm.
 func (f *filesystem) versionChild(ctx context.Context, parent *fusefs.Inode, env eval.Name, p string, out *fuse.EntryOut, pick func(*eval.Snapshot) ([]byte, bool)) (*fusefs.Inode, syscall.Errno) {
-	snap, err := f.snapshot(ctx, env, false)
+	snap, err := f.snapshot(ctx, env)
 	node := &versionNode{fsys: f, env: env}
 	var ino uint64
 	switch {
@@ -202,7 +202,7 @@ func (d *filesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 	if !d.fsys.allowed(ctx) {
 		return nil, syscall.EACCES
 	}
-	snap, err := d.fsys.snapshot(ctx, d.env, false)
+	snap, err := d.fsys.snapshot(ctx, d.env)
 	if err != nil {
 		return nil, errno(err)
 	}

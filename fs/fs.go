@@ -168,12 +168,10 @@ func inodeNumber(p string) uint64 {
 // would hand the reader a failure it did not cause. The wait is bounded
 // anyway: the store gives up on an evaluation at its eval timeout.
 //
-// Only opens count as reads that keep an environment warm: a stat, lookup
-// or listing (find, ls -l) evaluates what it must but keeps nothing warm.
-func (f *filesystem) snapshot(ctx context.Context, name eval.Name, open bool) (*eval.Snapshot, error) {
-	if open {
-		return f.store.Snapshot(context.WithoutCancel(ctx), name)
-	}
+// It never counts as a read for keep-warm: lookups and listings only look
+// (find, ls -l); the first read of a version keeps an environment warm
+// (versionNode.Read).
+func (f *filesystem) snapshot(ctx context.Context, name eval.Name) (*eval.Snapshot, error) {
 	return f.store.Stat(context.WithoutCancel(ctx), name)
 }
 
