@@ -212,27 +212,7 @@ func escfsWithin(t testing.TB, d time.Duration, args ...string) cliResult {
 }
 
 // mountsAt returns the filesystem types mounted at path, bottom first.
-func mountsAt(t testing.TB, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var types []string
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 || fields[4] != path {
-			continue
-		}
-		for i, f := range fields {
-			if f == "-" && i+1 < len(fields) {
-				types = append(types, fields[i+1])
-				break
-			}
-		}
-	}
-	return types
-}
+func mountsAt(t testing.TB, path string) []string { return testutil.MountsAt(t, path) }
 
 // detachAll lazily unmounts whatever is mounted at path when t ends.
 func detachAll(t testing.TB, path string) {

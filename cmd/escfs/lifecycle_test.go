@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // escfsBounded runs the escfs binary with args and fails the test if it
@@ -39,29 +41,8 @@ func escfsBounded(t *testing.T, d time.Duration, args ...string) cliResult {
 	return cliResult{code, stdout.String(), stderr.String()}
 }
 
-// mountsAt returns the filesystem types mounted at path, bottom first, from
-// /proc/self/mountinfo.
-func mountsAt(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var types []string
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 || fields[4] != path {
-			continue
-		}
-		for i, f := range fields {
-			if f == "-" && i+1 < len(fields) {
-				types = append(types, fields[i+1])
-				break
-			}
-		}
-	}
-	return types
-}
+// mountsAt returns the filesystem types mounted at path, bottom first.
+func mountsAt(t *testing.T, path string) []string { return testutil.MountsAt(t, path) }
 
 // needMount fails the test unless it can mount: root and /dev/fuse.
 func needMount(t *testing.T) {

@@ -105,21 +105,8 @@ func (p *mountProc) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
-// mounted reports whether mnt is a mount point in /proc/self/mountinfo.
-func isMounted(t *testing.T, mnt string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 4 && fields[4] == mnt {
-			return true
-		}
-	}
-	return false
-}
+// isMounted reports whether mnt is a mount point in /proc/self/mountinfo.
+func isMounted(t *testing.T, mnt string) bool { return len(testutil.MountsAt(t, mnt)) > 0 }
 
 func TestMountProcess(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
