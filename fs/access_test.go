@@ -27,6 +27,20 @@ func traversable(t *testing.T, p string) {
 	}
 }
 
+// reachableMountpoint makes a mount point that other users can reach
+// (a test of a denial must be refused by the mount, not by the path), in a
+// parent where a test may put control files; it returns both.
+func reachableMountpoint(t *testing.T) (parent, mnt string) {
+	t.Helper()
+	parent = t.TempDir()
+	mnt = filepath.Join(parent, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	traversable(t, mnt)
+	return parent, mnt
+}
+
 func TestOtherUserDenied(t *testing.T) {
 	needRoot(t, "to switch to another uid")
 	needTool(t, "setpriv", "util-linux")
@@ -37,16 +51,11 @@ func TestOtherUserDenied(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			// the mount point's parent holds a world-readable control file
-			parent := t.TempDir()
-			mnt := filepath.Join(parent, "mnt")
-			if err := os.Mkdir(mnt, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			parent, mnt := reachableMountpoint(t)
 			control := filepath.Join(parent, "control")
 			if err := os.WriteFile(control, []byte("control\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			traversable(t, mnt)
 			tm := mountT(t, map[string]string{"x.yaml": filesDef}, withMountpoint(mnt), withAllowOther(allowOther))
 			// the owner reads it (and it is evaluated, so nothing but access stops nobody)
 			mustRead(t, tm.path("x", "env"))
@@ -75,12 +84,7 @@ func TestOtherUserDenied(t *testing.T) {
 func TestOwnerOtherThanMounter(t *testing.T) {
 	needRoot(t, "to switch to another uid")
 	needTool(t, "setpriv", "util-linux")
-	parent := t.TempDir()
-	mnt := filepath.Join(parent, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	traversable(t, mnt)
+	_, mnt := reachableMountpoint(t)
 	tm := mountT(t, map[string]string{"x.yaml": simpleDef}, withMountpoint(mnt), withAllowOther(true), withOwner(65534, 65534))
 	if out, err := asNobody(t, "cat", tm.path("x", "env")); err != nil || out != "export A='alpha'\n" {
 		t.Errorf("the owner (65534) reads x/env: %q %v", out, err)
@@ -108,16 +112,11 @@ func asCapable(t *testing.T, argv ...string) (string, error) {
 func TestCapableOtherUserDenied(t *testing.T) {
 	needRoot(t, "to switch to another uid")
 	needTool(t, "setpriv", "util-linux")
-	parent := t.TempDir()
-	mnt := filepath.Join(parent, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	parent, mnt := reachableMountpoint(t)
 	secret := filepath.Join(parent, "secret")
 	if err := os.WriteFile(secret, []byte("root only\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	traversable(t, mnt)
 	tm := mountT(t, map[string]string{"x.yaml": filesDef, "y.yaml": simpleDef}, withMountpoint(mnt), withAllowOther(true))
 	// control: the capabilities work (a 0400 root file beside the mount)
 	if out, err := asCapable(t, "cat", secret); err != nil || out != "root only\n" {

@@ -105,6 +105,29 @@ func (p *mountProc) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
+// sigtermWithFileOpen mounts dir at mnt, opens path inside, sends SIGTERM
+// and waits (bounded) until the mount has left mountinfo: detached lazily,
+// since the file is open. The file is closed when the test ends.
+func sigtermWithFileOpen(t *testing.T, bin, dir, mnt, ready, path string) (*mountProc, *os.File) {
+	t.Helper()
+	p := mountStart(t, bin, dir, mnt)
+	mountWaitServing(t, p, ready)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); isMounted(t, mnt); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still mounted 10s after SIGTERM\n%s", p.stderr)
+		}
+	}
+	return p, f
+}
+
 // isMounted reports whether mnt is a mount point in /proc/self/mountinfo.
 func isMounted(t *testing.T, mnt string) bool { return len(testutil.MountsAt(t, mnt)) > 0 }
 
@@ -176,21 +199,7 @@ func TestMountProcess(t *testing.T) {
 	})
 
 	t.Run("SIGTERM while a file is open detaches lazily, serves it, exits 0 when it closes", func(t *testing.T) {
-		p := mountStart(t, bin, dir, mnt)
-		mountWaitServing(t, p, status)
-		f, err := os.Open(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(10 * time.Second); isMounted(t, mnt); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("still mounted 10s after SIGTERM\n%s", p.stderr)
-			}
-		}
+		p, f := sigtermWithFileOpen(t, bin, dir, mnt, status, env)
 		// past any grace period: escfs must serve its users until they leave
 		select {
 		case <-p.done:
@@ -213,21 +222,7 @@ func TestMountProcess(t *testing.T) {
 	})
 
 	t.Run("a second SIGTERM stops a detached mount that is still in use", func(t *testing.T) {
-		p := mountStart(t, bin, dir, mnt)
-		mountWaitServing(t, p, status)
-		f, err := os.Open(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(10 * time.Second); isMounted(t, mnt); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("still mounted 10s after SIGTERM\n%s", p.stderr)
-			}
-		}
+		p, _ := sigtermWithFileOpen(t, bin, dir, mnt, status, env)
 		if err := p.stop(t, syscall.SIGTERM); err != nil {
 			t.Fatalf("second SIGTERM: escfs exited with %v\n%s", err, p.stderr)
 		}
