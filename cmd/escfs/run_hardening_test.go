@@ -163,7 +163,14 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		p := startEscfs(t, bin, nobody, env, "--dir", dir, "run", "app", "--", "sh", "-c", `echo $$; exec sleep 60`)
 		child := p.line(t)
+		// The child prints its pid and then execs: read while it is in
+		// the middle of execve and the kernel shows an empty environ, so
+		// read again (bounded) until the new image's environ is there.
 		got, err := readAs(nobody, "/proc/"+child+"/environ")
+		for deadline := time.Now().Add(5 * time.Second); err == nil && got == "" && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			got, err = readAs(nobody, "/proc/"+child+"/environ")
+		}
 		if err != nil || !strings.Contains(got, "APP_NAME=demo") {
 			t.Fatalf("control: the command's environ as its own user: %q, %v", got, err)
 		}
