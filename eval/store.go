@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -22,9 +21,12 @@ var ErrNotFound = errors.New("environment not found")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// Dir is the definitions directory.
+	// Source is where the environments come from; nil means a DirSource
+	// over Dir evaluated by Evaluator, with Debounce, MaxWait and Recheck.
+	Source Source
+	// Dir is the definitions directory (when Source is nil).
 	Dir string
-	// Evaluator evaluates definitions.
+	// Evaluator evaluates definitions (when Source is nil).
 	Evaluator *Evaluator
 	// FilesDir returns the directory where an environment's files are served;
 	// the variables of its files entries point into it.
@@ -98,6 +100,7 @@ type Status struct {
 // for it and share its snapshot. A Store is safe for concurrent use.
 type Store struct {
 	opts        StoreOptions
+	source      Source
 	log         *slog.Logger
 	evaluations atomic.Int64
 
@@ -107,8 +110,6 @@ type Store struct {
 	subs    map[int]func(Change) // GUARDED_BY(mu)
 	closed  bool                 // GUARDED_BY(mu): no more background renewals
 	nextSub int                  // GUARDED_BY(mu)
-
-	watch *watcher // GUARDED_BY(mu): nil until Watch
 
 	budget *semaphore.Weighted // bytes of definitions being evaluated, EvalBudget in all
 }
@@ -133,12 +134,10 @@ type entry struct {
 	logged    string        // the last error logged, so each is logged once
 }
 
-// NewStore scans opts.Dir and returns a store over it. It does not evaluate
+// NewStore scans the source (opts.Source, else the directory opts.Dir) and
+// returns a store over it. It does not evaluate
 // anything and does not watch the directory until Watch is called.
 func NewStore(opts StoreOptions) (*Store, error) {
-	if opts.Evaluator == nil {
-		return nil, errors.New("new store: no evaluator")
-	}
 	if opts.FilesDir == nil {
 		return nil, errors.New("new store: no FilesDir")
 	}
@@ -159,14 +158,22 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	tree, err := ScanDir(opts.Dir)
+	source := opts.Source
+	if source == nil {
+		dir, err := newDirSource(opts)
+		if err != nil {
+			return nil, err
+		}
+		source = dir
+	}
+	tree, err := source.Scan(context.Background())
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range tree.Problems {
 		log.Warn("definitions", "problem", p.String())
 	}
-	return &Store{opts: opts, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, budget: semaphore.NewWeighted(opts.EvalBudget)}, nil
+	return &Store{opts: opts, source: source, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, budget: semaphore.NewWeighted(opts.EvalBudget)}, nil
 }
 
 // Tree returns the current set of definitions.
@@ -410,10 +417,7 @@ const minEvalWeight = 64 << 10
 // the store, and turns a panic in the evaluator or a provider into an error
 // of this environment: one definition never takes the daemon down.
 func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string) (snap *Snapshot, err error) {
-	weight := int64(minEvalWeight)
-	if fi, err := os.Stat(path); err == nil {
-		weight = min(max(weight, fi.Size()), s.opts.EvalBudget)
-	}
+	weight := min(max(int64(minEvalWeight), s.source.Cost(tree, name)), s.opts.EvalBudget)
 	if err := s.budget.Acquire(ctx, weight); err != nil {
 		return nil, fmt.Errorf("evaluate %s: waiting for the evaluation budget (%s of definitions at once): %w", name.Short(), byteSize(s.opts.EvalBudget), err)
 	}
@@ -424,7 +428,7 @@ func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string
 			snap, err = nil, fmt.Errorf("%s: evaluation of %s panicked (a bug in escfs or a provider; the log has the stack): %v", name.Short(), path, p)
 		}
 	}()
-	return s.opts.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: s.opts.FilesDir(name)})
+	return s.source.Produce(ctx, tree, name, s.opts.FilesDir(name))
 }
 
 // finishLocked records the result of an evaluation of generation gen and
@@ -433,8 +437,8 @@ func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string
 func (s *Store) finishLocked(name Name, e *entry, gen uint64, snap *Snapshot, err error) (replaced bool) {
 	if snap != nil {
 		e.deps, e.files = snap.Deps, snap.Watched
-		if s.watch != nil {
-			s.watch.watchFiles(snap.Watched)
+		if len(snap.Watched) > 0 {
+			s.source.WatchFiles(snap.Watched)
 		}
 	}
 	if e.gen != gen {
@@ -575,7 +579,7 @@ func (s *Store) Rescan(changed []Name) error { return s.rescan(changed, nil) }
 // rescan is Rescan that also drops the environments whose providers read
 // one of the files in changedFiles.
 func (s *Store) rescan(changed []Name, changedFiles []string) error {
-	tree, err := scanLive(s.opts.Dir)
+	tree, err := s.source.Scan(context.Background())
 	if err != nil {
 		return err
 	}
@@ -643,22 +647,11 @@ func dependsOn(deps []Name, set map[Name]bool) bool {
 	return false
 }
 
-// Watch starts watching the definitions directory (and every project
-// directory in it, including new ones, and every symlink and directory on
-// the way to it and to each definition) and rescans after each burst of
-// changes, at most MaxWait after its first one, and every Recheck. A
-// directory that vanishes serves no environments until it comes back.
-// Close stops it.
+// Watch starts noticing changes to the source (a directory: fsnotify on
+// every directory and symlink on the way to each definition; a service:
+// polling) and rescans after each. Close stops it.
 func (s *Store) Watch() error {
-	w, err := newWatcher(watchConfig{root: s.opts.Dir, debounce: s.opts.Debounce, maxWait: s.opts.MaxWait,
-		recheck: s.opts.Recheck, log: s.log, rescan: s.rescan, tree: s.Tree})
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", s.opts.Dir, err)
-	}
-	s.mu.Lock()
-	s.watch = w
-	s.mu.Unlock()
-	return nil
+	return s.source.Watch(s.rescan, s.Tree)
 }
 
 // Close stops the watcher, if any, and every background renewal.
@@ -670,10 +663,6 @@ func (s *Store) Close() error {
 			e.timer.Stop()
 		}
 	}
-	w := s.watch
 	s.mu.Unlock()
-	if w == nil {
-		return nil
-	}
-	return w.close()
+	return s.source.Close()
 }

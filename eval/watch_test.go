@@ -202,7 +202,7 @@ func TestWatchRecheckRepairsLostWatch(t *testing.T) {
 	if got := v(); got != "one" {
 		t.Fatalf("V = %q", got)
 	}
-	must(t, s.watch.fsw.Remove(dotfiles)) // the watch is lost
+	must(t, dirWatcher(s).fsw.Remove(dotfiles)) // the watch is lost
 	write(t, filepath.Join(dotfiles, "prod.yaml"), "values:\n  environmentVariables:\n    V: two\n")
 	deadline := time.Now().Add(10 * time.Second)
 	for v() != "two" {
@@ -211,10 +211,18 @@ func TestWatchRecheckRepairsLostWatch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for !slices.Contains(s.watch.fsw.WatchList(), dotfiles) {
+	for !slices.Contains(dirWatcher(s).fsw.WatchList(), dotfiles) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is not watched again: %q", dotfiles, s.watch.fsw.WatchList())
+			t.Fatalf("%s is not watched again: %q", dotfiles, dirWatcher(s).fsw.WatchList())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// dirWatcher returns the watcher of a store over a directory.
+func dirWatcher(s *Store) *watcher {
+	d := s.source.(*DirSource)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.watch
 }
