@@ -42,6 +42,14 @@ type Request struct {
 	// FilesDir is the directory where the environment's files are served or
 	// written; the rendered variables of files entries point into it.
 	FilesDir string
+	// Definition, if not nil, is evaluated in place of the environment's
+	// definition file (an edit being checked before it is saved); its
+	// imports are read from the tree as usual.
+	Definition []byte
+	// Check evaluates symbolically, as esc's CheckEnvironment: fn::open
+	// calls are not invoked and evaluate to unknown values of their
+	// providers' schemas. Nothing is rendered.
+	Check bool
 }
 
 // Evaluate loads tree's definition of req.Name and everything it imports,
@@ -85,8 +93,14 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	if e.Reader != nil {
 		reader = *e.Reader
 	}
-	src, tooBig, err := limits.readDefinition(def.Path, reader)
-	if err != nil {
+	var src []byte
+	var tooBig *Diagnostic
+	if req.Definition != nil {
+		src = req.Definition
+		if int64(len(src)) > limits.MaxDefinitionSize {
+			tooBig = limits.tooBig(def.Path, int64(len(src)))
+		}
+	} else if src, tooBig, err = limits.readDefinition(def.Path, reader); err != nil {
 		return nil, err
 	}
 	if tooBig != nil {
@@ -131,7 +145,11 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		evalCtx, expiry := providers.WithExpiry(ctx)
 		evalCtx, files := providers.WithFiles(evalCtx)
 		opener := &openRecorder{ProviderLoader: e.Providers, secrets: secrets}
-		env, ediags = esceval.EvalEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx)
+		if req.Check {
+			env, ediags = esceval.CheckEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx, true)
+		} else {
+			env, ediags = esceval.EvalEnvironment(evalCtx, def.Name.String(), decl, loader.decrypter, opener, loader, execCtx)
+		}
 		snap.ExpiresAt, snap.Opened = expiry.Earliest(), opener.opened.Load()
 		snap.Watched = files.Paths()
 		diags = append(diags, loader.place(fromSyntax(ediags, loader.fileOf), def.Path)...)
@@ -150,7 +168,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	// secret input, not an evaluator message quoting a secret value.
 	secrets.scrubDiagnostics(diags)
 	snap.Diagnostics = diags
-	if diags.HasErrors() {
+	if diags.HasErrors() || req.Check {
 		return snap, diags.Err()
 	}
 	render(snap, env, req.FilesDir, loader.fileOf)

@@ -104,10 +104,15 @@ func (l Limits) readDefinition(path string, reader Reader) ([]byte, *Diagnostic,
 		if st, err := f.Stat(); err == nil {
 			size = st.Size()
 		}
-		return nil, &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError,
-			Message: fmt.Sprintf("definition is %s, over the limit of %s (%s raises it)", byteSize(size), byteSize(l.MaxDefinitionSize), FlagMaxDefinitionSize)}, nil
+		return nil, l.tooBig(path, size), nil
 	}
 	return b, nil, nil
+}
+
+// tooBig is the diagnostic for a definition of size bytes over the limit.
+func (l Limits) tooBig(path string, size int64) *Diagnostic {
+	return &Diagnostic{File: path, Line: 1, Column: 1, Severity: SeverityError,
+		Message: fmt.Sprintf("definition is %s, over the limit of %s (%s raises it)", byteSize(size), byteSize(l.MaxDefinitionSize), FlagMaxDefinitionSize)}
 }
 
 // unsettledError says a definition was being written when it was read: an
