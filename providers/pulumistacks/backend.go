@@ -2,16 +2,16 @@ package pulumistacks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/providers/pulumiaccount"
 )
 
 // Backend is where stack state is kept. Self-managed backends (file://,
@@ -24,61 +24,18 @@ type Backend interface {
 	ReadCheckpoint(ctx context.Context, project, stack string) (data []byte, location string, err error)
 }
 
-// BackendURLEnv is the variable that selects the Pulumi CLI's backend.
-const BackendURLEnv = "PULUMI_BACKEND_URL"
-
 // CloudURL is the backend the Pulumi CLI uses when nothing else is set.
-const CloudURL = "https://api.pulumi.com"
+const CloudURL = pulumiaccount.CloudURL
 
 // BackendURL resolves the backend as the Pulumi CLI does without a project:
-// the given URL if any, else PULUMI_BACKEND_URL, else the current login in
-// the CLI's credentials file (PULUMI_CREDENTIALS_PATH, else PULUMI_HOME,
-// else ~/.pulumi, then credentials.json), else Pulumi Cloud.
+// the given URL if any, else pulumiaccount.DefaultBackend
+// (PULUMI_BACKEND_URL, else the current login in the CLI's credentials.json,
+// else Pulumi Cloud).
 func BackendURL(input string) (string, error) {
 	if input != "" {
 		return input, nil
 	}
-	if u := os.Getenv(BackendURLEnv); u != "" {
-		return u, nil
-	}
-	file, err := credentialsFile()
-	if err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return CloudURL, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read Pulumi credentials: %w", err)
-	}
-	var creds struct {
-		Current string `json:"current"`
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		// The file holds access tokens: name it, never quote it.
-		return "", fmt.Errorf("read Pulumi credentials %s: not valid JSON", file)
-	}
-	if creds.Current == "" {
-		return CloudURL, nil
-	}
-	return creds.Current, nil
-}
-
-// credentialsFile returns the path of the Pulumi CLI's credentials file.
-func credentialsFile() (string, error) {
-	dir := os.Getenv("PULUMI_CREDENTIALS_PATH")
-	if dir == "" {
-		dir = os.Getenv("PULUMI_HOME")
-	}
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("find the Pulumi credentials file: %w", err)
-		}
-		dir = filepath.Join(home, ".pulumi")
-	}
-	return filepath.Join(dir, "credentials.json"), nil
+	return pulumiaccount.DefaultBackend()
 }
 
 // OpenBackend opens the self-managed backend at url: file://PATH (file://~
