@@ -1,0 +1,59 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeEnvelope feeds arbitrary bytes to the envelope parser and to
+// Keyring.Decrypt (with an identity of the seeds' recipient, and KMS failing
+// at once): neither panics, every error is one of the package's kinds, what
+// parses encodes back to the same bytes, and nothing that does not parse
+// decrypts.
+func FuzzDecodeEnvelope(f *testing.F) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(f)
+	_, other := newIdentity(f)
+	for _, v := range seal(f, []string{rec}, "", "value") {
+		f.Add(v)
+		f.Add(v[:len(v)/2])
+	}
+	for _, v := range seal(f, []string{other, rec}, "two") {
+		f.Add(v)
+		bad := bytes.Clone(v)
+		bad[0] = 2
+		f.Add(bad)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 4, 'a', 'g', 'e', '1', 1, 'x'})
+	f.Add([]byte{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	k := newKeyring(f, KeyringOptions{IdentitiesFile: idPath, AWSConfig: noAWS})
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, perr := parseEnvelope(b)
+		if perr == nil {
+			again := appendHeader(nil, env.recipientList(), env.wrapped)
+			again = append(append(again, env.nonce...), env.sealed...)
+			if !bytes.Equal(again, b) {
+				t.Fatalf("parsed and encoded again: %x, was %x", again, b)
+			}
+		} else if !errors.Is(perr, ErrCorrupt) && !errors.Is(perr, ErrUnknownVersion) {
+			t.Fatalf("parse error of no known kind: %v", perr)
+		}
+		if _, err := EnvelopeRecipients(b); (err == nil) != (perr == nil) {
+			t.Fatalf("EnvelopeRecipients: %v, parse: %v", err, perr)
+		}
+		_, err := k.Decrypt(ctx, b)
+		switch {
+		case err == nil && perr != nil:
+			t.Fatalf("decrypted what does not parse (%v)", perr)
+		case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) && !errors.Is(err, ErrNoMatchingKey):
+			t.Fatalf("Decrypt error of no known kind: %v", err)
+		}
+		if s, ok := k.Reuse(ctx, b, []string{rec}); ok {
+			s.Close()
+		}
+	})
+}

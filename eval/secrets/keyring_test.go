@@ -1,0 +1,613 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	esceval "github.com/pulumi/esc/eval"
+)
+
+// TestAgeRoundTrip: keygen, seal, then a fresh Keyring with the identity
+// decrypts, also through esc's own outer envelope.
+func TestAgeRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	big := bytes.Repeat([]byte{0, 1, 0xff, '\n'}, 1<<14)
+	tests := []struct {
+		name      string
+		plaintext []byte
+	}{
+		{"empty", nil},
+		{"short", []byte("hunter2")},
+		{"unicode and newlines", []byte("päss\nwörd\x00")},
+		{"64 KiB binary", big},
+	}
+	sealer, err := newKeyring(t, KeyringOptions{}).NewSealer(ctx, []string{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inner, err := sealer.Encrypt(ctx, tt.plaintext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(inner, tt.plaintext) && len(tt.plaintext) > 4 {
+				t.Fatal("the envelope holds the plaintext")
+			}
+			got, err := k.Decrypt(ctx, inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.plaintext) {
+				t.Fatalf("got %q, want %q", got, tt.plaintext)
+			}
+
+			// The same through esc's outer envelope, as the YAML holds it.
+			outer, err := esceval.EncryptSecret(ctx, sealer, tt.plaintext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoded := base64.StdEncoding.EncodeToString(outer)
+			got, err = esceval.DecryptSecret(ctx, k, encoded)
+			if err != nil || !bytes.Equal(got, tt.plaintext) {
+				t.Fatalf("through esc: %q, %v", got, err)
+			}
+			in, err := Inner(encoded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs, err := EnvelopeRecipients(in); err != nil || !slices.Equal(recs, []string{rec}) {
+				t.Fatalf("EnvelopeRecipients(Inner(...)) = %v, %v", recs, err)
+			}
+		})
+	}
+}
+
+// TestEitherRecipientDecrypts: a value sealed to two recipients opens with
+// either identity alone; a third fails and says to whom it was encrypted and
+// where identities were looked for.
+func TestEitherRecipientDecrypts(t *testing.T) {
+	ctx := context.Background()
+	pathA, recA := newIdentity(t)
+	pathB, recB := newIdentity(t)
+	pathC, recC := newIdentity(t)
+	inner := seal(t, []string{recA, recB}, "s3cret")[0]
+
+	for _, tt := range []struct {
+		name    string
+		idPath  string
+		wantErr bool
+	}{
+		{"first recipient", pathA, false},
+		{"second recipient", pathB, false},
+		{"identity not among the recipients", pathC, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newKeyring(t, KeyringOptions{IdentitiesFile: tt.idPath}).Decrypt(ctx, inner)
+			if !tt.wantErr {
+				if err != nil || string(got) != "s3cret" {
+					t.Fatalf("got %q, %v", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNoMatchingKey) {
+				t.Fatalf("err = %v, want ErrNoMatchingKey", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{recA, recB, displayPath(tt.idPath), "no age identity in"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not name %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, recC) || strings.Contains(msg, "s3cret") {
+				t.Errorf("error %q names the foreign recipient or the plaintext", msg)
+			}
+		})
+	}
+}
+
+// TestNoIdentitiesFile: a missing identities file says so, and where.
+func TestNoIdentitiesFile(t *testing.T) {
+	_, rec := newIdentity(t)
+	inner := seal(t, []string{rec}, "v")[0]
+	missing := filepath.Join(t.TempDir(), "nope", "identities.txt")
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: missing, AWSConfig: noAWS})
+	_, err := k.Decrypt(context.Background(), inner)
+	if !errors.Is(err, ErrNoMatchingKey) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want ErrNoMatchingKey and ErrNotExist", err)
+	}
+	if !strings.Contains(err.Error(), missing+" does not exist") || !strings.Contains(err.Error(), rec) {
+		t.Fatalf("error %q does not say that %s does not exist", err, missing)
+	}
+}
+
+// TestIdentitiesFileReread: a Keyring made before its identities file
+// exists, and before it holds the right identity, sees each change at the
+// next miss, although the failure before it is remembered.
+func TestIdentitiesFileReread(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "age", "identities.txt")
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: path, AWSConfig: noAWS})
+	otherPath, otherRec := newIdentity(t) // the value's recipient
+	inner := seal(t, []string{otherRec}, "late")[0]
+
+	if _, err := k.Decrypt(ctx, inner); !errors.Is(err, ErrNoMatchingKey) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("no file: err = %v", err)
+	}
+	if _, err := Keygen(path); err != nil { // a file, but the wrong identity
+		t.Fatal(err)
+	}
+	if _, err := k.Decrypt(ctx, inner); !errors.Is(err, ErrNoMatchingKey) || errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("wrong identity: err = %v", err)
+	}
+	other, err := os.ReadFile(otherPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(other); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err := k.Decrypt(ctx, inner)
+	if err != nil || string(got) != "late" {
+		t.Fatalf("after the identity was added: %q, %v", got, err)
+	}
+}
+
+// TestCorruptEnvelope truncates an envelope at every length and flips every
+// byte: each is refused as corrupt, naming the part at fault, and never
+// decrypts. A flip of the version byte is an unknown version.
+func TestCorruptEnvelope(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	_, rec2 := newIdentity(t)
+	inner := seal(t, []string{rec, rec2}, "the plaintext")[0]
+	env, err := parseEnvelope(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The parts' boundaries.
+	recEnd := 1 + len(env.recipients) + uvarintLen(uint64(env.count))
+	wrapStart := len(env.header) - len(env.wrapped)
+	nonceStart := len(env.header)
+	sealedStart := nonceStart + nonceSize
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath, AWSConfig: noAWS})
+	if _, err := k.Decrypt(ctx, inner); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("truncated", func(t *testing.T) {
+		for n := 0; n < len(inner); n++ {
+			want := ""
+			switch {
+			case n == 0:
+				want = PartVersion
+			case n < recEnd:
+				want = PartRecipients
+			case n < wrapStart:
+				want = PartWrappedKey // its length
+			case n < nonceStart:
+				want = PartWrappedKey
+			case n < sealedStart:
+				want = PartNonce
+			default:
+				want = PartValue
+			}
+			_, err := k.Decrypt(ctx, inner[:n])
+			var c *CorruptError
+			if !errors.As(err, &c) || !errors.Is(err, ErrCorrupt) || c.Part != want {
+				t.Fatalf("truncated to %d of %d bytes: err = %v, want a corrupt %s", n, len(inner), err, want)
+			}
+		}
+	})
+
+	t.Run("flipped", func(t *testing.T) {
+		for i := range inner {
+			for _, mask := range []byte{0x01, 0x80} {
+				bad := bytes.Clone(inner)
+				bad[i] ^= mask
+				got, err := k.Decrypt(ctx, bad)
+				if err == nil {
+					t.Fatalf("byte %d ^ %#x: decrypted to %q", i, mask, got)
+				}
+				if i == 0 {
+					if !errors.Is(err, ErrUnknownVersion) {
+						t.Fatalf("version byte ^ %#x: err = %v", mask, err)
+					}
+					continue
+				}
+				var c *CorruptError
+				if !errors.As(err, &c) {
+					t.Fatalf("byte %d ^ %#x: err = %v, want ErrCorrupt", i, mask, err)
+				}
+				want := "" // any part where a length is hit
+				switch {
+				case i >= nonceStart:
+					want = PartValue
+				case i >= wrapStart:
+					want = PartWrappedKey
+				}
+				if want != "" && c.Part != want {
+					t.Fatalf("byte %d ^ %#x: %v, want a corrupt %s", i, mask, err, want)
+				}
+				if strings.Contains(err.Error(), "the plaintext") {
+					t.Fatalf("error holds the plaintext: %v", err)
+				}
+			}
+		}
+	})
+}
+
+// TestUnknownVersion: any version byte but 1 is refused as unknown, saying
+// which.
+func TestUnknownVersion(t *testing.T) {
+	_, rec := newIdentity(t)
+	inner := seal(t, []string{rec}, "v")[0]
+	k := newKeyring(t, KeyringOptions{})
+	for _, v := range []byte{0, 2, 0x7f, 0xff} {
+		bad := bytes.Clone(inner)
+		bad[0] = v
+		_, err := k.Decrypt(context.Background(), bad)
+		want := fmt.Sprintf("unknown escfs envelope version %d; a newer escfs wrote it", v)
+		var u *UnknownVersionError
+		if !errors.Is(err, ErrUnknownVersion) || !errors.As(err, &u) || u.Version != v || err.Error() != want {
+			t.Errorf("version %d: err = %v, want %q", v, err, want)
+		}
+		if _, err := EnvelopeRecipients(bad); !errors.Is(err, ErrUnknownVersion) {
+			t.Errorf("EnvelopeRecipients, version %d: err = %v", v, err)
+		}
+	}
+}
+
+// TestAADBindsHeader: a value moved under another Sealer's header (another
+// wrapped data key), or under a changed recipient list, no longer decrypts,
+// although that keyring holds both data keys.
+func TestAADBindsHeader(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	_, rec2 := newIdentity(t)
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath})
+	s1, err := k.NewSealer(ctx, []string{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := k.NewSealer(ctx, []string{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := s1.Encrypt(ctx, []byte("one"))
+	v2, _ := s2.Encrypt(ctx, []byte("two"))
+	e1, _ := parseEnvelope(v1)
+	e2, _ := parseEnvelope(v2)
+
+	// A value with another recipient list in front of the same wrapped key
+	// and data key: only the additional data tells.
+	relisted := appendHeader(nil, []string{rec2}, e1.wrapped)
+	for _, tt := range []struct {
+		name   string
+		header []byte
+		body   []byte
+	}{
+		{"value of the first under the second's wrapped key", e2.header, v1[len(e1.header):]},
+		{"value of the second under the first's wrapped key", e1.header, v2[len(e2.header):]},
+		{"value under another recipient list", relisted, v1[len(e1.header):]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			moved := append(bytes.Clone(tt.header), tt.body...)
+			got, err := k.Decrypt(ctx, moved)
+			var c *CorruptError
+			if !errors.As(err, &c) || c.Part != PartValue {
+				t.Fatalf("got %q, %v; want a corrupt sealed value", got, err)
+			}
+		})
+	}
+	// Controls: in place, both decrypt with this keyring.
+	for _, v := range [][]byte{v1, v2} {
+		if _, err := k.Decrypt(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCacheOneUnwrap: the values of one Sealer cost one unwrap however many
+// are decrypted, concurrently or not; each Sealer's data key one more.
+func TestCacheOneUnwrap(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	id := &countingIdentity{Identity: parseIdentity(t, idPath)}
+	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}})
+
+	const n = 50
+	plaintexts := make([]string, n)
+	for i := range plaintexts {
+		plaintexts[i] = fmt.Sprintf("value-%d", i)
+	}
+	first := seal(t, []string{rec}, plaintexts...)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, inner := range first {
+		wg.Go(func() {
+			got, err := k.Decrypt(ctx, inner)
+			if err == nil && string(got) != plaintexts[i] {
+				err = fmt.Errorf("value %d: got %q", i, got)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := id.calls.Load(); got != 1 {
+		t.Fatalf("%d values of one Sealer: %d unwraps, want 1", n, got)
+	}
+	for _, inner := range seal(t, []string{rec}, plaintexts...) {
+		if _, err := k.Decrypt(ctx, inner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := id.calls.Load(); got != 2 {
+		t.Fatalf("two Sealers: %d unwraps, want 2", got)
+	}
+}
+
+// TestCacheTTL: a data key is unwrapped again once its time is up, not
+// before, and the dropped key's bytes are zeroed.
+func TestCacheTTL(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	id := &countingIdentity{Identity: parseIdentity(t, idPath)}
+	clock := newFakeClock()
+	const ttl = time.Minute
+	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}, CacheTTL: ttl, Now: clock.Now})
+	inner := seal(t, []string{rec}, "v")[0]
+
+	steps := []struct {
+		advance time.Duration
+		want    int64 // unwraps so far
+	}{
+		{0, 1},
+		{ttl - time.Nanosecond, 1},
+		{time.Nanosecond, 2}, // exactly ttl after the unwrap
+		{ttl / 2, 2},
+		{ttl, 3},
+	}
+	var last *keyEntry // the entry cached at the previous step
+	for i, s := range steps {
+		clock.Advance(s.advance)
+		if _, err := k.Decrypt(ctx, inner); err != nil {
+			t.Fatal(err)
+		}
+		if got := id.calls.Load(); got != s.want {
+			t.Fatalf("step %d (+%v): %d unwraps, want %d", i, s.advance, got, s.want)
+		}
+		k.mu.Lock()
+		if last != nil && i > 0 && s.want != steps[i-1].want && (!last.dropped || last.key != [dataKeySize]byte{}) {
+			t.Errorf("step %d: the expired data key was not dropped and zeroed", i)
+		}
+		if len(k.keys) != 1 {
+			t.Errorf("step %d: %d keys cached, want 1", i, len(k.keys))
+		}
+		for _, e := range k.keys {
+			last = e
+		}
+		k.mu.Unlock()
+	}
+}
+
+// TestCacheBound: no more than MaxCachedKeys data keys are kept; the oldest
+// goes first.
+func TestCacheBound(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	id := &countingIdentity{Identity: parseIdentity(t, idPath)}
+	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}, MaxCachedKeys: 2})
+	var values [][]byte
+	for i := range 3 {
+		values = append(values, seal(t, []string{rec}, fmt.Sprint(i))[0])
+	}
+	for _, step := range []struct {
+		value int
+		want  int64
+	}{{0, 1}, {1, 2}, {0, 2}, {2, 3}, {1, 3}, {0, 4}} {
+		if _, err := k.Decrypt(ctx, values[step.value]); err != nil {
+			t.Fatal(err)
+		}
+		if got := id.calls.Load(); got != step.want {
+			t.Fatalf("after value %d: %d unwraps, want %d", step.value, got, step.want)
+		}
+		k.mu.Lock()
+		n := len(k.keys)
+		k.mu.Unlock()
+		if n > 2 {
+			t.Fatalf("%d keys cached, bound 2", n)
+		}
+	}
+}
+
+// TestFailureRemembered: the values of a file no key opens cost one unwrap
+// attempt, not one each, until FailureTTL passes.
+func TestFailureRemembered(t *testing.T) {
+	ctx := context.Background()
+	_, rec := newIdentity(t)
+	otherPath, _ := newIdentity(t)
+	id := &countingIdentity{Identity: parseIdentity(t, otherPath)}
+	clock := newFakeClock()
+	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}, Now: clock.Now, AWSConfig: noAWS})
+	values := seal(t, []string{rec}, "a", "b", "c", "d")
+	for _, v := range values {
+		if _, err := k.Decrypt(ctx, v); !errors.Is(err, ErrNoMatchingKey) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if got := id.calls.Load(); got != 1 {
+		t.Fatalf("%d values: %d unwrap attempts, want 1", len(values), got)
+	}
+	clock.Advance(DefaultFailureTTL)
+	if _, err := k.Decrypt(ctx, values[0]); !errors.Is(err, ErrNoMatchingKey) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := id.calls.Load(); got != 2 {
+		t.Fatalf("after FailureTTL: %d unwrap attempts, want 2", got)
+	}
+}
+
+// TestIdentitiesTolerated: an identity that fails (a broken plugin) hides
+// neither the age identity of the file, which is tried first, nor KMS; and
+// the identities file's are tried before the extra ones.
+func TestIdentitiesTolerated(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	broken := &failingIdentity{}
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath, Identities: []age.Identity{broken}})
+	inner := seal(t, []string{rec}, "v")[0]
+	if got, err := k.Decrypt(ctx, inner); err != nil || string(got) != "v" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if n := broken.calls.Load(); n != 0 {
+		t.Fatalf("the extra identity was asked %d times before the file's", n)
+	}
+
+	// With no identity of its own, the broken one's error is reported.
+	_, foreign := newIdentity(t)
+	other := seal(t, []string{foreign}, "v")[0]
+	_, err := k.Decrypt(ctx, other)
+	if !errors.Is(err, ErrNoMatchingKey) || !errors.Is(err, errFailingIdentity) {
+		t.Fatalf("err = %v, want ErrNoMatchingKey carrying the identity's error", err)
+	}
+}
+
+// TestReuse: an envelope's data key is reused for exactly its recipients,
+// in any order, and only if this keyring can unwrap it.
+func TestReuse(t *testing.T) {
+	ctx := context.Background()
+	pathA, recA := newIdentity(t)
+	_, recB := newIdentity(t)
+	_, recC := newIdentity(t)
+	inner := seal(t, []string{recA, recB}, "first")[0]
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: pathA, AWSConfig: noAWS})
+
+	// Envelopes that list [A B] but are wrapped otherwise, made whole (the
+	// value opens) by someone who knows their data key.
+	crafted := func(wrappedTo []string) []byte {
+		t.Helper()
+		e, _ := parseEnvelope(seal(t, wrappedTo, "x")[0])
+		key, err := k.dataKey(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Sealer{header: appendHeader(nil, []string{recA, recB}, e.wrapped), key: key, ok: true}
+		v, err := s.Encrypt(ctx, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	listsABWrappedA := crafted([]string{recA})
+	listsABWrappedABC := crafted([]string{recA, recB, recC})
+	listsABWrappedAB := crafted([]string{recA, recB}) // the control
+
+	for _, tt := range []struct {
+		name       string
+		keyring    *Keyring
+		inner      []byte
+		recipients []string
+		want       bool
+	}{
+		{"same recipients", k, inner, []string{recA, recB}, true},
+		{"same recipients, other order, repeated", k, inner, []string{recB, recA, recB}, true},
+		{"a recipient fewer", k, inner, []string{recA}, false},
+		{"a recipient more", k, inner, []string{recA, recB, recC}, false},
+		{"another recipient", k, inner, []string{recA, recC}, false},
+		{"a keyring that cannot unwrap it", newKeyring(t, KeyringOptions{AWSConfig: noAWS}), inner, []string{recA, recB}, false},
+		{"crafted control: lists [A B], wrapped to A B", k, listsABWrappedAB, []string{recA, recB}, true},
+		{"lists [A B], wrapped to A alone", k, listsABWrappedA, []string{recA, recB}, false},
+		{"lists [A B], wrapped to A B C", k, listsABWrappedABC, []string{recA, recB}, false},
+		{"a value that does not open", k, inner[:len(inner)-1], []string{recA, recB}, false},
+		{"invalid recipients", k, inner, []string{"nope"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := tt.keyring.Reuse(ctx, tt.inner, tt.recipients)
+			if ok != tt.want {
+				t.Fatalf("Reuse = %v, want %v", ok, tt.want)
+			}
+			if !ok {
+				return
+			}
+			v, err := s.Encrypt(ctx, []byte("second"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, _ := parseEnvelope(tt.inner); !bytes.HasPrefix(v, e.header) {
+				t.Fatal("the reused Sealer's envelope does not carry the same wrapped data key")
+			}
+			got, err := newKeyring(t, KeyringOptions{IdentitiesFile: pathA}).Decrypt(ctx, v)
+			if err != nil || string(got) != "second" {
+				t.Fatalf("got %q, %v", got, err)
+			}
+			if !slices.Equal(s.Recipients(), []string{recA, recB}) {
+				t.Fatalf("Recipients() = %v", s.Recipients())
+			}
+		})
+	}
+}
+
+// TestSealerErrors: bad recipient lists are refused before anything is
+// wrapped, and a closed Sealer encrypts nothing.
+func TestSealerErrors(t *testing.T) {
+	ctx := context.Background()
+	_, rec := newIdentity(t)
+	k := newKeyring(t, KeyringOptions{AWSConfig: noAWS})
+	for _, tt := range []struct {
+		name       string
+		recipients []string
+		want       string
+	}{
+		{"none", nil, "no recipients"},
+		{"not a recipient", []string{"bob"}, "neither an age recipient"},
+		{"a bad age recipient", []string{"age1xyz"}, "age recipient"},
+		{"a secret key", []string{"AGE-SECRET-KEY-1QQQQ"}, "an age secret key is no recipient"},
+		{"a bad ARN", []string{"arn:aws:s3:::bucket"}, "not an AWS KMS key ARN"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := k.NewSealer(ctx, tt.recipients)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "QQQQ") {
+				t.Fatalf("error repeats the secret key: %v", err)
+			}
+		})
+	}
+	s, err := k.NewSealer(ctx, []string{rec, rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Recipients(), []string{rec}) {
+		t.Fatalf("Recipients() = %v, want one", s.Recipients())
+	}
+	s.Close()
+	if _, err := s.Encrypt(ctx, []byte("x")); err == nil {
+		t.Fatal("a closed Sealer encrypted")
+	}
+}
