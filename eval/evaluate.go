@@ -14,6 +14,7 @@ import (
 	"github.com/pulumi/esc"
 	esceval "github.com/pulumi/esc/eval"
 
+	"github.com/escfs/escfs/eval/secrets"
 	"github.com/escfs/escfs/providers"
 )
 
@@ -116,10 +117,11 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		return snap, diags.Err()
 	}
 	inflightFrom(ctx).read(def.Path)
+	plaintext := plaintextWarnings(tree.Root, def, literals[def.Path])
 	secrets := newSecretSet()
 	for _, lits := range literals { // the definitions checkLimits parsed, this one included
-		for _, v := range lits {
-			secrets.add(v)
+		for _, lit := range lits {
+			secrets.add(lit.value)
 		}
 	}
 	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
@@ -164,6 +166,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", def.Name.Short(), ctx.Err())
 	}
+	diags = append(diags, plaintext...)
 	// Nothing secret leaves in a diagnostic: not a provider's echo of a
 	// secret input, not an evaluator message quoting a secret value.
 	secrets.scrubDiagnostics(diags)
@@ -218,9 +221,9 @@ type treeLoader struct {
 	decrypter esceval.Decrypter
 	limits    Limits
 	reader    Reader
-	loads     atomic.Int64        // environments loaded, against MaxImports
-	secrets   *secretSet          // learns the fn::secret literals of every import
-	parsed    map[string][]string // the definitions whose literals checkLimits collected
+	loads     atomic.Int64               // environments loaded, against MaxImports
+	secrets   *secretSet                 // learns the fn::secret literals of every import
+	parsed    map[string][]secretLiteral // the definitions whose literals checkLimits collected
 
 	mu        sync.Mutex
 	unsettled error             // GUARDED_BY(mu): an import was being written
@@ -343,4 +346,31 @@ func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 		}
 	}
 	return ds
+}
+
+// plaintextWarnings warns about each plaintext fn::secret of def when a
+// rule of the directory's .escfs.yaml says its secrets are encrypted: it
+// was committed in the clear by mistake, or is waiting for escfs secrets
+// encrypt. A rules file that cannot be read is a warning too; it never
+// breaks an evaluation.
+func plaintextWarnings(root string, def Definition, lits []secretLiteral) Diagnostics {
+	if len(lits) == 0 {
+		return nil
+	}
+	rules, err := secrets.LoadRules(root)
+	if err != nil {
+		return Diagnostics{{File: def.Path, Line: lits[0].line, Column: lits[0].col, Severity: SeverityWarning,
+			Message: fmt.Sprintf("plaintext fn::secret, and the secrets rules cannot be read: %v", err)}}
+	}
+	rule, ok := rules.For(def.Name.Project, def.Name.Env)
+	if !ok {
+		return nil
+	}
+	var out Diagnostics
+	for _, lit := range lits {
+		out = append(out, Diagnostic{File: def.Path, Line: lit.line, Column: lit.col, Severity: SeverityWarning,
+			Message: fmt.Sprintf("plaintext fn::secret: the rule at %s:%d (%q) says %s's secrets are encrypted; run escfs secrets encrypt %s",
+				rules.File, rule.Line, rule.Environments, def.Name.Short(), def.Name.Short())})
+	}
+	return out
 }

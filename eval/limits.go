@@ -188,7 +188,7 @@ type limitCheck struct {
 type parsedDef struct {
 	path    string
 	imports []importRef
-	secrets []string // fn::secret literals, for scrubbing: parsed once here
+	secrets []secretLiteral // fn::secret literals, for scrubbing: parsed once here
 }
 
 // importRef is one entry of a definition's imports list.
@@ -201,11 +201,11 @@ type importRef struct {
 // against the limits, and returns a diagnostic for each limit exceeded and
 // the names of the environments it reached (a change to any of them may
 // change the verdict).
-func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, map[string][]string, error) {
+func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, map[string][]secretLiteral, error) {
 	c := newLimitCheck(limits, tree)
 	c.reader = reader
 	c.check(def, src)
-	literals := map[string][]string{}
+	literals := map[string][]secretLiteral{}
 	for p, pd := range c.parsed {
 		if pd != nil {
 			literals[p] = pd.secrets

@@ -76,15 +76,21 @@ func (s *secretSet) addLiterals(src []byte) {
 	if yaml.Unmarshal(src, &doc) != nil {
 		return
 	}
-	for _, v := range literalSecrets(&doc) {
-		s.add(v)
+	for _, lit := range literalSecrets(&doc) {
+		s.add(lit.value)
 	}
 }
 
-// literalSecrets returns the plaintext of every fn::secret literal in a
-// parsed definition.
-func literalSecrets(doc *yaml.Node) []string {
-	var out []string
+// secretLiteral is a plaintext fn::secret in a definition.
+type secretLiteral struct {
+	value     string
+	line, col int // where the plaintext is
+}
+
+// literalSecrets returns every fn::secret literal (plaintext) in a parsed
+// definition.
+func literalSecrets(doc *yaml.Node) []secretLiteral {
+	var out []secretLiteral
 	stack := []*yaml.Node{doc}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -92,7 +98,8 @@ func literalSecrets(doc *yaml.Node) []string {
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == "fn::secret" && n.Content[i+1].Kind == yaml.ScalarNode {
-					out = append(out, n.Content[i+1].Value)
+					v := n.Content[i+1]
+					out = append(out, secretLiteral{value: v.Value, line: v.Line, col: v.Column})
 				}
 			}
 		}
