@@ -33,10 +33,14 @@ if there are any, or "FAIL NAME (N errors)". Each environment is evaluated on it
 so one broken environment never stops the others from being checked; fn::open
 providers are called as in escfs open, but no files are written.
 
-escfs check exits with status 1 if any environment has errors, else 0.`,
+escfs check exits with status 1 if any environment has errors, else 0.
+
+With --cloud, each environment is opened by Pulumi Cloud, which reports its errors;
+diagnostics name the environment's page in the Pulumi Cloud console.`,
 		Example: `  escfs check
   escfs check app demos/aws-access
-  escfs check 2>/dev/null   # diagnostics only`,
+  escfs check 2>/dev/null   # diagnostics only
+  escfs --cloud acme check infra/aws`,
 		ValidArgsFunction: completeEnvs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd, g, args, timeout)
@@ -53,7 +57,7 @@ type checkResult struct {
 }
 
 func runCheck(cmd *cobra.Command, g *globalFlags, names []string, timeout time.Duration) error {
-	tree, err := g.scanTree()
+	src, tree, err := g.source(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -65,7 +69,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, names []string, timeout time.D
 		}
 	}
 	failed := false
-	for _, r := range checkAll(cmd.Context(), tree, names, timeout) {
+	for _, r := range checkAll(cmd.Context(), src, tree, names, timeout) {
 		writeDiagnostics(out, r.diags)
 		errs, warns := count(r.diags)
 		switch {
@@ -86,7 +90,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, names []string, timeout time.D
 
 // checkAll evaluates the named environments, several at a time, and returns
 // their diagnostics in the order of names.
-func checkAll(ctx context.Context, tree *eval.Tree, names []string, timeout time.Duration) []checkResult {
+func checkAll(ctx context.Context, src eval.Source, tree *eval.Tree, names []string, timeout time.Duration) []checkResult {
 	results := make([]checkResult, len(names))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -94,7 +98,7 @@ func checkAll(ctx context.Context, tree *eval.Tree, names []string, timeout time
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i] = checkOne(ctx, tree, name, timeout)
+			results[i] = checkOne(ctx, src, tree, name, timeout)
 		})
 	}
 	wg.Wait()
@@ -104,12 +108,14 @@ func checkAll(ctx context.Context, tree *eval.Tree, names []string, timeout time
 // checkOne evaluates one environment and returns its diagnostics; an error
 // that is not about the definitions, and even a panic of the evaluator,
 // becomes an error diagnostic of this environment alone.
-func checkOne(ctx context.Context, tree *eval.Tree, name string, timeout time.Duration) (r checkResult) {
+func checkOne(ctx context.Context, src eval.Source, tree *eval.Tree, name string, timeout time.Duration) (r checkResult) {
 	r.name = name
-	file := tree.Root
-	if def, err := tree.Lookup(name); err == nil {
-		file = def.Path
+	def, err := tree.Lookup(name)
+	if err != nil {
+		r.diags = eval.Diagnostics{{File: tree.Root, Severity: eval.SeverityError, Message: err.Error()}}
+		return r
 	}
+	file := def.Path
 	defer func() {
 		if p := recover(); p != nil {
 			r.diags = append(r.diags, eval.Diagnostic{File: file, Severity: eval.SeverityError,
@@ -119,7 +125,7 @@ func checkOne(ctx context.Context, tree *eval.Tree, name string, timeout time.Du
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Nothing is written, so the files variables may point anywhere.
-	snap, err := newEvaluator().Evaluate(ctx, tree, eval.Request{Name: name, FilesDir: "/nonexistent/escfs-files"})
+	snap, err := src.Produce(ctx, tree, def.Name, "/nonexistent/escfs-files")
 	if snap != nil {
 		r.diags = snap.Diagnostics
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -17,6 +20,10 @@ import (
 // maxCompletions bounds the property paths offered for one environment, so
 // that a huge definition cannot make a TAB slow.
 const maxCompletions = 5000
+
+// completionTimeout bounds the requests one completion makes to Pulumi
+// Cloud (--cloud).
+const completionTimeout = 10 * time.Second
 
 // completeEnvFirst completes an environment name as the first argument and,
 // after it, property paths when paths is set (open ENV PATH), else the
@@ -43,10 +50,13 @@ func completeEnvs(g *globalFlags) cobra.CompletionFunc {
 	}
 }
 
-// envNames returns the environment names of the definitions directory that
-// start with prefix, except those in exclude. Nothing is evaluated.
+// envNames returns the environment names of the definitions directory (or
+// of Pulumi Cloud) that start with prefix, except those in exclude. Nothing
+// is evaluated.
 func envNames(g *globalFlags, prefix string, exclude []string) []string {
-	tree, err := g.scanTree()
+	ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
+	defer cancel()
+	_, tree, err := g.source(ctx)
 	if err != nil {
 		return nil
 	}
@@ -65,11 +75,13 @@ func envNames(g *globalFlags, prefix string, exclude []string) []string {
 // imports without evaluating anything: a fn:: call (fn::open::aws-login,
 // fn::secret, ...) is offered itself, never what it returns.
 func propertyPaths(g *globalFlags, name, prefix string) []string {
-	tree, err := g.scanTree()
+	ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
+	defer cancel()
+	read, err := g.definitionReader(ctx)
 	if err != nil {
 		return nil
 	}
-	c := &pathCollector{tree: tree, seen: map[string]bool{}, visited: map[string]bool{}}
+	c := &pathCollector{read: read, seen: map[string]bool{}, visited: map[eval.Name]bool{}}
 	c.definition(name, 0)
 	var out []string
 	for _, p := range c.paths {
@@ -80,22 +92,55 @@ func propertyPaths(g *globalFlags, name, prefix string) []string {
 	return out
 }
 
+// definitionReader returns how completion reads the definition of an
+// environment: the file of the definitions directory or, with --cloud, the
+// definition Pulumi Cloud keeps (bounded by ctx).
+func (g *globalFlags) definitionReader(ctx context.Context) (func(eval.Name) (*yaml.Node, bool), error) {
+	if g.cloudSelected() {
+		src, err := g.cloudSource(ctx, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return nil, err
+		}
+		return func(n eval.Name) (*yaml.Node, bool) {
+			def, err := src.Definition(ctx, n)
+			if err != nil {
+				return nil, false
+			}
+			return parseYAML(def)
+		}, nil
+	}
+	tree, err := g.scanTree()
+	if err != nil {
+		return nil, err
+	}
+	return func(n eval.Name) (*yaml.Node, bool) {
+		def, err := tree.Lookup(n.String())
+		if err != nil {
+			return nil, false
+		}
+		return readYAML(def.Path)
+	}, nil
+}
+
 // pathCollector gathers property paths from definitions, imports first.
 type pathCollector struct {
-	tree    *eval.Tree
-	paths   []string        // in order of discovery
-	seen    map[string]bool // paths already in paths
-	visited map[string]bool // definitions already read, by file
+	read    func(eval.Name) (*yaml.Node, bool) // a definition
+	paths   []string                           // in order of discovery
+	seen    map[string]bool                    // paths already in paths
+	visited map[eval.Name]bool                 // definitions already read
 }
 
 // definition adds the paths of the environment name and of its imports.
+// An import of a version ("base@3") offers the paths of the environment's
+// current definition.
 func (c *pathCollector) definition(name string, depth int) {
-	def, err := c.tree.Lookup(name)
-	if err != nil || c.visited[def.Path] || depth > limits.MaxImportDepth {
+	name, _, _ = strings.Cut(name, "@")
+	n, err := eval.ParseName(name)
+	if err != nil || c.visited[n] || depth > limits.MaxImportDepth {
 		return
 	}
-	c.visited[def.Path] = true
-	doc, ok := readYAML(def.Path)
+	c.visited[n] = true
+	doc, ok := c.read(n)
 	if !ok {
 		return
 	}
@@ -123,7 +168,15 @@ func readYAML(path string) (*yaml.Node, bool) {
 	}
 	defer f.Close()
 	src, err := io.ReadAll(io.LimitReader(f, limits.MaxDefinitionSize+1))
-	if err != nil || int64(len(src)) > limits.MaxDefinitionSize {
+	if err != nil {
+		return nil, false
+	}
+	return parseYAML(src)
+}
+
+// parseYAML parses a definition of at most the --max-definition-size.
+func parseYAML(src []byte) (*yaml.Node, bool) {
+	if int64(len(src)) > limits.MaxDefinitionSize {
 		return nil, false
 	}
 	var doc yaml.Node

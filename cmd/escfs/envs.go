@@ -46,7 +46,17 @@ func newEvaluator() *eval.Evaluator {
 // pointing into filesDir. On evaluation errors it writes every diagnostic to
 // stderr and returns an *exitError; on success it writes the warnings.
 func evaluate(ctx context.Context, tree *eval.Tree, name, filesDir string, stderr io.Writer) (*eval.Snapshot, error) {
-	snap, err := newEvaluator().Evaluate(ctx, tree, eval.Request{Name: name, FilesDir: filesDir})
+	return produce(ctx, &eval.DirSource{Dir: tree.Root, Evaluator: newEvaluator()}, tree, name, filesDir, stderr)
+}
+
+// produce is evaluate for any source: it evaluates (or, for Pulumi Cloud,
+// opens) the environment name of tree.
+func produce(ctx context.Context, src eval.Source, tree *eval.Tree, name, filesDir string, stderr io.Writer) (*eval.Snapshot, error) {
+	def, err := tree.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := src.Produce(ctx, tree, def.Name, filesDir)
 	var de *eval.DiagnosticsError
 	switch {
 	case errors.As(err, &de):

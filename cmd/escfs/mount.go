@@ -58,6 +58,17 @@ the global --max-* limits (size, nesting, import depth, expanded imports) are re
 with a located diagnostic before they are evaluated. A renewal re-opens every provider call of the environment (ESC has no
 partial re-open). env exports ESCFS_EXPIRES_AT (RFC 3339) when the snapshot expires.
 
+With --cloud, the environments are those of a Pulumi Cloud organization, opened by the
+service: MOUNTPOINT/PROJECT/ENV/ (MOUNTPOINT/ENV/ for project "default"). A snapshot
+expires when its open session ends (--open-duration, default 1h) or earlier if its values
+carry an earlier expiration/expiresAt, and is renewed before then as above. Every --poll
+(default 30s) escfs lists the organization (environments appear and vanish) and asks for
+the latest revision of each environment opened so far and of those they import: a new
+revision drops it and its importers, and the next read opens it again. If the service
+fails (unreachable, 5xx, 429), the last snapshot is served until it expires (status
+"stale"); a refused token is an error whose status says to run esc login or set
+PULUMI_ACCESS_TOKEN.
+
 Files are 0400 and directories 0500, owned by the mounting user (or --uid/--gid), and
 only that user and root may read them. Secrets stay in memory. As root escfs mounts
 directly; other users need fusermount3 (Debian package fuse3). A stale mount left by a
@@ -69,7 +80,9 @@ stops it at once).`,
   source /tmp/esc/demos/aws-access/env
   KUBECONFIG=/tmp/esc/demos/cluster/files/KUBECONFIG kubectl config view
   jq .aws /tmp/esc/demos/aws-access/values.json
-  escfs unmount /tmp/esc`,
+  escfs unmount /tmp/esc
+  escfs --cloud acme mount ~/esc &
+  source ~/esc/infra/aws/env`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// First of all: a SIGINT or SIGTERM that arrives while escfs is
@@ -85,11 +98,6 @@ stops it at once).`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			dir, err := g.definitionsDir()
-			if err != nil {
-				return err
-			}
-			dir = absPath(dir) // status and diagnostics name files from anywhere
 			// Keep same-uid processes out of this process's memory and environ.
 			if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 				log.Warn("prctl(PR_SET_DUMPABLE)", "error", err.Error())
@@ -98,14 +106,18 @@ stops it at once).`,
 				log.Warn("--uid without --allow-other: the kernel lets only the mounting user in")
 			}
 			mnt := args[0]
-			store, err := eval.NewStore(eval.StoreOptions{
-				Dir:         dir,
-				Evaluator:   servingEvaluator(uint32(orDefault(uid, os.Getuid())), uint32(orDefault(gid, os.Getgid()))),
+			opts := eval.StoreOptions{
 				FilesDir:    fs.FilesDir(absPath(mnt)),
 				Logger:      log,
 				Refresh:     refresh,
 				EvalTimeout: evalTimeout,
-			})
+			}
+			source, err := g.storeSource(cmd.Context(), &opts,
+				servingEvaluator(uint32(orDefault(uid, os.Getuid())), uint32(orDefault(gid, os.Getgid()))), log)
+			if err != nil {
+				return err
+			}
+			store, err := eval.NewStore(opts)
 			if err != nil {
 				return err
 			}
@@ -125,7 +137,7 @@ stops it at once).`,
 			if err != nil {
 				return err
 			}
-			log.Info("mounted", "dir", dir, "mountpoint", m.Mountpoint(), "environments", len(store.Tree().Definitions()))
+			log.Info("mounted", "source", source, "mountpoint", m.Mountpoint(), "environments", len(store.Tree().Definitions()))
 
 			unmounted := make(chan struct{})
 			go func() { m.Wait(); close(unmounted) }()
@@ -192,8 +204,10 @@ detached. One whose escfs is stopped (SIGSTOP) or hung is detached too and, as r
 its FUSE connection is aborted through /sys/fs/fuse/connections (fusectl is mounted
 there if it is not), so that the programs blocked on it fail (ECONNABORTED) instead of
 waiting forever.`,
-		Example: `  escfs unmount /tmp/esc`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  escfs unmount /tmp/esc
+  escfs --cloud acme mount ~/esc &
+  source ~/esc/infra/aws/env`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			return fs.Unmount(args[0], log)

@@ -52,13 +52,17 @@ variables must stay valid after escfs exits. Its path is reported on stderr: rem
 when done, or use escfs run, which cleans up after the command.
 
 Evaluation errors are printed to stderr as FILE:LINE:COL: message, one per line, and
-escfs exits with status 1; warnings are printed to stderr too.`,
+escfs exits with status 1; warnings are printed to stderr too.
+
+With --cloud, Pulumi Cloud opens the environment (for --open-duration) and escfs prints
+what it returns, as esc open does.`,
 		Example: `  escfs open app
   escfs open demos/aws-access aws.creds
   escfs open app app.tags[0] -f string
   escfs open app -f yaml
   eval "$(escfs open app -f shell)"
-  escfs open app -f dotenv > .env`,
+  escfs open app -f dotenv > .env
+  escfs --cloud acme open infra/aws aws.login -f yaml`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: completeEnvFirst(g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,16 +94,16 @@ func runOpen(cmd *cobra.Command, g *globalFlags, args []string, format string) e
 	default:
 		return fmt.Errorf("unknown output format %q (use one of %s)", format, strings.Join(openFormats, ", "))
 	}
-	tree, err := g.scanTree()
+	src, tree, err := g.source(cmd.Context())
 	if err != nil {
 		return err
 	}
 	if format == "shell" || format == "dotenv" {
-		return openShell(cmd, tree, name, format)
+		return openShell(cmd, src, tree, name, format)
 	}
 
 	// Nothing is written, so the files variables may point anywhere.
-	snap, err := evaluate(cmd.Context(), tree, name, "/nonexistent/escfs-files", cmd.ErrOrStderr())
+	snap, err := produce(cmd.Context(), src, tree, name, "/nonexistent/escfs-files", cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,7 @@ func writeValue(w io.Writer, v esc.Value, format string) error {
 
 // openShell prints the environment's variables as shell exports or dotenv
 // lines, with its files written into a new private directory that is kept.
-func openShell(cmd *cobra.Command, tree *eval.Tree, name, format string) (err error) {
+func openShell(cmd *cobra.Command, src eval.Source, tree *eval.Tree, name, format string) (err error) {
 	dir, err := runner.NewFilesDir("")
 	if err != nil {
 		return err
@@ -155,7 +159,7 @@ func openShell(cmd *cobra.Command, tree *eval.Tree, name, format string) (err er
 			err = errors.Join(err, os.RemoveAll(dir))
 		}
 	}()
-	snap, err := evaluate(cmd.Context(), tree, name, dir, cmd.ErrOrStderr())
+	snap, err := produce(cmd.Context(), src, tree, name, dir, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

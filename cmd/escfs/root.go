@@ -6,18 +6,30 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globalFlags are the flags every command shares.
 type globalFlags struct {
-	dir string // --dir
+	dir          string         // --dir
+	cloudOrg     string         // --cloud's organization; cloudDefaultOrg for the default one
+	openDuration time.Duration  // --open-duration
+	poll         time.Duration  // --poll
+	flags        *pflag.FlagSet // the root's persistent flags, to tell which were given
 }
 
 // definitionsDir resolves the definitions directory: --dir, else $ESCFS_DIR,
-// else ~/.config/escfs/environments.
+// else ~/.config/escfs/environments. With --cloud there is none.
 func (g *globalFlags) definitionsDir() (string, error) {
+	if err := g.checkSourceFlags(); err != nil {
+		return "", err
+	}
+	if g.cloudSelected() {
+		return "", errors.New("--cloud serves Pulumi Cloud: this command works on a definitions directory (--dir)")
+	}
 	if g.dir != "" {
 		return g.dir, nil
 	}
@@ -47,19 +59,30 @@ a POSIX shell file of exports, a dotenv file, all values as JSON, and the files 
 
 Definitions live in a directory: DIR/prod.yaml is environment "prod" (project "default"),
 DIR/demos/aws-access.yaml is "demos/aws-access". The directory is --dir, else $ESCFS_DIR,
-else ~/.config/escfs/environments.`,
+else ~/.config/escfs/environments.
+
+With --cloud, the environments are those of a Pulumi Cloud organization instead, opened
+by the service (--cloud ORG, or the account's default organization). The account is the
+one the Pulumi CLI uses: PULUMI_ACCESS_TOKEN, else the login in ~/.pulumi/credentials.json
+(esc login, pulumi login), at PULUMI_BACKEND_URL if it is http(s), else that login's URL,
+else https://api.pulumi.com. ls, open, run, check and mount work the same on either.`,
 		Example: `  escfs --dir examples ls
   escfs --dir examples open demos/cluster
   escfs --dir examples open app -f shell
   escfs --dir examples run demos/aws-access -- sh -c 'echo $AWS_REGION'
   escfs --dir examples check
-  escfs --dir examples mount /tmp/esc`,
+  escfs --dir examples mount /tmp/esc
+  escfs --cloud ls
+  escfs --cloud acme run infra/aws -- aws sts get-caller-identity
+  escfs --cloud acme mount ~/esc`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.dir, "dir", "d", "", "definitions directory (default $ESCFS_DIR, else ~/.config/escfs/environments)")
+	addCloudFlags(root, g)
+	g.flags = root.PersistentFlags()
 	addLimitFlags(root)
 	for _, add := range commands {
 		root.AddCommand(add(g))
@@ -80,7 +103,7 @@ func execute(args []string) int {
 // them through cmd.InOrStdin, cmd.OutOrStdout and cmd.ErrOrStderr.
 func executeIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
-	root.SetArgs(args)
+	root.SetArgs(cloudArgs(root, args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -60,7 +60,8 @@ starts with "-" needs --.`,
   escfs run demos/aws-access -- aws sts get-caller-identity
   escfs run app -- sh -c 'cat "$APP_SETTINGS"'
   escfs run -i app -- bash
-  escfs run app -i -- bash`,
+  escfs run app -i -- bash
+  escfs --cloud acme run infra/aws -- aws sts get-caller-identity`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeEnvFirst(g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -104,7 +105,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive *bool
 	if len(argv) == 0 {
 		return fmt.Errorf("no command given: escfs run %s -- CMD [ARGS...]", name)
 	}
-	tree, err := g.scanTree()
+	src, tree, err := g.source(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive *bool
 
 	stderr := cmd.ErrOrStderr()
 	snapshot := func(ctx context.Context, filesDir string) (*eval.Snapshot, error) {
-		return evaluate(ctx, tree, name, filesDir, stderr)
+		return produce(ctx, src, tree, name, filesDir, stderr)
 	}
 	status, err := runner.Run(cmd.Context(), snapshot, argv, runner.Options{
 		Stdin:       cmd.InOrStdin(),
