@@ -48,6 +48,7 @@ type KMSError struct {
 	Err    error  // the SDK's error
 }
 
+// Error says which key, which call and what AWS answered.
 func (e *KMSError) Error() string {
 	return fmt.Sprintf("AWS KMS key %s: %v", e.KeyARN, awsclient.Describe(e.Op, e.Err))
 }
@@ -116,6 +117,7 @@ type kmsRecipient struct {
 
 var _ age.Recipient = (*kmsRecipient)(nil)
 
+// Wrap encrypts age's file key with KMS Encrypt into one stanza.
 func (r *kmsRecipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
 	out, err := kmsCall(r.ctx, r.k, "kms:Encrypt", r.arn, func(ctx context.Context, c *kms.Client) (*kms.EncryptOutput, error) {
 		return c.Encrypt(ctx, &kms.EncryptInput{KeyId: &r.arn, Plaintext: fileKey, EncryptionContext: kmsEncryptionContext})
@@ -136,6 +138,7 @@ type kmsIdentity struct {
 
 var _ age.Identity = (*kmsIdentity)(nil)
 
+// Unwrap tries KMS Decrypt on each escfs-awskms stanza in turn.
 func (id *kmsIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	var failures []error
 	for _, s := range stanzas {

@@ -21,8 +21,8 @@
 //	              bytes of printable ASCII: an age X25519 recipient
 //	              ("age1...") or an AWS KMS key ARN ("arn:aws:kms:...").
 //	              Public and informative: it names who can decrypt (error
-//	              messages, EnvelopeRecipients, Sealer reuse); decryption
-//	              does not read it.
+//	              messages, EnvelopeRecipients, Keyring.Reuse); keys are
+//	              not chosen by it, but it is authenticated (see below).
 //	        v     wrapped data key length w, uvarint (1..65536)
 //	        w     wrapped data key: a binary (not armored) age file
 //	              (age-encryption.org/v1) whose plaintext is the 32-byte
@@ -45,7 +45,10 @@
 // unwrapped data keys in memory only, keyed by the SHA-256 of the wrapped
 // bytes, for a bounded time (KeyringOptions.CacheTTL, 5 minutes by default,
 // counted from the unwrap so that a revoked key stops working within it) and
-// a bounded count, and zeroes them when it drops them.
+// a bounded count, and zeroes them when it drops them. A failed unwrap is
+// remembered briefly too (KeyringOptions.FailureTTL), so that the other values
+// of a file whose key is denied or unreachable fail at once rather than each
+// asking KMS again.
 //
 // The cryptography is age's and x/crypto's chacha20poly1305, composed; this
 // package adds only the framing above and the AWS KMS recipient and identity

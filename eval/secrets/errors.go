@@ -37,6 +37,7 @@ type CorruptError struct {
 	Err    error  // the underlying error, if any (age's, for the wrapped key)
 }
 
+// Error names the part and what is wrong with it.
 func (e *CorruptError) Error() string {
 	msg := fmt.Sprintf("corrupt escfs envelope: %s: %s", e.Part, e.Reason)
 	if e.Err != nil {
@@ -61,6 +62,7 @@ type UnknownVersionError struct {
 	Version byte
 }
 
+// Error names the version.
 func (e *UnknownVersionError) Error() string {
 	return fmt.Sprintf("unknown escfs envelope version %d; a newer escfs wrote it", e.Version)
 }
@@ -88,6 +90,8 @@ type NoMatchingKeyError struct {
 	Failures []error
 }
 
+// Error says where age identities were looked for, why each KMS key
+// failed, and whom the value is encrypted to.
 func (e *NoMatchingKeyError) Error() string {
 	var b strings.Builder
 	b.WriteString(ErrNoMatchingKey.Error())

@@ -29,6 +29,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 4, 'a', 'g', 'e', '1', 1, 'x'})
 	f.Add([]byte{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	// A whole envelope but for its non-minimal recipient count (0x81 0x00).
+	f.Add(append([]byte{1, 0x81, 0x00, 4, 'a', 'g', 'e', '1', 1, 'x'}, make([]byte, nonceSize+tagSize)...))
 	k := newKeyring(f, KeyringOptions{IdentitiesFile: idPath, AWSConfig: noAWS})
 
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -70,14 +70,17 @@ func seal(t testing.TB, recipients []string, plaintexts ...string) [][]byte {
 	return out
 }
 
-// countingIdentity counts the unwraps it is asked for.
+// countingIdentity counts the unwraps it is asked for; each takes at least
+// delay, as a KMS call would, so that concurrent callers overlap.
 type countingIdentity struct {
 	age.Identity
+	delay time.Duration
 	calls atomic.Int64
 }
 
 func (c *countingIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	c.calls.Add(1)
+	time.Sleep(c.delay)
 	return c.Identity.Unwrap(stanzas)
 }
 

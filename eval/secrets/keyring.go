@@ -203,9 +203,16 @@ func (k *Keyring) dataKey(ctx context.Context, env envelope) ([dataKeySize]byte,
 	return [dataKeySize]byte{}, errors.New("the data key cache drops keys as fast as they are unwrapped (CacheTTL or MaxCachedKeys too small)")
 }
 
-// fill unwraps env's data key into the cache, unless a failure to do so
-// with the same identities is remembered. It runs alone for h.
+// fill unwraps env's data key into the cache, unless it is there by now (a
+// flight for h ended between the caller's look and its own) or a failure to
+// unwrap it with the same identities is remembered. It runs alone for h.
 func (k *Keyring) fill(ctx context.Context, h [sha256.Size]byte, env envelope) (*keyEntry, error) {
+	k.mu.Lock()
+	e := k.keys[h]
+	k.mu.Unlock()
+	if e != nil {
+		return e, nil
+	}
 	ids := k.identities()
 	if err := k.failedBefore(h, ids); err != nil {
 		return nil, err

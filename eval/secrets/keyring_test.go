@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -297,9 +298,22 @@ func TestAADBindsHeader(t *testing.T) {
 	e1, _ := parseEnvelope(v1)
 	e2, _ := parseEnvelope(v2)
 
-	// A value with another recipient list in front of the same wrapped key
-	// and data key: only the additional data tells.
+	// The same data key under another recipient list, or wrapped again (as
+	// re-keying a file to new recipients would): only the additional data
+	// tells these from the header the value was sealed under.
 	relisted := appendHeader(nil, []string{rec2}, e1.wrapped)
+	key1, err := k.dataKey(ctx, e1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rewrapped bytes.Buffer
+	w, err := age.Encrypt(&rewrapped, ageRecipient(t, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(key1[:])
+	w.Close()
+	rewrappedHeader := appendHeader(nil, []string{rec}, rewrapped.Bytes())
 	for _, tt := range []struct {
 		name   string
 		header []byte
@@ -308,6 +322,7 @@ func TestAADBindsHeader(t *testing.T) {
 		{"value of the first under the second's wrapped key", e2.header, v1[len(e1.header):]},
 		{"value of the second under the first's wrapped key", e1.header, v2[len(e2.header):]},
 		{"value under another recipient list", relisted, v1[len(e1.header):]},
+		{"value under its data key wrapped again", rewrappedHeader, v1[len(e1.header):]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			moved := append(bytes.Clone(tt.header), tt.body...)
@@ -318,8 +333,13 @@ func TestAADBindsHeader(t *testing.T) {
 			}
 		})
 	}
-	// Controls: in place, both decrypt with this keyring.
-	for _, v := range [][]byte{v1, v2} {
+	// Controls: in place, both decrypt with this keyring, and so does a
+	// value sealed under the re-wrapped header.
+	resealed, err := (&Sealer{header: rewrappedHeader, key: key1, ok: true}).Encrypt(ctx, []byte("three"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range [][]byte{v1, v2, resealed} {
 		if _, err := k.Decrypt(ctx, v); err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +351,7 @@ func TestAADBindsHeader(t *testing.T) {
 func TestCacheOneUnwrap(t *testing.T) {
 	ctx := context.Background()
 	idPath, rec := newIdentity(t)
-	id := &countingIdentity{Identity: parseIdentity(t, idPath)}
+	id := &countingIdentity{Identity: parseIdentity(t, idPath), delay: 50 * time.Millisecond}
 	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}})
 
 	const n = 50
@@ -610,4 +630,63 @@ func TestSealerErrors(t *testing.T) {
 	if _, err := s.Encrypt(ctx, []byte("x")); err == nil {
 		t.Fatal("a closed Sealer encrypted")
 	}
+}
+
+// TestParseEnvelope: hand-made envelopes that break one rule each are
+// refused, naming the part at fault.
+func TestParseEnvelope(t *testing.T) {
+	rec := []byte("age1xyz")
+	wrapped := []byte("w")
+	tail := make([]byte, nonceSize+tagSize)
+	build := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	uv := func(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+	long := bytes.Repeat([]byte("a"), maxRecipientLen+1)
+	tests := []struct {
+		name  string
+		inner []byte
+		part  string // "" for no error
+		want  string
+	}{
+		{"valid", build([]byte{1}, uv(1), uv(7), rec, uv(1), wrapped, tail), "", ""},
+		{"empty", nil, PartVersion, "empty"},
+		{"no recipients", build([]byte{1}, uv(0), uv(1), wrapped, tail), PartRecipients, "count 0"},
+		{"too many recipients", build([]byte{1}, uv(maxRecipients+1)), PartRecipients, "count 257"},
+		{"count overflows", build([]byte{1}, bytes.Repeat([]byte{0xff}, 10), []byte{1}), PartRecipients, "overflows"},
+		{"count not minimal", build([]byte{1}, []byte{0x81, 0x00}, uv(7), rec, uv(1), wrapped, tail), PartRecipients, "not minimally encoded"},
+		{"empty recipient", build([]byte{1}, uv(1), uv(0), uv(1), wrapped, tail), PartRecipients, "length 0"},
+		{"recipient too long", build([]byte{1}, uv(1), uv(uint64(len(long))), long, uv(1), wrapped, tail), PartRecipients, "length 1025"},
+		{"recipient with a newline", build([]byte{1}, uv(1), uv(7), []byte("age1\nxy"), uv(1), wrapped, tail), PartRecipients, "not printable"},
+		{"recipient with an escape", build([]byte{1}, uv(1), uv(7), []byte("age1\x1b[m"), uv(1), wrapped, tail), PartRecipients, "not printable"},
+		{"recipient cut", build([]byte{1}, uv(1), uv(7), rec[:3]), PartRecipients, "truncated"},
+		{"no wrapped key", build([]byte{1}, uv(1), uv(7), rec, uv(0), tail), PartWrappedKey, "length 0"},
+		{"wrapped key too long", build([]byte{1}, uv(1), uv(7), rec, uv(maxWrappedLen+1), tail), PartWrappedKey, "length 65537"},
+		{"wrapped key cut", build([]byte{1}, uv(1), uv(7), rec, uv(100), wrapped), PartWrappedKey, "truncated"},
+		{"nonce cut", build([]byte{1}, uv(1), uv(7), rec, uv(1), wrapped, tail[:nonceSize-1]), PartNonce, "truncated"},
+		{"no tag", build([]byte{1}, uv(1), uv(7), rec, uv(1), wrapped, tail[:nonceSize+tagSize-1]), PartValue, "truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, err := EnvelopeRecipients(tt.inner)
+			if tt.part == "" {
+				if err != nil || !slices.Equal(recs, []string{string(rec)}) {
+					t.Fatalf("got %q, %v", recs, err)
+				}
+				return
+			}
+			var c *CorruptError
+			if !errors.As(err, &c) || c.Part != tt.part || !strings.Contains(c.Reason, tt.want) {
+				t.Fatalf("err = %v, want a corrupt %s: %s", err, tt.part, tt.want)
+			}
+		})
+	}
+}
+
+// ageRecipient parses an age recipient.
+func ageRecipient(t *testing.T, s string) *age.X25519Recipient {
+	t.Helper()
+	r, err := age.ParseX25519Recipient(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
