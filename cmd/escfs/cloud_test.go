@@ -14,10 +14,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/escfs/escfs/eval/cloud"
 	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
 )
+
+// loginHint is what every refusal of the credentials must say.
+const loginHint = "run `esc login` or set PULUMI_ACCESS_TOKEN"
 
 // cloudDefs are the environments of org acme in the simulation.
 var cloudDefs = map[string]string{
@@ -238,14 +240,14 @@ func TestCloudCredentials(t *testing.T) {
 	t.Setenv("PULUMI_ACCESS_TOKEN", "pul-0123456789abcdef-wrong")
 	for _, args := range [][]string{{"ls"}, {"open", "app"}, {"check", "app"}, {"run", "app", "--", "true"}} {
 		r := escfsCLI(t, append([]string{"--cloud", "acme"}, args...)...)
-		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, cloud.LoginHint) || strings.Contains(r.stdout+r.stderr, "0123456789abcdef") {
-			t.Errorf("%s with a wrong token: exit %d, %q %q; want the hint %q, never the token", args[0], r.code, r.stdout, r.stderr, cloud.LoginHint)
+		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, loginHint) || strings.Contains(r.stdout+r.stderr, "0123456789abcdef") {
+			t.Errorf("%s with a wrong token: exit %d, %q %q; want the hint %q, never the token", args[0], r.code, r.stdout, r.stderr, loginHint)
 		}
 	}
 	t.Setenv("PULUMI_ACCESS_TOKEN", sim.Token())
 	sim.Forbid("acme", "app", true)
 	r = escfsCLI(t, "--cloud", "acme", "open", "app")
-	if r.code != 1 || !strings.Contains(r.stderr, "403") || !strings.Contains(r.stderr, cloud.LoginHint) || strings.Contains(r.stderr, sim.Token()) {
+	if r.code != 1 || !strings.Contains(r.stderr, "403") || !strings.Contains(r.stderr, loginHint) || strings.Contains(r.stderr, sim.Token()) {
 		t.Errorf("open of a forbidden environment: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -18,6 +18,11 @@ import (
 	"github.com/escfs/escfs/internal/testutil"
 )
 
+// loginHint is what every refusal of the credentials must say, spelled out
+// here rather than taken from the package, so that a test fails if the
+// package stops saying it.
+const loginHint = "run `esc login` or set PULUMI_ACCESS_TOKEN"
+
 // world is a simulation and a source over it, with the source's log.
 type world struct {
 	sim *cloudtest.Server
@@ -291,8 +296,8 @@ func wantAuth(t *testing.T, snap *eval.Snapshot, err error) {
 	if !errors.As(err, &de) || snap == nil || len(snap.Diagnostics) != 1 {
 		t.Fatalf("snapshot %v, error %v: want one diagnostic", snap, err)
 	}
-	if msg := snap.Diagnostics[0].Message; !strings.Contains(msg, cloud.LoginHint) {
-		t.Errorf("diagnostic %q does not say %q", msg, cloud.LoginHint)
+	if msg := snap.Diagnostics[0].Message; !strings.Contains(msg, loginHint) {
+		t.Errorf("diagnostic %q does not say %q", msg, loginHint)
 	}
 	if !snap.Opened {
 		t.Error("an auth failure is not retried (Opened is false)")
@@ -347,7 +352,7 @@ func TestScanKeepsTheLastListing(t *testing.T) {
 func TestFirstScanRefusedIsAnError(t *testing.T) {
 	w := newWorld(t, map[string]string{"a": "values: {x: 1}\n"}, cloud.Config{Token: "pul-not-the-token"})
 	_, err := w.src.Scan(context.Background())
-	if !errors.Is(err, cloud.ErrAuth) || !strings.Contains(err.Error(), cloud.LoginHint) || strings.Contains(err.Error(), "pul-not-the-token") {
+	if !errors.Is(err, cloud.ErrAuth) || !strings.Contains(err.Error(), loginHint) || strings.Contains(err.Error(), "pul-not-the-token") {
 		t.Errorf("first scan with a wrong token: %v; want the hint, never the token", err)
 	}
 	// An organization that does not exist is as final.

@@ -137,6 +137,10 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 		"infra/aws":  "imports: [infra/base]\nvalues:\n  environmentVariables:\n    AWS_REGION: ${region}\n",
 		"app":        "values:\n  environmentVariables:\n    APP: one\n",
 		"idle":       "values: {x: 1}\n",
+		// An import that contributes nothing yet: no value traces to it,
+		// only the definition says svc depends on it.
+		"infra/flags": "values: {}\n",
+		"svc":         "imports: [infra/flags]\nvalues:\n  environmentVariables:\n    SVC: up\n",
 	}, cloud.Config{Poll: 100 * time.Millisecond})
 	s := newStore(t, w, eval.RefreshPolicy{})
 	changes := make(chan eval.Change, 100)
@@ -192,6 +196,16 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 	}
 	if got := read("infra/aws", "AWS_REGION"); got != "eu-west-1" {
 		t.Errorf("the read after infra/base's new revision: AWS_REGION=%q, want eu-west-1", got)
+	}
+
+	// A new revision of an import that contributed nothing before.
+	if got := read("svc", "FLAG"); got != "" {
+		t.Fatalf("FLAG=%q before infra/flags defines it", got)
+	}
+	w.sim.Put("acme", "infra/flags", "values:\n  environmentVariables:\n    FLAG: on\n")
+	waitDropped("svc")
+	if got := read("svc", "FLAG"); got != "on" {
+		t.Errorf("the read after infra/flags's new revision: FLAG=%q, want on", got)
 	}
 
 	// An environment that appears or vanishes changes the tree.
@@ -283,7 +297,7 @@ func TestStoreBadToken(t *testing.T) {
 	// From the start: the store refuses to come up.
 	w := newWorld(t, map[string]string{"app": creds("1h")}, cloud.Config{Token: "pul-wrong-0123456789"})
 	_, err := eval.NewStore(eval.StoreOptions{Source: w.src, FilesDir: func(eval.Name) string { return "/f" }})
-	if err == nil || !strings.Contains(err.Error(), cloud.LoginHint) || strings.Contains(err.Error(), "pul-wrong-0123456789") {
+	if err == nil || !strings.Contains(err.Error(), loginHint) || strings.Contains(err.Error(), "pul-wrong-0123456789") {
 		t.Errorf("store with a wrong token: %v", err)
 	}
 
@@ -299,16 +313,16 @@ func TestStoreBadToken(t *testing.T) {
 	w.sim.SetToken("pul-rotated")
 	time.Sleep(time.Until(good.ExpiresAt.Add(-200 * time.Millisecond)))
 	st, _ := s.Status(n)
-	if st.State != eval.StateStale || !strings.Contains(st.LastError, cloud.LoginHint) {
+	if st.State != eval.StateStale || !strings.Contains(st.LastError, loginHint) {
 		t.Errorf("status after the token was revoked: %+v; want stale with the hint", st)
 	}
 	time.Sleep(time.Until(good.ExpiresAt) + 50*time.Millisecond)
 	_, err = s.Snapshot(context.Background(), n)
-	if err == nil || !strings.Contains(err.Error(), cloud.LoginHint) {
+	if err == nil || !strings.Contains(err.Error(), loginHint) {
 		t.Errorf("read after expiry with a revoked token: %v; want the hint", err)
 	}
 	st, _ = s.Status(n)
-	if st.State != eval.StateError || !strings.Contains(st.Error, cloud.LoginHint) {
+	if st.State != eval.StateError || !strings.Contains(st.Error, loginHint) {
 		t.Errorf("status after expiry: %+v", st)
 	}
 	for what, text := range map[string]string{"log": w.log.String(), "error": err.Error(), "status": st.Error + st.LastError} {
@@ -316,7 +330,7 @@ func TestStoreBadToken(t *testing.T) {
 			t.Errorf("the %s holds the token", what)
 		}
 	}
-	if !strings.Contains(w.log.String(), cloud.LoginHint) {
+	if !strings.Contains(w.log.String(), loginHint) {
 		t.Errorf("the log does not say what to do:\n%s", w.log)
 	}
 }
