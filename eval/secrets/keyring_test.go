@@ -3,6 +3,7 @@ package secrets
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -388,6 +389,29 @@ func TestCacheOneUnwrap(t *testing.T) {
 	}
 	if got := id.calls.Load(); got != 2 {
 		t.Fatalf("two Sealers: %d unwraps, want 2", got)
+	}
+}
+
+// TestFillFindsCachedKey: a flight that starts just after another stored
+// the key (its caller missed before that) takes the stored key instead of
+// unwrapping again. The interleaving is too narrow to provoke from outside,
+// so the flight's function is called directly.
+func TestFillFindsCachedKey(t *testing.T) {
+	ctx := context.Background()
+	idPath, rec := newIdentity(t)
+	id := &countingIdentity{Identity: parseIdentity(t, idPath)}
+	k := newKeyring(t, KeyringOptions{Identities: []age.Identity{id}})
+	inner := seal(t, []string{rec}, "v")[0]
+	if _, err := k.Decrypt(ctx, inner); err != nil {
+		t.Fatal(err)
+	}
+	env, _ := parseEnvelope(inner)
+	e, err := k.fill(ctx, sha256.Sum256(env.wrapped), env)
+	if err != nil || e.dropped {
+		t.Fatalf("fill: %+v, %v", e, err)
+	}
+	if got := id.calls.Load(); got != 1 {
+		t.Fatalf("%d unwraps, want 1", got)
 	}
 }
 
