@@ -56,9 +56,13 @@ func TestStoreIsLazy(t *testing.T) {
 	if err := s.Watch(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); w.sim.Requests(cloudtest.List) < 4; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 3 polls in 10s of 50ms polls: %v", w.sim.Counts())
+		}
+	}
 	got := w.sim.Counts()
-	if got[cloudtest.List] < 3 || len(got) != 1 {
+	if len(got) != 1 {
 		t.Errorf("requests while watching with nothing open: %v, want list requests only", got)
 	}
 
@@ -85,18 +89,20 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 		name, ttl string
 		open      time.Duration
 	}{
-		{"session ends first", "1h", 1500 * time.Millisecond},
-		{"credentials expire first", "1500ms", time.Hour},
+		{"session ends first", "1h", 3 * time.Second},
+		{"credentials expire first", "3s", time.Hour},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, map[string]string{"infra/aws": creds(c.ttl)}, cloud.Config{OpenDuration: c.open})
-			s := newStore(t, w, eval.RefreshPolicy{})
+			// Renewed 1.5s before expiry: the time a renewal (an open and a
+			// session read) has, even on a loaded machine.
+			s := newStore(t, w, eval.RefreshPolicy{Margin: 1500 * time.Millisecond})
 			n := name(t, "infra/aws")
 			var reads, failed, expired int
 			keys := map[string]bool{}
 			var worst time.Duration
-			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+			for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 				t0 := time.Now()
 				snap, err := s.Snapshot(context.Background(), n)
 				if reads > 0 {
@@ -119,10 +125,10 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 				t.Errorf("%d failed and %d expired reads of %d", failed, expired, reads)
 			}
 			if opens < 4 || len(keys) < 4 {
-				t.Errorf("%d opens and %d distinct credentials in 5 s of 1.5 s sessions: not renewed", opens, len(keys))
+				t.Errorf("%d opens and %d distinct credentials in 7 s, renewing every 1.5 s: not renewed", opens, len(keys))
 			}
 			if opens > 8 {
-				t.Errorf("%d opens in 5 s of 1.5 s sessions: renewing too often", opens)
+				t.Errorf("%d opens in 7 s, renewing every 1.5 s: renewing too often", opens)
 			}
 		})
 	}
@@ -226,6 +232,11 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 	}
 }
 
+// outagePolicy renews 3s sessions 1.5s before they expire and retries
+// quickly, so that a failing renewal is retried several times before expiry.
+var outagePolicy = eval.RefreshPolicy{Margin: 1500 * time.Millisecond, RetryMin: 50 * time.Millisecond,
+	RetryMax: 200 * time.Millisecond, MinInterval: 50 * time.Millisecond}
+
 // TestStoreOutage: while the service fails (5xx, 429, or no answer), the
 // last good snapshot is served until it expires, status says stale with
 // the error, then reads fail; when the service is back, reads work again.
@@ -241,15 +252,15 @@ func TestStoreOutage(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, map[string]string{"infra/aws": creds("1h")}, cloud.Config{OpenDuration: 2 * time.Second})
-			s := newStore(t, w, eval.RefreshPolicy{RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond, MinInterval: 50 * time.Millisecond})
+			w := newWorld(t, map[string]string{"infra/aws": creds("1h")}, cloud.Config{OpenDuration: 3 * time.Second})
+			s := newStore(t, w, outagePolicy)
 			n := name(t, "infra/aws")
 			good, err := s.Snapshot(context.Background(), n)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w.sim.Fail(c.status)
-			// Past the refresh point (2s - 0.67s), before expiry: the
+			// Past the refresh point (3s - 1.5s), before expiry: the
 			// renewal fails, the good snapshot is served, status is stale.
 			for time.Now().Before(good.ExpiresAt.Add(-100 * time.Millisecond)) {
 				snap, err := s.Snapshot(context.Background(), n)
@@ -302,9 +313,9 @@ func TestStoreBadToken(t *testing.T) {
 	}
 
 	// Revoked while serving: stale with the hint, then an error with it.
-	w = newWorld(t, map[string]string{"app": creds("1h")}, cloud.Config{OpenDuration: 2 * time.Second})
+	w = newWorld(t, map[string]string{"app": creds("1h")}, cloud.Config{OpenDuration: 3 * time.Second})
 	token := w.sim.Token()
-	s := newStore(t, w, eval.RefreshPolicy{RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond, MinInterval: 50 * time.Millisecond})
+	s := newStore(t, w, outagePolicy)
 	n := name(t, "app")
 	good, err := s.Snapshot(context.Background(), n)
 	if err != nil {
