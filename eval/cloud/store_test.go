@@ -215,20 +215,29 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 	}
 
 	// An environment that appears or vanishes changes the tree.
+	// (app was opened, so its revision is polled: its 404 is no failure.)
 	w.sim.Put("acme", "fresh", "values: {x: 1}\n")
 	w.sim.Delete("acme", "idle")
+	w.sim.Delete("acme", "app")
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, errFresh := s.Tree().Lookup("fresh")
 		_, errIdle := s.Tree().Lookup("idle")
-		if errFresh == nil && errIdle != nil {
+		_, errApp := s.Tree().Lookup("app")
+		if errFresh == nil && errIdle != nil && errApp != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tree not updated within 5s: fresh %v, idle %v", errFresh, errIdle)
+			t.Fatalf("tree not updated within 5s: fresh %v, idle %v, app %v", errFresh, errIdle, errApp)
 		}
 	}
-	if _, err := s.Snapshot(context.Background(), name(t, "idle")); !errors.Is(err, eval.ErrNotFound) {
-		t.Errorf("read of a vanished environment: %v", err)
+	for _, env := range []string{"idle", "app"} {
+		if _, err := s.Snapshot(context.Background(), name(t, env)); !errors.Is(err, eval.ErrNotFound) {
+			t.Errorf("read of vanished %s: %v", env, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // more polls
+	if strings.Contains(w.log.String(), "failed") {
+		t.Errorf("the log reports failures:\n%s", w.log)
 	}
 }
 

@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -89,9 +90,15 @@ func (s *Source) pollRevisions(ctx context.Context) []eval.Name {
 	defer s.mu.Unlock()
 	for i, n := range names {
 		t := s.tracked[n]
+		var err error
+		if errs[i] != nil {
+			err = s.requestError("poll the revision of "+n.Short(), errs[i])
+		}
 		switch {
-		case errs[i] != nil:
-			failed = firstErr(failed, s.requestError("poll the revision of "+n.Short(), errs[i]))
+		case isStatus(err, http.StatusNotFound):
+			// Deleted: the listing the Store asks for next drops it.
+		case err != nil:
+			failed = firstErr(failed, err)
 		case t == nil:
 			// Gone from the listing meanwhile.
 		case revs[i] != t.rev:
