@@ -9,19 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulumi/esc"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"gopkg.in/yaml.v3"
 
 	"github.com/escfs/escfs/providers/pulumiaccount"
 )
 
-// Backend is where stack state is kept. Self-managed backends (file://,
-// s3://) are implemented here; Pulumi Cloud can come later behind the same
-// interface.
+// Backend is where stack state is kept: self-managed backends (file://,
+// s3://, backend.go) and Pulumi Cloud (cloud.go).
 type Backend interface {
-	// ReadCheckpoint returns the checkpoint of project/stack as stored (JSON,
-	// possibly gzip-compressed) and where it was read from (a path or URL,
-	// for messages). Its errors name the location.
-	ReadCheckpoint(ctx context.Context, project, stack string) (data []byte, location string, err error)
+	// ReadStack returns the outputs of the stack ref names ("project/stack"
+	// or "organization/project/stack"), secrets decrypted and marked
+	// secret. Its errors start with "stack REF: " and name where the stack
+	// was looked for.
+	ReadStack(ctx context.Context, ref string) (esc.Value, error)
 }
 
 // CloudURL is the backend the Pulumi CLI uses when nothing else is set.
@@ -38,9 +40,11 @@ func BackendURL(input string) (string, error) {
 	return pulumiaccount.DefaultBackend()
 }
 
-// OpenBackend opens the self-managed backend at url: file://PATH (file://~
-// and file://~/PATH are under the home directory) or
-// s3://BUCKET[/PREFIX][?region=R&endpoint=URL&s3ForcePathStyle=true&profile=P].
+// OpenBackend opens the backend at url: a self-managed one, file://PATH
+// (file://~ and file://~/PATH are under the home directory) or
+// s3://BUCKET[/PREFIX][?region=R&endpoint=URL&s3ForcePathStyle=true&profile=P],
+// or Pulumi Cloud at its API URL (https://api.pulumi.com, or any http(s)
+// URL of a self-hosted one).
 func OpenBackend(ctx context.Context, url string) (Backend, error) {
 	scheme, _, _ := strings.Cut(url, "://")
 	switch strings.ToLower(scheme) {
@@ -49,9 +53,9 @@ func OpenBackend(ctx context.Context, url string) (Backend, error) {
 	case "s3":
 		return newS3Backend(ctx, url)
 	case "https", "http":
-		return nil, fmt.Errorf("backend %s: Pulumi Cloud backends are not supported yet; use a self-managed backend (file://, s3://)", url)
+		return newCloudBackend(url)
 	default:
-		return nil, fmt.Errorf("backend %q: unsupported; escfs reads self-managed backends file:// and s3://", url)
+		return nil, fmt.Errorf("backend %q: unsupported; escfs reads file://, s3:// and Pulumi Cloud (https://) backends", url)
 	}
 }
 
@@ -81,12 +85,38 @@ type diyBackend struct {
 	store store
 }
 
-// ReadCheckpoint reads .pulumi/stacks/PROJECT/STACK.json or .json.gz (the
+// ReadStack reads the stack's checkpoint and decodes its outputs, decrypting
+// secrets with the passphrase (see decrypter).
+func (b *diyBackend) ReadStack(ctx context.Context, ref string) (esc.Value, error) {
+	project, stack, err := ParseStackRef(ref)
+	if err != nil {
+		return esc.Value{}, err
+	}
+	data, location, err := b.readCheckpoint(ctx, project, stack)
+	if err != nil {
+		return esc.Value{}, fmt.Errorf("stack %s: %w", ref, err)
+	}
+	dep, err := decodeCheckpoint(data, project)
+	if err != nil {
+		return esc.Value{}, fmt.Errorf("stack %s: %s: %w", ref, location, err)
+	}
+	outputs, err := stackOutputs(ctx, dep, func() (config.Decrypter, error) { return decrypter(dep) })
+	if err != nil {
+		return esc.Value{}, fmt.Errorf("stack %s: %s: %w", ref, location, err)
+	}
+	return outputs, nil
+}
+
+// readCheckpoint returns the checkpoint of project/stack as stored (JSON,
+// possibly gzip-compressed) and where it was read from (a path or URL, for
+// messages). Its errors name the location.
+//
+// It reads .pulumi/stacks/PROJECT/STACK.json or .json.gz (the
 // newer of both if both exist, as the CLI picks), or in the legacy layout
 // without project directories .pulumi/stacks/STACK.json[.gz]. The layout is
 // the one .pulumi/meta.yaml names (version 0: legacy, 1 and up: projects);
 // without it both are looked for, the project layout first.
-func (b *diyBackend) ReadCheckpoint(ctx context.Context, project, stack string) ([]byte, string, error) {
+func (b *diyBackend) readCheckpoint(ctx context.Context, project, stack string) ([]byte, string, error) {
 	version, err := b.metaVersion(ctx)
 	if err != nil {
 		return nil, b.store.where(metaFile), err

@@ -48,12 +48,11 @@ func decodeCheckpoint(data []byte, project string) (*apitype.DeploymentV3, error
 	if err := json.Unmarshal(data, &versioned); err != nil {
 		return nil, fmt.Errorf("corrupt checkpoint: %w", jsonError(err))
 	}
-	switch {
-	case versioned.Version == 0 && len(versioned.Checkpoint) == 0:
+	if versioned.Version == 0 && len(versioned.Checkpoint) == 0 {
 		return nil, errors.New("corrupt checkpoint: no version and no checkpoint")
-	case versioned.Version < 1 || versioned.Version > apitype.DeploymentSchemaVersionLatest:
-		return nil, fmt.Errorf("checkpoint version %d is not supported (known: 1 to %d)",
-			versioned.Version, apitype.DeploymentSchemaVersionLatest)
+	}
+	if err := checkVersion("checkpoint", versioned.Version); err != nil {
+		return nil, err
 	}
 	// Versions 1 and 2 differ from 3 only in fields this provider does not
 	// read; resources carry type, urn and outputs in all of them.
@@ -66,10 +65,29 @@ func decodeCheckpoint(data []byte, project string) (*apitype.DeploymentV3, error
 	if chk.Latest == nil {
 		return nil, nil
 	}
-	if root := rootStack(chk.Latest); root != nil && root.URN.IsValid() && root.URN.Project().String() != project {
-		return nil, fmt.Errorf("the checkpoint there is of project %q, not %q", root.URN.Project(), project)
+	if err := checkProject("checkpoint", chk.Latest, project); err != nil {
+		return nil, err
 	}
 	return chk.Latest, nil
+}
+
+// checkVersion checks the schema version of a checkpoint or deployment
+// (what names it).
+func checkVersion(what string, version int) error {
+	if version < 1 || version > apitype.DeploymentSchemaVersionLatest {
+		return fmt.Errorf("%s version %d is not supported (known: 1 to %d)",
+			what, version, apitype.DeploymentSchemaVersionLatest)
+	}
+	return nil
+}
+
+// checkProject checks that dep, of a checkpoint or deployment (what names
+// it), is a stack of project.
+func checkProject(what string, dep *apitype.DeploymentV3, project string) error {
+	if root := rootStack(dep); root != nil && root.URN.IsValid() && root.URN.Project().String() != project {
+		return fmt.Errorf("the %s there is of project %q, not %q", what, root.URN.Project(), project)
+	}
+	return nil
 }
 
 // jsonError drops the Go type names from JSON errors.

@@ -60,6 +60,18 @@ func TestEvaluateGuideEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkGuideSnapshot(t, snap)
+	checkpoint := filepath.Join(backend, ".pulumi", "stacks", "eks-cluster", "demo.json")
+	if !reflect.DeepEqual(snap.Watched, []string{checkpoint}) {
+		t.Errorf("watched %v, want [%s]", snap.Watched, checkpoint)
+	}
+}
+
+// checkGuideSnapshot checks the evaluation of guideDefinition over a stack
+// with kubeconfig as a secret output and clusterName "demo": a secret
+// KUBECONFIG file, a plain CLUSTER variable, and no expiry.
+func checkGuideSnapshot(t *testing.T, snap *eval.Snapshot) {
+	t.Helper()
 	f, ok := snap.File("KUBECONFIG")
 	if !ok {
 		t.Fatal("no KUBECONFIG file")
@@ -88,10 +100,6 @@ func TestEvaluateGuideEnvironment(t *testing.T) {
 	}
 	if cluster == nil || cluster.Value != "demo" || cluster.Secret {
 		t.Errorf("CLUSTER = %+v, want plain demo", cluster)
-	}
-	checkpoint := filepath.Join(backend, ".pulumi", "stacks", "eks-cluster", "demo.json")
-	if !reflect.DeepEqual(snap.Watched, []string{checkpoint}) {
-		t.Errorf("watched %v, want [%s]", snap.Watched, checkpoint)
 	}
 	if !snap.ExpiresAt.IsZero() {
 		t.Errorf("expires at %v, want never", snap.ExpiresAt)
@@ -159,25 +167,35 @@ func TestEvaluateDiagnostics(t *testing.T) {
 			def := strings.ReplaceAll(tc.def, "BROKEN", "file://"+broken)
 			def = strings.ReplaceAll(def, "BACKEND", "file://"+backend)
 			snap, err := evaluate(t, def)
-			var derr *eval.DiagnosticsError
-			if !errors.As(err, &derr) {
-				t.Fatalf("error %v, want diagnostics", err)
-			}
-			t.Log(err)
-			found := false
-			for _, d := range snap.Diagnostics {
-				ok := d.Severity == eval.SeverityError && d.Line > 0
-				for _, w := range tc.want {
-					ok = ok && strings.Contains(d.Message, w)
-				}
-				found = found || ok
-				if strings.Contains(d.Message, "hunter2") || strings.Contains(d.Message, passphrase) {
-					t.Errorf("diagnostic reveals a secret: %s", d)
-				}
-			}
-			if !found {
-				t.Errorf("no located error diagnostic with %q in:\n%v", tc.want, err)
-			}
+			checkDiagnostic(t, snap, err, tc.want, "hunter2", passphrase)
 		})
+	}
+}
+
+// checkDiagnostic checks that an evaluation failed with a located error
+// diagnostic holding every one of want, and that no diagnostic holds any of
+// secrets.
+func checkDiagnostic(t *testing.T, snap *eval.Snapshot, err error, want []string, secrets ...string) {
+	t.Helper()
+	var derr *eval.DiagnosticsError
+	if !errors.As(err, &derr) {
+		t.Fatalf("error %v, want diagnostics", err)
+	}
+	t.Log(err)
+	found := false
+	for _, d := range snap.Diagnostics {
+		ok := d.Severity == eval.SeverityError && d.Line > 0
+		for _, w := range want {
+			ok = ok && strings.Contains(d.Message, w)
+		}
+		found = found || ok
+		for _, s := range secrets {
+			if strings.Contains(d.Message, s) {
+				t.Errorf("diagnostic reveals a secret: %s", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no located error diagnostic with %q in:\n%v", want, err)
 	}
 }

@@ -1,22 +1,25 @@
 // Package pulumistacks implements the pulumi-stacks provider: the outputs of
 // Pulumi IaC stacks, read from the state the Pulumi CLI keeps in a
-// self-managed ("diy") backend.
+// self-managed ("diy") backend or in Pulumi Cloud.
 //
 //	fn::open::pulumi-stacks:
 //	  stacks:
 //	    eks-cluster:
 //	      stack: eks-cluster/demo     # project/stack (or organization/project/stack)
-//	  backend: file://~               # optional: file://PATH or s3://BUCKET[/PREFIX]?region=...
+//	  backend: file://~               # optional: file://PATH, s3://BUCKET[/PREFIX]?region=..., https://api.pulumi.com
 //
 // The result maps each name under stacks to the stack's outputs as the stack
 // holds them: objects stay objects, numbers numbers, and secret outputs come
 // out as secret values. Secret outputs are decrypted with the stack's
-// passphrase secrets provider; the passphrase comes from
-// PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, as for the CLI.
+// secrets provider: a passphrase one with PULUMI_CONFIG_PASSPHRASE or
+// PULUMI_CONFIG_PASSPHRASE_FILE, as for the CLI, and on Pulumi Cloud the
+// service's own (cloud.go) by the service.
 //
 // Without a backend input the backend is the one the Pulumi CLI would use:
 // PULUMI_BACKEND_URL, else the current login in ~/.pulumi/credentials.json
-// (see BackendURL). Pulumi Cloud backends are not supported yet.
+// (see BackendURL). On Pulumi Cloud the stack is read with the token of the
+// login for its URL, or PULUMI_ACCESS_TOKEN (see pulumiaccount.Current), and
+// project/stack is in the account's default organization.
 //
 // Stack outputs carry no expiry. For file:// backends the checkpoint files
 // read are reported to the cache (providers.ReportFile), which evaluates the
@@ -28,6 +31,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -56,13 +60,13 @@ var _ esc.Provider = (*Provider)(nil)
 // Schema returns the provider's inputs and outputs.
 func (p *Provider) Schema() (inputs, outputs *schema.Schema) {
 	stack := schema.Record(schema.BuilderMap{
-		"stack": schema.String().Description("The project-qualified name of the stack, e.g. myProject/dev."),
+		"stack": schema.String().Description("The project-qualified name of the stack, e.g. myProject/dev, or myOrg/myProject/dev on Pulumi Cloud."),
 	})
 	inputs = schema.Object().Properties(schema.BuilderMap{
 		"stacks": schema.Object().AdditionalProperties(stack).
 			Description("A map of names to stacks to get outputs from."),
 		"backend": schema.String().
-			Description("The backend URL (file://PATH, s3://BUCKET?region=...); default: PULUMI_BACKEND_URL, else the current Pulumi CLI login."),
+			Description("The backend URL (file://PATH, s3://BUCKET?region=..., https://api.pulumi.com); default: PULUMI_BACKEND_URL, else the current Pulumi CLI login."),
 	}).Required("stacks").Schema()
 	outputs = schema.Always()
 	return inputs, outputs
@@ -109,7 +113,7 @@ func (p *Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.
 		if err != nil || ref == "" {
 			return esc.Value{}, fmt.Errorf("%s: stacks.%s: a stack (project/stack) is required", Name, name)
 		}
-		outputs, err := p.readStack(ctx, backend, ref)
+		outputs, err := backend.ReadStack(ctx, ref)
 		if err != nil {
 			return esc.Value{}, fmt.Errorf("%s: %w", Name, err)
 		}
@@ -118,54 +122,49 @@ func (p *Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.
 	return esc.NewValue(result), nil
 }
 
-// readStack reads and decodes one stack's outputs; its errors name the stack
-// and where it was looked for.
-func (p *Provider) readStack(ctx context.Context, backend Backend, ref string) (esc.Value, error) {
-	project, stack, err := ParseStackRef(ref)
-	if err != nil {
-		return esc.Value{}, err
-	}
-	data, location, err := backend.ReadCheckpoint(ctx, project, stack)
-	if err != nil {
-		return esc.Value{}, fmt.Errorf("stack %s: %w", ref, err)
-	}
-	dep, err := decodeCheckpoint(data, project)
-	if err != nil {
-		return esc.Value{}, fmt.Errorf("stack %s: %s: %w", ref, location, err)
-	}
-	outputs, err := stackOutputs(ctx, dep, func() (config.Decrypter, error) { return decrypter(dep) })
-	if err != nil {
-		return esc.Value{}, fmt.Errorf("stack %s: %s: %w", ref, location, err)
-	}
-	return outputs, nil
-}
-
 // ParseStackRef splits a stack reference, "project/stack" or
 // "organization/project/stack" (self-managed backends know only the
 // organization "organization"), and checks both names as the Pulumi CLI does.
 func ParseStackRef(ref string) (project, stack string, err error) {
+	org, project, stack, err := splitStackRef(ref)
+	if err != nil {
+		return "", "", err
+	}
+	if org != "" && org != "organization" {
+		return "", "", fmt.Errorf("stack %q: self-managed backends have no organizations: write project/stack (or organization/project/stack)", ref)
+	}
+	return project, stack, nil
+}
+
+// ownerName is the form of organization names the Pulumi Cloud accepts
+// (pulumi/pulumi pkg/backend/httpstate: stackOwnerRegexp).
+var ownerName = regexp.MustCompile("^[a-zA-Z0-9][a-zA-Z0-9-_]{1,38}[a-zA-Z0-9]$")
+
+// splitStackRef splits "project/stack" (org "") or "org/project/stack" and
+// checks the project and stack names as the Pulumi CLI does.
+func splitStackRef(ref string) (org, project, stack string, err error) {
 	parts := strings.Split(ref, "/")
 	switch len(parts) {
 	case 2:
 		project, stack = parts[0], parts[1]
 	case 3:
-		if parts[0] != "organization" {
-			return "", "", fmt.Errorf("stack %q: self-managed backends have no organizations: write project/stack (or organization/project/stack)", ref)
+		org, project, stack = parts[0], parts[1], parts[2]
+		if !ownerName.MatchString(org) {
+			return "", "", "", fmt.Errorf("stack %q: organization: invalid name %q", ref, org)
 		}
-		project, stack = parts[1], parts[2]
 	default:
-		return "", "", fmt.Errorf("stack %q: want a project-qualified name such as myProject/dev", ref)
+		return "", "", "", fmt.Errorf("stack %q: want a project-qualified name such as myProject/dev", ref)
 	}
 	if project == "." || project == ".." {
-		return "", "", fmt.Errorf("stack %q: project: invalid name %q", ref, project)
+		return "", "", "", fmt.Errorf("stack %q: project: invalid name %q", ref, project)
 	}
 	if err := tokens.ValidateProjectName(project); err != nil {
-		return "", "", fmt.Errorf("stack %q: project: %w", ref, err)
+		return "", "", "", fmt.Errorf("stack %q: project: %w", ref, err)
 	}
 	if _, err := tokens.ParseStackName(stack); err != nil {
-		return "", "", fmt.Errorf("stack %q: %w", ref, err)
+		return "", "", "", fmt.Errorf("stack %q: %w", ref, err)
 	}
-	return project, stack, nil
+	return org, project, stack, nil
 }
 
 // maxCrypters bounds the crypter cache; past it the cache starts over.

@@ -49,7 +49,7 @@ func isolate(t *testing.T) string {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	for _, k := range []string{"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE",
-		"PULUMI_HOME", "PULUMI_CREDENTIALS_PATH"} {
+		"PULUMI_HOME", "PULUMI_CREDENTIALS_PATH", "PULUMI_API", "PULUMI_ACCESS_TOKEN"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -125,6 +125,22 @@ func jsonOf(t *testing.T, v any) any {
 	return out
 }
 
+// checkPlainOutputs checks outputs against plainOutputs: equal, exact
+// numbers, none secret.
+func checkPlainOutputs(t *testing.T, got esc.Value) {
+	t.Helper()
+	js, _, anySecret := plain(got)
+	if want := jsonOf(t, plainOutputs); !reflect.DeepEqual(js, want) {
+		t.Errorf("outputs:\n got %v\nwant %v", js, want)
+	}
+	if anySecret {
+		t.Error("plain outputs came out secret")
+	}
+	if n := got.Value.(map[string]esc.Value)["nodeCount"].Value; n != json.Number("3") {
+		t.Errorf("nodeCount = %#v, want json.Number 3", n)
+	}
+}
+
 func TestFileBackendLayouts(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -171,16 +187,7 @@ func TestFileBackendLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, _, anySecret := plain(got)
-			if want := jsonOf(t, plainOutputs); !reflect.DeepEqual(js, want) {
-				t.Errorf("outputs:\n got %v\nwant %v", js, want)
-			}
-			if anySecret {
-				t.Error("plain outputs came out secret")
-			}
-			if n := got.Value.(map[string]esc.Value)["nodeCount"].Value; n != json.Number("3") {
-				t.Errorf("nodeCount = %#v, want json.Number 3", n)
-			}
+			checkPlainOutputs(t, got)
 			if !reflect.DeepEqual(files, []string{file}) {
 				t.Errorf("reported files %v, want [%s]", files, file)
 			}
@@ -307,10 +314,11 @@ func TestDefaultBackend(t *testing.T) {
 			t.Setenv("PULUMI_HOME", ph)
 			writeCreds(t, ph, "file://"+dir)
 		}},
-		{name: "credentials current is Pulumi Cloud", want: "Pulumi Cloud backends are not supported yet", setup: func(t *testing.T, home, dir string) {
-			writeCreds(t, filepath.Join(home, ".pulumi"), "https://api.pulumi.com")
+		// (cloud_test.go reads stacks from a Pulumi Cloud; these fail before any request.)
+		{name: "credentials current is Pulumi Cloud", want: "stack app/dev: http://127.0.0.1:1: not logged in", setup: func(t *testing.T, home, dir string) {
+			writeCreds(t, filepath.Join(home, ".pulumi"), "http://127.0.0.1:1")
 		}},
-		{name: "nothing configured means Pulumi Cloud", want: "backend https://api.pulumi.com: Pulumi Cloud backends are not supported yet"},
+		{name: "nothing configured means Pulumi Cloud", want: "stack app/dev: https://api.pulumi.com: not logged in"},
 		{name: "corrupt credentials.json", want: "credentials.json: not valid JSON", setup: func(t *testing.T, home, dir string) {
 			d := filepath.Join(home, ".pulumi")
 			os.MkdirAll(d, 0o700)

@@ -16,7 +16,8 @@
 //	// fn::open::pulumi-stacks: {backend: file://DIR, stacks: {eks-cluster: {stack: eks-cluster/demo}}}
 //
 // For an s3:// backend, upload Checkpoint's bytes under Key, and
-// MetaData under MetaKey.
+// MetaData under MetaKey. For a Pulumi Cloud backend, NewCloud serves the
+// same deployments over HTTP (cloud.go), their secrets the service's own.
 //
 // Deriving a passphrase key takes the SDK's 1,000,000 rounds of PBKDF2
 // (about a second); Write does it once per call, and only when the stack has
@@ -118,83 +119,23 @@ func Write(dir, project, stack string, outputs, secretOutputs map[string]any, pa
 // Checkpoint returns the bytes of the checkpoint file of project/stack (see
 // Write), gzip-compressed with Gzip.
 func Checkpoint(project, stack string, outputs, secretOutputs map[string]any, passphrase string, opts Options) ([]byte, error) {
-	if err := tokens.ValidateProjectName(project); err != nil {
-		return nil, fmt.Errorf("stacktest: project %q: %w", project, err)
-	}
-	if _, err := tokens.ParseStackName(stack); err != nil {
-		return nil, fmt.Errorf("stacktest: stack %q: %w", stack, err)
-	}
-	all := map[string]any{}
-	for k, v := range outputs {
-		all[k] = v
-	}
-
 	var providers *apitype.SecretsProvidersV1
-	var crypter config.Crypter
+	var encrypt func(string) (string, error)
 	if (len(secretOutputs) > 0 && !opts.PlaintextSecrets) || passphrase != "" {
-		state, c, err := NewPassphraseState(passphrase)
-		if err != nil {
+		var err error
+		if providers, encrypt, err = passphraseProvider(passphrase); err != nil {
 			return nil, err
 		}
-		crypter = c
-		raw, err := json.Marshal(map[string]string{"salt": state})
-		if err != nil {
-			return nil, err
-		}
-		providers = &apitype.SecretsProvidersV1{Type: "passphrase", State: raw}
 	}
-	for k, v := range secretOutputs {
-		if _, dup := all[k]; dup {
-			return nil, fmt.Errorf("stacktest: output %q is both plain and secret", k)
-		}
-		plain, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("stacktest: secret output %q: %w", k, err)
-		}
-		if opts.PlaintextSecrets {
-			all[k] = map[string]any{sig.Key: sig.Secret, "plaintext": string(plain)}
-			continue
-		}
-		ct, err := crypter.EncryptValue(context.Background(), string(plain))
-		if err != nil {
-			return nil, fmt.Errorf("stacktest: secret output %q: %w", k, err)
-		}
-		all[k] = map[string]any{sig.Key: sig.Secret, "ciphertext": ct}
-	}
-
-	qname := tokens.QName(stack)
 	stackName := "organization/" + project + "/" + stack
 	if opts.OldLayout {
 		stackName = stack
 	}
-	stackURN := resource.DefaultRootStackURN(qname, tokens.PackageName(project))
-	providerURN := resource.NewURN(qname, tokens.PackageName(project), "", "pulumi:providers:kubernetes", "default_4_18_0")
-	manifest := apitype.ManifestV1{Time: time.Now().UTC().Truncate(time.Second), Version: CLIVersion}
-	manifest.Magic = manifest.NewMagic()
-	chk := apitype.CheckpointV3{
-		Stack: tokens.QName(stackName),
-		Latest: &apitype.DeploymentV3{
-			Manifest:         manifest,
-			SecretsProviders: providers,
-			Resources: []apitype.ResourceV3{
-				{
-					URN:     stackURN,
-					Custom:  false,
-					Type:    resource.RootStackType,
-					Outputs: all,
-				},
-				{
-					URN:     providerURN,
-					Custom:  true,
-					ID:      "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-					Type:    "pulumi:providers:kubernetes",
-					Inputs:  map[string]any{"version": "4.18.0"},
-					Outputs: map[string]any{"version": "4.18.0"},
-				},
-			},
-		},
+	dep, err := deployment(project, stack, outputs, secretOutputs, providers, encrypt, opts.PlaintextSecrets)
+	if err != nil {
+		return nil, err
 	}
-	inner, err := marshal(chk)
+	inner, err := marshal(apitype.CheckpointV3{Stack: tokens.QName(stackName), Latest: dep})
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +155,84 @@ func Checkpoint(project, stack string, outputs, secretOutputs map[string]any, pa
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// passphraseProvider returns a new passphrase secrets provider and its
+// encryption.
+func passphraseProvider(passphrase string) (*apitype.SecretsProvidersV1, func(string) (string, error), error) {
+	state, crypter, err := NewPassphraseState(passphrase)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := json.Marshal(map[string]string{"salt": state})
+	if err != nil {
+		return nil, nil, err
+	}
+	encrypt := func(plain string) (string, error) { return crypter.EncryptValue(context.Background(), plain) }
+	return &apitype.SecretsProvidersV1{Type: "passphrase", State: raw}, encrypt, nil
+}
+
+// deployment returns the latest deployment of project/stack as `pulumi up`
+// leaves it: the stack resource with outputs and secretOutputs, and a
+// provider resource. Secret outputs are encrypted with encrypt under the
+// secrets provider providers, or left in plaintext with plaintextSecrets.
+func deployment(project, stack string, outputs, secretOutputs map[string]any,
+	providers *apitype.SecretsProvidersV1, encrypt func(string) (string, error), plaintextSecrets bool,
+) (*apitype.DeploymentV3, error) {
+	if err := tokens.ValidateProjectName(project); err != nil {
+		return nil, fmt.Errorf("stacktest: project %q: %w", project, err)
+	}
+	if _, err := tokens.ParseStackName(stack); err != nil {
+		return nil, fmt.Errorf("stacktest: stack %q: %w", stack, err)
+	}
+	all := map[string]any{}
+	for k, v := range outputs {
+		all[k] = v
+	}
+	for k, v := range secretOutputs {
+		if _, dup := all[k]; dup {
+			return nil, fmt.Errorf("stacktest: output %q is both plain and secret", k)
+		}
+		plain, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("stacktest: secret output %q: %w", k, err)
+		}
+		if plaintextSecrets {
+			all[k] = map[string]any{sig.Key: sig.Secret, "plaintext": string(plain)}
+			continue
+		}
+		ct, err := encrypt(string(plain))
+		if err != nil {
+			return nil, fmt.Errorf("stacktest: secret output %q: %w", k, err)
+		}
+		all[k] = map[string]any{sig.Key: sig.Secret, "ciphertext": ct}
+	}
+
+	qname := tokens.QName(stack)
+	stackURN := resource.DefaultRootStackURN(qname, tokens.PackageName(project))
+	providerURN := resource.NewURN(qname, tokens.PackageName(project), "", "pulumi:providers:kubernetes", "default_4_18_0")
+	manifest := apitype.ManifestV1{Time: time.Now().UTC().Truncate(time.Second), Version: CLIVersion}
+	manifest.Magic = manifest.NewMagic()
+	return &apitype.DeploymentV3{
+		Manifest:         manifest,
+		SecretsProviders: providers,
+		Resources: []apitype.ResourceV3{
+			{
+				URN:     stackURN,
+				Custom:  false,
+				Type:    resource.RootStackType,
+				Outputs: all,
+			},
+			{
+				URN:     providerURN,
+				Custom:  true,
+				ID:      "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+				Type:    "pulumi:providers:kubernetes",
+				Inputs:  map[string]any{"version": "4.18.0"},
+				Outputs: map[string]any{"version": "4.18.0"},
+			},
+		},
+	}, nil
 }
 
 // marshal encodes compact JSON without HTML escaping, as the CLI's diy
