@@ -53,6 +53,23 @@ func TestStoreIsLazy(t *testing.T) {
 	if st, _ := s.Status(name(t, "a")); st.State != eval.StateUnevaluated {
 		t.Errorf("status %+v", st)
 	}
+
+	// Paged: each listing is one request per page.
+	w.sim.PageSize(2)
+	w.sim.ResetCounts()
+	if err := s.Rescan(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.sim.Requests(cloudtest.List); n != 3 {
+		t.Errorf("%d list requests for one rescan of 5 environments in pages of 2, want 3", n)
+	}
+	if n := len(s.Tree().Definitions()); n != 5 {
+		t.Errorf("%d environments after a paged listing, want 5", n)
+	}
+
+	// Polls list and ask for nothing else while nothing is open.
+	w.sim.PageSize(100)
+	w.sim.ResetCounts()
 	if err := s.Watch(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,19 +81,6 @@ func TestStoreIsLazy(t *testing.T) {
 	got := w.sim.Counts()
 	if len(got) != 1 {
 		t.Errorf("requests while watching with nothing open: %v, want list requests only", got)
-	}
-
-	// Paged: each listing is one request per page.
-	w.sim.PageSize(2)
-	w.sim.ResetCounts()
-	if err := s.Rescan(nil); err != nil {
-		t.Fatal(err)
-	}
-	if n := w.sim.Requests(cloudtest.List); n < 3 || n > 6 {
-		t.Errorf("%d list requests for one rescan of 5 environments in pages of 2, want 3 (a poll may add 3)", n)
-	}
-	if n := len(s.Tree().Definitions()); n != 5 {
-		t.Errorf("%d environments after a paged listing, want 5", n)
 	}
 }
 
@@ -113,7 +117,9 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 				case err != nil:
 					failed++
 					t.Logf("read: %v", err)
-				case !time.Now().Before(snap.ExpiresAt):
+				case !t0.Before(snap.ExpiresAt):
+					// Expired when asked for. (Compared with the read's
+					// start: a loaded machine may stall the read itself.)
 					expired++
 				default:
 					keys[vars(snap)["AWS_ACCESS_KEY_ID"]] = true
@@ -124,8 +130,8 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 			if failed > 0 || expired > 0 {
 				t.Errorf("%d failed and %d expired reads of %d", failed, expired, reads)
 			}
-			if opens < 4 || len(keys) < 4 {
-				t.Errorf("%d opens and %d distinct credentials in 7 s, renewing every 1.5 s: not renewed", opens, len(keys))
+			if opens < 3 || len(keys) < 3 {
+				t.Errorf("%d opens and %d distinct credentials in 7 s of 3 s sessions: not renewed", opens, len(keys))
 			}
 			if opens > 8 {
 				t.Errorf("%d opens in 7 s, renewing every 1.5 s: renewing too often", opens)
