@@ -240,3 +240,9 @@ func ownedBySelf(path string) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == os.Geteuid()
 }
+
+// NewRunDir creates this process's private directory (0700) in parent, or
+// on a memory filesystem (MemoryDir) if parent is "", for plaintext that
+// must never reach a disk (escfs edit's buffer, say). If the process dies
+// without removing it, the next escfs to start removes it (RemoveDeadRuns).
+func NewRunDir(parent string) (string, error) { return newRunDir(parent) }

@@ -39,7 +39,7 @@ func addLimitFlags(root *cobra.Command) {
 // newEvaluator returns an evaluator with every provider of this build and
 // the limits of the command line.
 func newEvaluator() *eval.Evaluator {
-	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits}
+	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits, Decrypter: keys()}
 }
 
 // evaluate evaluates the environment name of tree with its files entries

@@ -156,6 +156,7 @@ stops it at once).`,
 	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let the kernel pass other users' requests (with default_permissions; still only the owner and root may read)")
 	cmd.Flags().DurationVar(&refresh.KeepWarm, "keep-warm", 15*time.Minute, "renew environments read within this long in the background before they expire (negative: never)")
 	cmd.Flags().DurationVar(&refresh.Margin, "refresh-margin", 0, "renew this long before credentials expire (0: min(5m, a third of their lifetime))")
+	keyCacheFlag(cmd)
 	cmd.Flags().DurationVar(&evalTimeout, "eval-timeout", 30*time.Second, "longest one evaluation may take (and a reader may wait for expired credentials)")
 	cmd.Flags().DurationVar(&refresh.MinInterval, "min-renewal-interval", eval.DefaultMinRenewalInterval, "least time between two renewals of one environment (credentials living shorter expire between renewals)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
