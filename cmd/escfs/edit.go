@@ -147,7 +147,7 @@ func runEditor(path string, sigs <-chan os.Signal, stderr io.Writer) error {
 		editor = "vi"
 	}
 	// As git does: the variable may carry arguments ("code --wait").
-	c := exec.Command("sh", "-c", "exec "+editor+` "$@"`, editor, path) // exec: a signal reaches the editor itself
+	c := exec.Command("sh", "-c", "exec "+editor+` "$@"`, editor, path)              // exec: a signal reaches the editor itself
 	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil { // a terminal
 		c.Stdin = os.Stdin
 	}
