@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // escfsExec runs the escfs binary with args, extra environment and stdin,
@@ -235,8 +237,8 @@ func TestEditSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stdin.Close()
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
+			stderr := &testutil.Buffer{} // read while the process writes
+			cmd.Stderr = stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
