@@ -115,7 +115,7 @@ func runOpen(cmd *cobra.Command, g *globalFlags, args []string, format string) e
 	v := snap.Values
 	if path != nil {
 		var ok bool
-		if v, ok = path.lookup(snap.Values); !ok {
+		if v, ok = lookupPath(path, snap.Values); !ok {
 			return fmt.Errorf("%s has no value at %s", name, args[1])
 		}
 	}
