@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -335,18 +334,6 @@ func TestAWSRenewal(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback URL nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
-}
-
 // TestAWSErrors: an unknown secret, a denied role, a malformed or empty
 // token file and an unreachable endpoint each give one clear diagnostic,
 // located in the definition, in status and in escfs check; reads of that
@@ -405,7 +392,7 @@ values:
 
 	// An unreachable endpoint: every AWS environment says so, the plain one
 	// still works, and so does the mount.
-	down := EnvEdit(w.env, "AWS_ENDPOINT_URL="+closedPort(t), "AWS_ENDPOINT_URL_STS="+closedPort(t))
+	down := EnvEdit(w.env, "AWS_ENDPOINT_URL="+kumotest.ClosedURL(t), "AWS_ENDPOINT_URL_STS="+kumotest.ClosedURL(t))
 	unreachable := map[string]string{"demos/aws-access": "aws-login oidc: sts:AssumeRoleWithWebIdentity: endpoint unreachable: "}
 	e = Mount(t, dir, down)
 	checkBroken(t, e, dir, unreachable, []string{"plain"}, secrets)

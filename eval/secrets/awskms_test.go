@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -40,11 +37,7 @@ type kmsProxy struct {
 
 func newKMSProxy(t *testing.T, kumo string) *kmsProxy {
 	t.Helper()
-	u, err := url.Parse(kumo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := httputil.NewSingleHostReverseProxy(u)
+	next := kumotest.ProxyTo(t, kumo)
 	p := &kmsProxy{calls: map[string]int{}, regions: map[string]bool{}, deny: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -58,7 +51,7 @@ func newKMSProxy(t *testing.T, kumo string) *kmsProxy {
 			EncryptionContext map[string]string
 		}
 		json.Unmarshal(body, &req)
-		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
+		op := kumotest.Operation(r)
 		p.mu.Lock()
 		p.calls[op+" "+req.KeyId]++
 		if op == "Encrypt" || op == "Decrypt" {
@@ -72,9 +65,7 @@ func newKMSProxy(t *testing.T, kumo string) *kmsProxy {
 		denied := op == "Decrypt" && p.deny[req.KeyId]
 		p.mu.Unlock()
 		if denied {
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"User: arn:aws:iam::000000000000:user/ci is not authorized to perform: kms:Decrypt on resource: %s"}`, req.KeyId)
+			kumotest.AWSError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::000000000000:user/ci is not authorized to perform: kms:Decrypt on resource: "+req.KeyId)(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -112,7 +103,7 @@ func kmsEnv(t *testing.T) (*kmsProxy, *kms.Client) {
 	t.Helper()
 	kumo := kumotest.Start(t)
 	proxy := newKMSProxy(t, kumo)
-	kumotest.Env(t, closedPort(t)) // any call but KMS fails
+	kumotest.Env(t, kumotest.ClosedURL(t)) // any call but KMS fails
 	t.Setenv("AWS_ENDPOINT_URL_KMS", proxy.URL)
 	t.Setenv("AWS_REGION", "eu-west-3") // the keys are in kumo's us-east-1: the ARN's region must win
 	admin := kms.New(kms.Options{
@@ -136,18 +127,6 @@ func createKey(t *testing.T, admin *kms.Client, alias string) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.KeyMetadata.Arn)
-}
-
-// closedPort returns the URL of a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }
 
 // TestKMSRoundTrip: values sealed to a KMS key decrypt with a fresh Keyring
@@ -231,7 +210,7 @@ func TestKMSErrors(t *testing.T) {
 	}{
 		{"access denied", denied, "", "AccessDeniedException", []string{"kms:Decrypt: AccessDeniedException: User: arn:aws:iam::000000000000:user/ci is not authorized"}},
 		{"disabled key", disabled, "", "DisabledException", []string{"kms:Decrypt: DisabledException: ", "is disabled"}},
-		{"unreachable endpoint", unreachable, closedPort(t), "", []string{"kms:Decrypt: endpoint unreachable", "connection refused", "gave up after"}},
+		{"unreachable endpoint", unreachable, kumotest.ClosedURL(t), "", []string{"kms:Decrypt: endpoint unreachable", "connection refused", "gave up after"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,11 +91,7 @@ func (r *recorder) take() []call {
 // recorder, with kumotest's dummy credentials in the environment.
 func startKumo(t *testing.T) *recorder {
 	t.Helper()
-	u, err := url.Parse(kumotest.Start(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder(t, httputil.NewSingleHostReverseProxy(u))
+	rec := newRecorder(t, kumotest.ProxyTo(t, kumotest.Start(t)))
 	pointSDKAt(t, rec.URL)
 	return rec
 }
@@ -421,18 +415,6 @@ func stsError(status int, code, message string) http.HandlerFunc {
 	}
 }
 
-// closedPort returns the address of a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
 // TestOpenErrors checks what the STS-backed forms say when AWS refuses or
 // cannot be reached: the form, the operation, the AWS code and message, and
 // never a secret.
@@ -492,7 +474,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			endpoint := closedPort(t)
+			endpoint := kumotest.ClosedURL(t)
 			var rec *recorder
 			if tt.handler != nil {
 				rec = newRecorder(t, tt.handler)
@@ -532,11 +514,7 @@ func TestOpenErrors(t *testing.T) {
 
 // TestRetries checks that a call that fails transiently is retried.
 func TestRetries(t *testing.T) {
-	u, err := url.Parse(kumotest.Start(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy := kumotest.ProxyTo(t, kumotest.Start(t))
 	var mu sync.Mutex
 	failures := 2
 	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

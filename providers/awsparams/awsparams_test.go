@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -90,37 +87,6 @@ func (r *recorder) take() []call {
 	c := r.calls
 	r.calls = nil
 	return c
-}
-
-// proxyTo returns a handler that forwards requests to endpoint.
-func proxyTo(t *testing.T, endpoint string) http.Handler {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return httputil.NewSingleHostReverseProxy(u)
-}
-
-// awsError is an AWS JSON-protocol error answer.
-func awsError(status int, code, message string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
-	}
-}
-
-// closedPort returns the URL of a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }
 
 // pointSDKAt points the SDK at endpoint with kumotest's dummy credentials.
@@ -240,7 +206,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	seed(t)
-	rec := newRecorder(t, proxyTo(t, kumo))
+	rec := newRecorder(t, kumotest.ProxyTo(t, kumo))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
 
 	tests := []struct {
@@ -341,14 +307,14 @@ func TestOpenAgainstKumo(t *testing.T) {
 func fakeSSM(params map[string]ssmtypes.Parameter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" {
-			awsError(http.StatusBadRequest, "ValidationException", "unexpected "+r.Header.Get("X-Amz-Target"))(w, r)
+			kumotest.AWSError(http.StatusBadRequest, "ValidationException", "unexpected "+r.Header.Get("X-Amz-Target"))(w, r)
 			return
 		}
 		var in struct{ Name string }
 		json.NewDecoder(r.Body).Decode(&in)
 		p, ok := params[in.Name]
 		if !ok {
-			awsError(http.StatusBadRequest, "ParameterNotFound", "Parameter "+in.Name+" not found.")(w, r)
+			kumotest.AWSError(http.StatusBadRequest, "ParameterNotFound", "Parameter "+in.Name+" not found.")(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -410,7 +376,7 @@ func TestServiceEndpoint(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	seed(t)
-	t.Setenv("AWS_ENDPOINT_URL", closedPort(t))
+	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SSM", kumo)
 	v, err := awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{"host": entry("/app/host")}), nil)
 	if err != nil {
@@ -440,14 +406,14 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{
 			name:      "unknown parameter",
-			handler:   proxyTo(t, kumo),
+			handler:   kumotest.ProxyTo(t, kumo),
 			get:       map[string]esc.Value{"db": entry("/no/such/param")},
 			wantErr:   "aws-parameter-store get.db: ssm:GetParameter: ParameterNotFound: Parameter /no/such/param not found.",
 			wantCalls: 1,
 		},
 		{
 			name:    "two failing entries, both named",
-			handler: proxyTo(t, kumo),
+			handler: kumotest.ProxyTo(t, kumo),
 			get: map[string]esc.Value{
 				"token":     entry("/app/token"),
 				"missing":   entry("/no/such/param"),
@@ -459,21 +425,21 @@ func TestOpenErrors(t *testing.T) {
 		},
 		{
 			name:      "access denied",
-			handler:   awsError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: ssm:GetParameter"),
+			handler:   kumotest.AWSError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: ssm:GetParameter"),
 			get:       hostGet,
 			wantErr:   "aws-parameter-store get.host: ssm:GetParameter: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: ssm:GetParameter",
 			wantCalls: 1,
 		},
 		{
 			name:      "internal errors, retried",
-			handler:   awsError(http.StatusInternalServerError, "InternalServerError", "An error occurred on the server side."),
+			handler:   kumotest.AWSError(http.StatusInternalServerError, "InternalServerError", "An error occurred on the server side."),
 			get:       hostGet,
 			wantErr:   "aws-parameter-store get.host: ssm:GetParameter: InternalServerError: An error occurred on the server side. (gave up after 3 attempts)",
 			wantCalls: 3,
 		},
 		{
 			name:      "throttled, retried",
-			handler:   awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded"),
+			handler:   kumotest.AWSError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded"),
 			get:       hostGet,
 			wantErr:   "aws-parameter-store get.host: ssm:GetParameter: ThrottlingException: Rate exceeded (gave up after 3 attempts)",
 			wantCalls: 3,
@@ -487,7 +453,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			endpoint := closedPort(t)
+			endpoint := kumotest.ClosedURL(t)
 			var rec *recorder
 			if tt.handler != nil {
 				rec = newRecorder(t, tt.handler)
@@ -528,7 +494,7 @@ func TestRetries(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	seed(t)
-	proxy := proxyTo(t, kumo)
+	proxy := kumotest.ProxyTo(t, kumo)
 	var mu sync.Mutex
 	failures := 2
 	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -537,7 +503,7 @@ func TestRetries(t *testing.T) {
 		failures--
 		mu.Unlock()
 		if fail {
-			awsError(http.StatusServiceUnavailable, "ServiceUnavailable", "try again")(w, r)
+			kumotest.AWSError(http.StatusServiceUnavailable, "ServiceUnavailable", "try again")(w, r)
 			return
 		}
 		proxy.ServeHTTP(w, r)
@@ -558,7 +524,7 @@ func TestRetries(t *testing.T) {
 // TestInputErrors checks the validation of inputs, which fails before any
 // AWS call.
 func TestInputErrors(t *testing.T) {
-	rec := newRecorder(t, awsError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
+	rec := newRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
 	pointSDKAt(t, rec.URL)
 	ok := map[string]esc.Value{"host": entry("/app/host")}
 	const noGet = `aws-parameter-store: input "get" is required: it maps names to the parameters to read ({name, decrypt?})`

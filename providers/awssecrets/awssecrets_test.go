@@ -7,11 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -96,36 +93,8 @@ func (r *recorder) take() []call {
 	return c
 }
 
-// proxyTo returns a handler that forwards requests to endpoint.
-func proxyTo(t *testing.T, endpoint string) http.Handler {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return httputil.NewSingleHostReverseProxy(u)
-}
-
-// awsError is an AWS JSON-protocol error answer.
-func awsError(status int, code, message string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
-	}
-}
-
-// closedPort returns the URL of a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
+// proxyTo is kumotest.ProxyTo, under the name eval_test.go calls it by.
+var proxyTo = kumotest.ProxyTo
 
 // pointSDKAt points the SDK at endpoint with kumotest's dummy credentials.
 func pointSDKAt(t *testing.T, endpoint string) {
@@ -230,7 +199,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	s := seed(t)
-	rec := newRecorder(t, proxyTo(t, kumo))
+	rec := newRecorder(t, kumotest.ProxyTo(t, kumo))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
 
 	tests := []struct {
@@ -345,7 +314,7 @@ func TestServiceEndpoint(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	seed(t)
-	t.Setenv("AWS_ENDPOINT_URL", closedPort(t))
+	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", kumo)
 	v, err := awssecrets.New().Open(context.Background(), inputs(map[string]esc.Value{"k": obj("secretId", "app/plain")}), nil)
 	if err != nil {
@@ -375,21 +344,21 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{
 			name:      "unknown secret",
-			handler:   proxyTo(t, kumo),
+			handler:   kumotest.ProxyTo(t, kumo),
 			get:       map[string]esc.Value{"db": obj("secretId", "no/such/secret")},
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: no/such/secret",
 			wantCalls: 1,
 		},
 		{
 			name:      "unknown staging label",
-			handler:   proxyTo(t, kumo),
+			handler:   kumotest.ProxyTo(t, kumo),
 			get:       map[string]esc.Value{"db": obj("secretId", "app/rotated", "versionStage", "NOSUCHSTAGE")},
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret version.",
 			wantCalls: 1,
 		},
 		{
 			name:    "two failing entries, both named",
-			handler: proxyTo(t, kumo),
+			handler: kumotest.ProxyTo(t, kumo),
 			get: map[string]esc.Value{
 				"ok":        obj("secretId", "app/plain"),
 				"missing":   obj("secretId", "no/such/secret"),
@@ -401,21 +370,21 @@ func TestOpenErrors(t *testing.T) {
 		},
 		{
 			name:      "access denied",
-			handler:   awsError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: secretsmanager:GetSecretValue"),
+			handler:   kumotest.AWSError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: secretsmanager:GetSecretValue"),
 			get:       plainGet,
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: secretsmanager:GetSecretValue",
 			wantCalls: 1,
 		},
 		{
 			name:      "internal errors, retried",
-			handler:   awsError(http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."),
+			handler:   kumotest.AWSError(http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."),
 			get:       plainGet,
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: InternalServiceError: An error occurred on the server side. (gave up after 3 attempts)",
 			wantCalls: 3,
 		},
 		{
 			name:      "throttled, retried",
-			handler:   awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded"),
+			handler:   kumotest.AWSError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded"),
 			get:       plainGet,
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ThrottlingException: Rate exceeded (gave up after 3 attempts)",
 			wantCalls: 3,
@@ -429,7 +398,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			endpoint := closedPort(t)
+			endpoint := kumotest.ClosedURL(t)
 			var rec *recorder
 			if tt.handler != nil {
 				rec = newRecorder(t, tt.handler)
@@ -470,7 +439,7 @@ func TestRetries(t *testing.T) {
 	kumo := kumotest.Start(t)
 	pointSDKAt(t, kumo)
 	seed(t)
-	proxy := proxyTo(t, kumo)
+	proxy := kumotest.ProxyTo(t, kumo)
 	var mu sync.Mutex
 	failures := 2
 	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -479,7 +448,7 @@ func TestRetries(t *testing.T) {
 		failures--
 		mu.Unlock()
 		if fail {
-			awsError(http.StatusServiceUnavailable, "ServiceUnavailable", "try again")(w, r)
+			kumotest.AWSError(http.StatusServiceUnavailable, "ServiceUnavailable", "try again")(w, r)
 			return
 		}
 		proxy.ServeHTTP(w, r)
@@ -500,7 +469,7 @@ func TestRetries(t *testing.T) {
 // TestInputErrors checks the validation of inputs, which fails before any
 // AWS call.
 func TestInputErrors(t *testing.T) {
-	rec := newRecorder(t, awsError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
+	rec := newRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
 	pointSDKAt(t, rec.URL)
 	ok := map[string]esc.Value{"db": obj("secretId", "app/plain")}
 	tests := []struct {

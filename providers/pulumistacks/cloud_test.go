@@ -3,13 +3,13 @@ package pulumistacks_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers/pulumistacks"
 	"github.com/escfs/escfs/providers/pulumistacks/stacktest"
 )
@@ -138,18 +138,6 @@ func TestCloudPassphraseStack(t *testing.T) {
 	// (A wrong passphrase fails as on file://, TestErrors: the same code.)
 }
 
-// closedURL returns the URL of a port on 127.0.0.1 nothing listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
 func TestCloudErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -213,7 +201,7 @@ func TestCloudErrors(t *testing.T) {
 		},
 		{
 			name: "unreachable", ref: "acme/eks-cluster/demo",
-			setup:   func(t *testing.T, c *stacktest.Cloud) string { return closedURL(t) },
+			setup:   func(t *testing.T, c *stacktest.Cloud) string { return kumotest.ClosedURL(t) },
 			want:    []string{"stack acme/eks-cluster/demo: GET ", "is unreachable: dial tcp", "(4 attempts)"},
 			took:    20 * time.Second, // 3 backoffs, on a loaded machine
 			exports: 0,
