@@ -7,58 +7,12 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/escfs/escfs/internal/cloudtest"
-	"github.com/escfs/escfs/internal/testutil"
 )
-
-// MountCloud runs `escfs [args...] mount MNT` (args select Pulumi Cloud:
-// --cloud ORG ...) on a fresh mount point with the environment env, as
-// Mount does for a directory.
-func MountCloud(tb testing.TB, env []string, args ...string) *Escfs {
-	tb.Helper()
-	mnt := tb.TempDir()
-	e := &Escfs{Mnt: mnt, Env: env, log: &testutil.Buffer{}, done: make(chan struct{})}
-	cmd := exec.Command(Binary(tb), append(append([]string{}, args...), "mount", mnt)...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = e.log, e.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start escfs: %v", err)
-	}
-	go func() { e.err = cmd.Wait(); close(e.done) }()
-	tb.Cleanup(func() {
-		stop(cmd, e.done)
-		for i := 0; i < 3 && isMountPoint(mnt); i++ {
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-		if tb.Failed() {
-			tb.Logf("escfs log:\n%s", e.log)
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-e.done:
-			tb.Fatalf("escfs exited before serving: %v\n%s", e.err, e.log)
-		default:
-		}
-		if isMountPoint(mnt) {
-			if _, err := readTimeout(filepath.Join(mnt, "."), 5*time.Second, os.Stat); err == nil {
-				return e
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("escfs did not mount %s within 15s:\n%s", mnt, e.log)
-		}
-	}
-}
 
 // cloudCluster is the cluster-access guide's cluster environment as a team
 // keeps it in Pulumi Cloud: the kubeconfig (here a literal in place of the

@@ -78,9 +78,25 @@ func Mount(tb testing.TB, dir string, env []string, args ...string) *Escfs {
 	if env == nil {
 		env = os.Environ()
 	}
+	return mount(tb, env, append([]string{"--dir", dir, "mount"}, args...)...)
+}
+
+// MountCloud runs `escfs [args...] mount MNT` (args select Pulumi Cloud:
+// --cloud ORG ...) on a fresh mount point with the environment env, as
+// Mount does for a directory.
+func MountCloud(tb testing.TB, env []string, args ...string) *Escfs {
+	tb.Helper()
+	return mount(tb, env, append(append([]string{}, args...), "mount")...)
+}
+
+// mount runs `escfs [args...] MNT` on a fresh temporary mount point with the
+// environment env and returns once the root of the mount answers, with the
+// cleanup Mount describes.
+func mount(tb testing.TB, env []string, args ...string) *Escfs {
+	tb.Helper()
 	mnt := tb.TempDir()
 	e := &Escfs{Mnt: mnt, Env: env, log: &testutil.Buffer{}, done: make(chan struct{})}
-	cmd := exec.Command(Binary(tb), append(append([]string{"--dir", dir, "mount"}, args...), mnt)...)
+	cmd := exec.Command(Binary(tb), append(args, mnt)...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = e.log, e.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
