@@ -129,7 +129,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	if blankYAML(src) {
 		src = nil // whitespace and comments only: an empty environment, like an empty file
 	}
-	decl, sdiags, err := esceval.LoadYAMLBytes(def.Path, src)
+	decl, sdiags, err := loadDecl(def.Path, src)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", def.Path, err)
 	}

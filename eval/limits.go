@@ -320,22 +320,37 @@ func (c *limitCheck) parsedFile(path string) (*parsedDef, bool) {
 // collects its imports. A file yaml.v3 cannot parse passes: the evaluator
 // reports its syntax errors, and they cost it little.
 func (c *limitCheck) parse(path string, src []byte) (*parsedDef, bool) {
-	pd := &parsedDef{path: path}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		c.parsed[path] = pd
-		return pd, true
+	k := keyOf(parseLimits, path, src, c.limits.MaxNesting)
+	v, ok := parses.get(k, src)
+	if !ok {
+		v = parseForLimits(path, src, c.limits.MaxNesting)
+		parses.put(k, src, v)
 	}
-	if n := tooDeep(&doc, c.limits.MaxNesting); n != nil {
-		c.diags = append(c.diags, Diagnostic{File: path, Line: n.Line, Column: n.Column, Severity: SeverityError,
-			Message: fmt.Sprintf("values nest deeper than %d levels (%s raises the limit)", c.limits.MaxNesting, FlagMaxNesting)})
+	p := v.(limitParse)
+	if p.diag != nil {
+		c.diags = append(c.diags, *p.diag)
 		c.parsed[path] = nil
 		return nil, false
 	}
+	c.parsed[path] = p.pd
+	return p.pd, true
+}
+
+// parseForLimits is limitCheck.parse's work, a function of its arguments
+// alone (so that it can be memoised).
+func parseForLimits(path string, src []byte, maxNesting int) limitParse {
+	pd := &parsedDef{path: path}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return limitParse{pd: pd}
+	}
+	if n := tooDeep(&doc, maxNesting); n != nil {
+		return limitParse{diag: &Diagnostic{File: path, Line: n.Line, Column: n.Column, Severity: SeverityError,
+			Message: fmt.Sprintf("values nest deeper than %d levels (%s raises the limit)", maxNesting, FlagMaxNesting)}}
+	}
 	pd.imports = importsOf(&doc)
 	pd.secrets = literalSecrets(&doc)
-	c.parsed[path] = pd
-	return pd, true
+	return limitParse{pd: pd}
 }
 
 // tooDeep returns the first node nested deeper than limit maps and lists

@@ -147,7 +147,7 @@ func (s *secretSet) replacer() *strings.Replacer {
 
 // scrubDiagnostics replaces every secret in the messages of ds, in place.
 func (s *secretSet) scrubDiagnostics(ds Diagnostics) {
-	if s.empty() {
+	if len(ds) == 0 || s.empty() {
 		return
 	}
 	r := s.replacer()
