@@ -1,0 +1,287 @@
+package rewrite
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/secrets"
+	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/internal/kumotest"
+	"github.com/escfs/escfs/providers/builtin"
+)
+
+// benchSecrets is how many fn::secret values the secrets benchmark's
+// environment holds (the figure).
+const benchSecrets = 50
+
+// secretsDefinition is an environment of benchSecrets plaintext fn::secret
+// values of 40 bytes, each exported as an environment variable.
+func secretsDefinition() string {
+	var b strings.Builder
+	b.WriteString("# benchmark: 50 secrets\nvalues:\n  app:\n")
+	for i := range benchSecrets {
+		fmt.Fprintf(&b, "    s%02d:\n      fn::secret: plaintext-%02d-%s\n", i, i, strings.Repeat("x", 27))
+	}
+	b.WriteString("  environmentVariables:\n")
+	for i := range benchSecrets {
+		fmt.Fprintf(&b, "    S%02d: ${app.s%02d}\n", i, i)
+	}
+	return b.String()
+}
+
+// secretsBench is a definitions directory holding the same environment three
+// times: "plain" with plaintext fn::secret values, "age" encrypted to an age
+// recipient and "kms" encrypted to an AWS KMS key in kumo, each written by
+// Editor.Encrypt (one data key per file). KMS calls go through a front
+// proxy that counts Decrypt calls.
+type secretsBench struct {
+	tree      *eval.Tree
+	idFile    string
+	awsConfig func(context.Context, string) (aws.Config, error)
+	decrypts  atomic.Int64 // KMS Decrypt calls seen by the proxy
+}
+
+func newSecretsBench(tb testing.TB) *secretsBench {
+	tb.Helper()
+	ctx := context.Background()
+	kumo := kumotest.Start(tb)
+	sb := &secretsBench{}
+	next := kumotest.ProxyTo(tb, kumo)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if kumotest.Operation(r) == "Decrypt" {
+			sb.decrypts.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	}))
+	tb.Cleanup(proxy.Close)
+	creds := credentials.NewStaticCredentialsProvider("AKIAKUMOTEST", "kumo-test-secret", "")
+	sb.awsConfig = func(_ context.Context, region string) (aws.Config, error) {
+		return aws.Config{Region: region, Credentials: creds, BaseEndpoint: aws.String(proxy.URL)}, nil
+	}
+	admin := kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String(kumo), Credentials: creds})
+	key, err := admin.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("escfs secrets benchmark")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sb.idFile = filepath.Join(tb.TempDir(), "identities.txt")
+	if err := os.WriteFile(sb.idFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	rules := fmt.Sprintf("secrets:\n  - environments: age\n    age: [%s]\n  - environments: kms\n    awskms: [%s]\n",
+		id.Recipient(), aws.ToString(key.KeyMetadata.Arn))
+	files := map[string]string{".escfs.yaml": rules}
+	for _, name := range []string{"plain", "age", "kms"} {
+		files[name+".yaml"] = secretsDefinition()
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if sb.tree, err = eval.ScanDir(dir); err != nil {
+		tb.Fatal(err)
+	}
+	loaded, err := secrets.LoadRules(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys := sb.keyring(nil)
+	defer keys.Close()
+	ed := &Editor{Tree: sb.tree, Rules: loaded, Keys: keys, Evaluator: &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys}}
+	for _, name := range []string{"age", "kms"} {
+		c, err := ed.Encrypt(ctx, name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if c.Count != benchSecrets {
+			tb.Fatalf("%s: encrypted %d values, want %d", name, c.Count, benchSecrets)
+		}
+		if err := c.Write(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if sb.tree, err = eval.ScanDir(dir); err != nil {
+		tb.Fatal(err)
+	}
+	return sb
+}
+
+// keyring returns a Keyring with the benchmark's age identity and KMS
+// endpoint, on clock now (nil: time.Now).
+func (sb *secretsBench) keyring(now func() time.Time) *secrets.Keyring {
+	return secrets.NewKeyring(secrets.KeyringOptions{IdentitiesFile: sb.idFile, AWSConfig: sb.awsConfig, Now: now})
+}
+
+// evaluate evaluates the environment name with keys and returns its env
+// file.
+func (sb *secretsBench) evaluate(tb testing.TB, keys *secrets.Keyring, name string) string {
+	e := &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys}
+	snap, err := e.Evaluate(context.Background(), sb.tree, eval.Request{Name: name, FilesDir: "/run/escfs/" + name})
+	if err != nil {
+		tb.Fatalf("evaluate %s: %v", name, err)
+	}
+	if len(snap.Vars) != benchSecrets {
+		tb.Fatalf("evaluate %s: %d variables, want %d", name, len(snap.Vars), benchSecrets)
+	}
+	return string(snap.Env)
+}
+
+// stepClock is a clock that moves on only when told to.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// BenchmarkEvaluateSecrets evaluates an environment of 50 fn::secret values
+// (each exported as a variable, rendered as env, dotenv and values.json) in
+// plaintext, encrypted with age and encrypted with AWS KMS (kumo, over
+// loopback HTTP), and reports each encrypted form's time as a multiple of
+// plaintext's measured in the same run ("x-plain"). "warm" has the file's
+// data key cached, as every evaluation within --key-cache-ttl of the last;
+// "cold" lets the cache expire before each evaluation, so the data key is
+// unwrapped each time: an X25519 unwrap for age, and for KMS one Decrypt
+// over HTTP, counted by a front proxy ("kms-decrypts/op", which must be 1).
+func BenchmarkEvaluateSecrets(b *testing.B) {
+	sb := newSecretsBench(b)
+	nsPerOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
+	var plain float64
+	b.Run("plain", func(b *testing.B) {
+		keys := sb.keyring(nil)
+		defer keys.Close()
+		for b.Loop() {
+			sb.evaluate(b, keys, "plain")
+		}
+		plain = nsPerOp(b)
+	})
+	for _, name := range []string{"age", "kms"} {
+		b.Run(name+"/warm", func(b *testing.B) {
+			keys := sb.keyring(nil)
+			defer keys.Close()
+			sb.evaluate(b, keys, name) // the data key, unwrapped once
+			for b.Loop() {
+				sb.evaluate(b, keys, name)
+			}
+			if plain > 0 {
+				b.ReportMetric(nsPerOp(b)/plain, "x-plain")
+			}
+		})
+		b.Run(name+"/cold", func(b *testing.B) {
+			clock := &stepClock{now: time.Now()}
+			keys := sb.keyring(clock.Now)
+			defer keys.Close()
+			sb.evaluate(b, keys, name) // the KMS client, made once as in a mount
+			before := sb.decrypts.Load()
+			for b.Loop() {
+				clock.Advance(secrets.DefaultCacheTTL + time.Second)
+				sb.evaluate(b, keys, name)
+			}
+			if plain > 0 {
+				b.ReportMetric(nsPerOp(b)/plain, "x-plain")
+			}
+			if name == "kms" {
+				perOp := float64(sb.decrypts.Load()-before) / float64(b.N)
+				if perOp != 1 {
+					b.Errorf("%.2f KMS Decrypt calls per cold evaluation of %d secrets, want 1", perOp, benchSecrets)
+				}
+				b.ReportMetric(perOp, "kms-decrypts/op")
+			}
+		})
+	}
+}
+
+// TestSecretsBenchIsHonest keeps BenchmarkEvaluateSecrets's input honest: the
+// encrypted files hold no plaintext and 50 ciphertexts under one data key,
+// all three environments render the same bytes, and a cold evaluation of
+// the KMS one costs exactly one KMS Decrypt for its 50 secrets (and a warm
+// one none).
+func TestSecretsBenchIsHonest(t *testing.T) {
+	sb := newSecretsBench(t)
+	for _, name := range []string{"age", "kms"} {
+		def, err := sb.tree.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := os.ReadFile(def.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(src), "plaintext-") {
+			t.Errorf("%s holds plaintext:\n%s", def.Path, src)
+		}
+		if n := strings.Count(string(src), "ciphertext:"); n != benchSecrets {
+			t.Errorf("%s: %d ciphertexts, want %d", def.Path, n, benchSecrets)
+		}
+		if n := dataKeys(t, src); n != 1 {
+			t.Errorf("%s: %d data keys, want 1", def.Path, n)
+		}
+	}
+	keys := sb.keyring(nil)
+	defer keys.Close()
+	want := sb.evaluate(t, keys, "plain")
+	if !strings.Contains(want, "export S49='plaintext-49-") {
+		t.Fatalf("plain env lacks S49:\n%s", want)
+	}
+	before := sb.decrypts.Load()
+	for _, name := range []string{"age", "kms", "kms"} {
+		if got := sb.evaluate(t, keys, name); got != want {
+			t.Errorf("%s renders differently from plain:\n%s", name, got)
+		}
+	}
+	if n := sb.decrypts.Load() - before; n != 1 {
+		t.Errorf("two evaluations of 50 KMS secrets made %d KMS Decrypt calls, want 1 (one per data key, then cached)", n)
+	}
+}
+
+// dataKeys returns how many distinct envelope headers (version, recipients,
+// wrapped data key) the ciphertexts of src have, each sealing a 40-byte
+// value.
+func dataKeys(t *testing.T, src []byte) int {
+	t.Helper()
+	ss, err := yamledit.Secrets(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for _, s := range ss {
+		inner, err := innerOf(context.Background(), s.Ciphertext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Before the 24-byte nonce and the sealed 40-byte value and its tag.
+		distinct[string(inner[:len(inner)-24-40-16])] = true
+	}
+	return len(distinct)
+}
