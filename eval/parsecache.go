@@ -20,10 +20,12 @@ import (
 // definition's own text (ciphertexts, never anything decrypted).
 const (
 	// parseCacheMaxFile is the largest definition whose parses are kept.
-	parseCacheMaxFile = 256 << 10
+	parseCacheMaxFile = 64 << 10
 	// parseCacheMaxBytes bounds the definition bytes whose parses are kept
-	// at once (their parsed forms take about 10 to 20 times as much).
-	parseCacheMaxBytes = 4 << 20
+	// at once: 320 KiB of text, whose parses take at most about 32 MiB
+	// (measured for a 200 KiB definition: 14x its size when ciphertexts
+	// make up most of it, 91x for dense flow maps of short values).
+	parseCacheMaxBytes = 320 << 10
 )
 
 // parses is the process's parse cache, shared by every Evaluator: entries
