@@ -4,31 +4,29 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/secrets"
 	"github.com/escfs/escfs/eval/yamledit"
 )
 
 // Session is one escfs edit of a definition: the decrypted view a person
 // edits, and what each of its secrets was in the file.
 type Session struct {
-	editor *Editor
-	def    eval.Definition
-	old    []byte     // the file when the session began
-	view   []byte     // the file with every ciphertext shown as its plaintext
-	shown  []original // the ciphertexts the view shows as plaintext
-}
-
-// original is a ciphertext of the file as the view shows it.
-type original struct {
-	path  string // its property path under values
-	plain string // its plaintext
-	arg   string // the argument's text in the file, restored when unchanged
+	editor  *Editor
+	def     eval.Definition
+	old     []byte            // the file when the session began
+	secrets []yamledit.Secret // the fn::secret calls of old
+	view    *yamledit.View    // old with every ciphertext shown as its plaintext
 }
 
 // Begin reads the definition of name and decrypts its secrets into a view
-// in which every `fn::secret: {ciphertext: ...}` reads `fn::secret:
-// <plaintext>`, on the same lines as in the file. The view holds
+// in which every ciphertext argument of fn::secret, flow
+// (`{ciphertext: ...}`) or block (`ciphertext: ...` on the lines below),
+// reads `fn::secret: <plaintext>` on the fn::secret key's line (a block
+// scalar for a multi-line value; inside a flow collection, a quoted
+// scalar). Comments, order and every other byte stay. The view holds
 // plaintext: keep it in memory or on a memory filesystem.
 func (e *Editor) Begin(ctx context.Context, name string) (*Session, error) {
 	def, src, err := e.read(name)
@@ -39,46 +37,61 @@ func (e *Editor) Begin(ctx context.Context, name string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{editor: e, def: def, old: src}
-	var edits []yamledit.Edit
+	// Decrypt here, where each ciphertext's FILE:LINE:COL is known, and
+	// hand the plaintexts to the view.
+	plain := map[string]string{}
 	for _, sec := range ss {
 		if sec.IsPlaintext {
 			continue
 		}
-		plain, err := e.decrypt(ctx, def.Path, sec)
+		if _, done := plain[sec.Ciphertext]; done {
+			continue
+		}
+		p, err := e.decrypt(ctx, def.Path, sec)
 		if err != nil {
 			return nil, err
 		}
-		s.shown = append(s.shown, original{path: sec.Path, plain: plain, arg: string(src[sec.Start:sec.End])})
-		edits = append(edits, yamledit.Edit{Start: sec.Start, End: sec.End, Text: yamledit.ScalarText(plain, sec.Col)})
+		if !utf8.ValidString(p) {
+			return nil, fmt.Errorf("%s:%d:%d: %s: the plaintext is not UTF-8 text, which an editor cannot show", def.Path, sec.Line, sec.Col, sec.Path)
+		}
+		plain[sec.Ciphertext] = p
 	}
-	view, err := yamledit.Apply(src, edits)
+	view, err := yamledit.NewView(src, func(ciphertext string) (string, error) {
+		p, ok := plain[ciphertext]
+		if !ok { // not a ciphertext Secrets found: cannot happen
+			return "", fmt.Errorf("no plaintext for a ciphertext")
+		}
+		return p, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: showing the secrets: %w", def.Path, err)
 	}
-	s.view = view
-	return s, nil
+	return &Session{editor: e, def: def, old: src, secrets: ss, view: view}, nil
 }
 
 // Definition returns the file the session edits.
 func (s *Session) Definition() eval.Definition { return s.def }
 
 // View returns the decrypted view. It holds plaintext.
-func (s *Session) View() []byte { return s.view }
+func (s *Session) View() []byte { return s.view.Text }
 
 // Finish turns an edited view back into the file: every plaintext
 // fn::secret is encrypted again, except that one whose path and value are
-// what the view showed gets its original ciphertext back, byte for byte.
-// Before that, the edited view is checked as the environment (YAML and
-// evaluation, without opening providers); its problems come back as a
-// *eval.DiagnosticsError whose positions are the view's. Secrets that were
-// plaintext in the file are encrypted too when a rule covers the
-// environment; without a rule they stay plaintext, unless the file held
-// ciphertexts, which then is an error rather than a secret written in
-// the clear.
+// what the view showed gets its original ciphertext back: its argument
+// text byte for byte, flow or block, when it stayed where it was (or the
+// same ciphertext in a fresh {ciphertext: ...} if it moved into or out of a
+// flow collection or to another indentation). Before that, the edited view
+// is checked as the environment (YAML and evaluation, without opening
+// providers); its problems come back as a *eval.DiagnosticsError whose
+// positions are the view's. Secrets that were plaintext in the file are
+// encrypted too when a rule covers the environment; without a rule they
+// stay plaintext, unless the file held ciphertexts, which then is an
+// error rather than a secret written in the clear. New ciphertexts take
+// the data key of the file's ciphertexts when those were encrypted to the
+// rule's recipients, else one new data key.
 func (s *Session) Finish(ctx context.Context, edited []byte) (Change, error) {
 	c := Change{Path: s.def.Path, Old: s.old, New: s.old}
-	if bytes.Equal(edited, s.view) {
+	if bytes.Equal(edited, s.view.Text) {
 		return c, nil
 	}
 	e := s.editor
@@ -86,58 +99,97 @@ func (s *Session) Finish(ctx context.Context, edited []byte) (Change, error) {
 	if err != nil {
 		return Change{}, err
 	}
-	ss, err := secretsOf(s.def.Path, edited)
-	if err != nil {
-		return Change{}, err
+	shown := false
+	for _, sec := range s.secrets {
+		shown = shown || !sec.IsPlaintext
 	}
-	restored := make([]bool, len(s.shown))
-	var edits []yamledit.Edit
-	var fresh []yamledit.Secret
-	for _, sec := range ss {
-		if !sec.IsPlaintext {
-			continue
-		}
-		i := s.match(sec, restored)
-		if i < 0 {
-			fresh = append(fresh, sec)
-			continue
-		}
-		restored[i] = true
-		edits = append(edits, yamledit.Edit{Start: sec.Start, End: sec.End, Text: s.shown[i].arg})
-	}
-	if len(fresh) > 0 {
-		if _, err := e.recipients(s.def); err != nil && len(s.shown) == 0 {
-			fresh = nil // a file of plaintext secrets and no rule: left as the person wrote it
+	if !shown {
+		if _, err := e.recipients(s.def); err != nil {
+			// A file of plaintext secrets and no rule: left as the person
+			// wrote it.
+			c.New = edited
+			return c, nil
 		}
 	}
-	if len(fresh) > 0 {
-		sealer, err := e.sealer(ctx, s.def, ss, true)
-		if err != nil {
-			return Change{}, err
-		}
-		for _, sec := range fresh {
-			b64, err := encrypt(ctx, sealer, sec.Plaintext)
+	var (
+		sealer  *secrets.Sealer
+		failure error               // why sealing stopped, already naming the file
+		fresh   = map[string]bool{} // the ciphertexts encryptOne made
+	)
+	encryptOne := func(plain string) (string, error) {
+		if sealer == nil {
+			sl, err := e.sealer(ctx, s.def, s.secrets, true)
 			if err != nil {
-				return Change{}, fmt.Errorf("%s:%d:%d: encrypting %s: %w", s.def.Path, sec.Line, sec.Col, sec.Path, err)
+				failure = err
+				return "", err
 			}
-			edits = append(edits, yamledit.Edit{Start: sec.Start, End: sec.End, Text: yamledit.CiphertextArg(b64)})
+			sealer = sl
 		}
+		b64, err := encrypt(ctx, sealer, plain)
+		if err != nil {
+			return "", err
+		}
+		fresh[b64] = true
+		return b64, nil
 	}
-	r, err := yamledit.ApplyResult(edited, edits)
-	if err != nil {
+	fail := func(err error) (Change, error) {
+		if failure != nil {
+			return Change{}, failure
+		}
 		return Change{}, fmt.Errorf("%s: %w", s.def.Path, err)
 	}
-	c.New, c.Count, c.Fallback = r.Out, len(fresh), r.Fallback
+	// The shown secrets back to their ciphertexts, changed and new ones
+	// encrypted...
+	r, err := s.view.Seal(edited, encryptOne)
+	if err != nil {
+		return fail(err)
+	}
+	// ...a changed one in the form its ciphertext had (block stays
+	// block)...
+	if !r.Fallback {
+		if kept, err := s.keepForms(r.Out, fresh); err == nil && !kept.Fallback {
+			r.Out = kept.Out
+		}
+	}
+	// ...and those the file had in plaintext, which Seal leaves as they
+	// were.
+	r2, err := yamledit.Encrypt(r.Out, encryptOne)
+	if err != nil {
+		return fail(err)
+	}
+	c.New, c.Count, c.Fallback = r2.Out, len(fresh), s.view.Fallback || r.Fallback || r2.Fallback
 	return c, nil
 }
 
-// match returns the index of the shown ciphertext that sec is, unchanged:
-// the same path and plaintext, not restored already; -1 if none.
-func (s *Session) match(sec yamledit.Secret, restored []bool) int {
-	for i, o := range s.shown {
-		if !restored[i] && o.path == sec.Path && o.plain == sec.Plaintext {
-			return i
+// keepForms gives each new ciphertext of sealed (one of fresh) at the path
+// of a ciphertext of the file, at the same indentation and in or out of a
+// flow collection as it was, the argument text the file had there with
+// only the base64 replaced: a changed block `ciphertext:` stays block,
+// with its quoting, spacing and comment, instead of becoming
+// {ciphertext: ...} (Seal's form for a new value).
+func (s *Session) keepForms(sealed []byte, fresh map[string]bool) (yamledit.Result, error) {
+	was := map[string]yamledit.Secret{}
+	for _, sec := range s.secrets {
+		if !sec.IsPlaintext {
+			was[sec.Path] = sec
 		}
 	}
-	return -1
+	now, err := yamledit.Secrets(sealed)
+	if err != nil {
+		return yamledit.Result{}, err
+	}
+	var edits []yamledit.Edit
+	for _, sec := range now {
+		o, ok := was[sec.Path]
+		if sec.IsPlaintext || !fresh[sec.Ciphertext] || !ok || o.Flow != sec.Flow || (o.Slot < 0) != (sec.Slot < 0) || (!o.Flow && o.KeyCol != sec.KeyCol) {
+			continue
+		}
+		from, to := o.PlaintextEdit(""), sec.PlaintextEdit("") // the spans the view replaced
+		text := string(s.old[from.Start:o.CipherStart]) + yamledit.FlowScalarText(sec.Ciphertext) + string(s.old[o.CipherEnd:from.End])
+		edits = append(edits, yamledit.Edit{Start: to.Start, End: to.End, Text: text})
+	}
+	if len(edits) == 0 {
+		return yamledit.Result{Out: sealed}, nil
+	}
+	return yamledit.ApplyResult(sealed, edits)
 }
