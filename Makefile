@@ -30,9 +30,16 @@ bench: ## benchmarks, each reporting a ratio against a baseline measured in the 
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 4m ./fs
 	ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 4m $$($(GO) list ./... | grep -v '/fs$$')
 
-fuzz: ## longer fuzzing of everything that quotes or parses (FUZZTIME each)
-	$(GO) test -run '^$$' -fuzz '^FuzzShellQuote$$' -fuzztime $(FUZZTIME) ./eval
-	$(GO) test -run '^$$' -fuzz '^FuzzDotenvQuote$$' -fuzztime $(FUZZTIME) ./eval
+# Every Fuzz function of the module, one after the other (go test -fuzz takes one
+# target at a time): the quoting of env and dotenv, the secrets envelope and
+# rule patterns, and yamledit's parsing and byte-preserving edits.
+fuzz: ## longer fuzzing of everything that quotes or parses (FUZZTIME each, every Fuzz target)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -h -o '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
