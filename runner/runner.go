@@ -190,10 +190,30 @@ func evaluate(ctx context.Context, snapshot SnapshotFunc, dir string, signals <-
 // command has exited: no other goroutine can end that thread early and
 // kill the command.
 func startAndWait(cmd *exec.Cmd, signals <-chan os.Signal) (waitErr, startErr error) {
+	done, err := StartDying(cmd, syscall.SIGKILL)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case err := <-done:
+			return err, nil
+		case sig := <-signals:
+			// The process may have exited already; Wait will tell.
+			_ = cmd.Process.Signal(sig)
+		}
+	}
+}
+
+// StartDying starts cmd so that it gets sig when this process dies, even
+// by SIGKILL (PR_SET_PDEATHSIG), and returns a channel that yields
+// cmd.Wait's result. See startAndWait for why the fork happens on a locked
+// thread.
+func StartDying(cmd *exec.Cmd, sig syscall.Signal) (<-chan error, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Pdeathsig = sig
 	started := make(chan error, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -209,15 +229,7 @@ func startAndWait(cmd *exec.Cmd, signals <-chan os.Signal) (waitErr, startErr er
 	if err := <-started; err != nil {
 		return nil, err
 	}
-	for {
-		select {
-		case err := <-done:
-			return err, nil
-		case sig := <-signals:
-			// The process may have exited already; Wait will tell.
-			_ = cmd.Process.Signal(sig)
-		}
-	}
+	return done, nil
 }
 
 // environ returns the command's environment: the base environment with the

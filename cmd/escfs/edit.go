@@ -26,7 +26,7 @@ func newEditCommand(g *globalFlags) *cobra.Command {
 		Use:   "edit ENV",
 		Short: "Edit an environment's definition with its secrets decrypted, then encrypt them again",
 		Long: `Open ENV's definition in $VISUAL, else $EDITOR, else vi, with every encrypted
-fn::secret shown as its plaintext (fn::secret: value), on the same lines as in the file.
+fn::secret shown as its plaintext (fn::secret: value) on its key's line.
 
 On save, the edit is checked (YAML, and evaluation without opening providers). A valid
 edit is written back with every secret encrypted again: a secret whose value did not
@@ -152,11 +152,12 @@ func runEditor(path string, sigs <-chan os.Signal, stderr io.Writer) error {
 		c.Stdin = os.Stdin
 	}
 	c.Stdout, c.Stderr = os.Stdout, stderr
-	if err := c.Start(); err != nil {
+	// SIGKILL if escfs dies, by kill -9 too: an editor left behind would
+	// hold the plaintext buffer open after the next escfs removes it.
+	done, err := runner.StartDying(c, syscall.SIGKILL)
+	if err != nil {
 		return fmt.Errorf("start the editor (%s): %w", editor, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
 	for {
 		select {
 		case err := <-done:

@@ -287,13 +287,10 @@ func TestEditSignals(t *testing.T) {
 }
 
 // TestEditKilled: a kill -9 of escfs edit while the editor runs leaves
-// the plaintext buffer behind (nothing can remove it at that moment), and
-// the next escfs to start, whatever the command, removes the buffer and its
-// run directory; the definition is untouched. escfs edit sets no
-// PDEATHSIG on the editor: it outlives the kill (reparented), and the
-// next escfs removes the buffer under it too, since a run is dead when
-// its escfs is, whoever else uses the directory (what the editor still
-// holds open stays readable through its own descriptors until it exits).
+// the plaintext buffer behind (nothing can remove it at that moment), the
+// editor dies with escfs (PDEATHSIG, so nothing holds the plaintext open),
+// and the next escfs to start, whatever the command, removes the buffer and
+// its run directory; the definition is untouched.
 func TestEditKilled(t *testing.T) {
 	keys := t.TempDir()
 	id := filepath.Join(keys, "id.txt")
@@ -311,110 +308,94 @@ func TestEditKilled(t *testing.T) {
 		t.Fatalf("plaintext in the file:\n%s", before)
 	}
 
-	for _, tc := range []struct {
-		name       string
-		killEditor bool
-	}{
-		{"the editor keeps running", false},
-		{"the editor killed too", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			xdg := memTempDir(t)
-			env := append(env, "XDG_RUNTIME_DIR="+xdg)
-			// The editor says who it is and where its buffer is (written
-			// whole, then renamed), then blocks.
-			ready := filepath.Join(t.TempDir(), "ready")
-			editor := writeScript(t, fmt.Sprintf(`printf '%%s %%s\n' "$$" "$1" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60`, ready))
-			cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
-			cmd.Env = append(append(os.Environ(), env...), "EDITOR="+editor)
-			// stderr to a file, not a pipe: an editor that outlives escfs
-			// holds it open, and Wait would wait for it.
-			stderrFile := filepath.Join(t.TempDir(), "stderr")
-			errFile, err := os.Create(stderrFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer errFile.Close()
-			cmd.Stderr = errFile
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() { cmd.Process.Kill() })
+	xdg := memTempDir(t)
+	env = append(env, "XDG_RUNTIME_DIR="+xdg)
+	// The editor says who it is and where its buffer is (written
+	// whole, then renamed), then blocks.
+	ready := filepath.Join(t.TempDir(), "ready")
+	editor := writeScript(t, fmt.Sprintf(`printf '%%s %%s\n' "$$" "$1" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60`, ready))
+	cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
+	cmd.Env = append(append(os.Environ(), env...), "EDITOR="+editor)
+	// stderr to a file, not a pipe: an editor that outlives escfs
+	// holds it open, and Wait would wait for it.
+	stderrFile := filepath.Join(t.TempDir(), "stderr")
+	errFile, err := os.Create(stderrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	cmd.Stderr = errFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
 
-			var line string
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if b, err := os.ReadFile(ready); err == nil {
-					line = strings.TrimSpace(string(b))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the editor did not start; stderr %s", readFile(t, stderrFile))
-				}
-			}
-			pidText, buf, ok := strings.Cut(line, " ")
-			editorPID, err := strconv.Atoi(pidText)
-			if !ok || err != nil {
-				t.Fatalf("editor's report %q", line)
-			}
-			t.Cleanup(func() { syscall.Kill(editorPID, syscall.SIGKILL) })
-			runDir := filepath.Dir(buf)
+	var line string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(ready); err == nil {
+			line = strings.TrimSpace(string(b))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the editor did not start; stderr %s", readFile(t, stderrFile))
+		}
+	}
+	pidText, buf, ok := strings.Cut(line, " ")
+	editorPID, err := strconv.Atoi(pidText)
+	if !ok || err != nil {
+		t.Fatalf("editor's report %q", line)
+	}
+	t.Cleanup(func() { syscall.Kill(editorPID, syscall.SIGKILL) })
+	runDir := filepath.Dir(buf)
 
-			// The control: the editor is escfs's child, and the plaintext
-			// really is in a 0700 run directory on the tmpfs.
-			if ppid := parentOf(t, editorPID); ppid != cmd.Process.Pid {
-				t.Fatalf("the editor's parent is %d, want escfs edit (%d)", ppid, cmd.Process.Pid)
-			}
-			if filepath.Dir(runDir) != xdg || !strings.HasPrefix(filepath.Base(runDir), "escfs-run-") {
-				t.Fatalf("buffer %s is not in a run directory of $XDG_RUNTIME_DIR %s", buf, xdg)
-			}
-			if fi, err := os.Stat(runDir); err != nil || fi.Mode().Perm() != 0o700 {
-				t.Fatalf("run directory %s: %v, %v; want 0700", runDir, fi, err)
-			}
-			if got := readFile(t, buf); !strings.Contains(got, "fn::secret: "+secret) {
-				t.Fatalf("the buffer does not show the secret (else this test proves nothing):\n%s", got)
-			}
+	// The control: the editor is escfs's child, and the plaintext
+	// really is in a 0700 run directory on the tmpfs.
+	if ppid := parentOf(t, editorPID); ppid != cmd.Process.Pid {
+		t.Fatalf("the editor's parent is %d, want escfs edit (%d)", ppid, cmd.Process.Pid)
+	}
+	if filepath.Dir(runDir) != xdg || !strings.HasPrefix(filepath.Base(runDir), "escfs-run-") {
+		t.Fatalf("buffer %s is not in a run directory of $XDG_RUNTIME_DIR %s", buf, xdg)
+	}
+	if fi, err := os.Stat(runDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("run directory %s: %v, %v; want 0700", runDir, fi, err)
+	}
+	if got := readFile(t, buf); !strings.Contains(got, "fn::secret: "+secret) {
+		t.Fatalf("the buffer does not show the secret (else this test proves nothing):\n%s", got)
+	}
 
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-done: // reaped: no zombie that would still look alive
-			case <-time.After(10 * time.Second):
-				t.Fatal("escfs edit did not end within 10s of SIGKILL")
-			}
-			if tc.killEditor {
-				syscall.Kill(editorPID, syscall.SIGKILL)
-				if !processGone(editorPID) {
-					t.Fatalf("the editor (pid %d) still runs 10s after SIGKILL", editorPID)
-				}
-			} else {
-				time.Sleep(200 * time.Millisecond) // time for a PDEATHSIG, were there one
-				if !running(editorPID) {
-					t.Logf("the editor (pid %d) ended with escfs edit (a PDEATHSIG?): this case is the other one now; update this test's doc", editorPID)
-				}
-			}
-			if got, err := os.ReadFile(buf); err != nil || !strings.Contains(string(got), secret) {
-				t.Fatalf("right after the kill: buffer %v; want the plaintext left behind (else this test proves nothing)", err)
-			}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done: // reaped: no zombie that would still look alive
+	case <-time.After(10 * time.Second):
+		t.Fatal("escfs edit did not end within 10s of SIGKILL")
+	}
+	// The editor dies with escfs (PDEATHSIG): left running, it would
+	// hold the plaintext open after the buffer is removed.
+	if !processGone(editorPID) {
+		t.Fatalf("the editor (pid %d) still runs 10s after escfs edit was SIGKILLed", editorPID)
+	}
+	if got, err := os.ReadFile(buf); err != nil || !strings.Contains(string(got), secret) {
+		t.Fatalf("right after the kill: buffer %v; want the plaintext left behind (else this test proves nothing)", err)
+	}
 
-			if r := escfsExec(t, env, "", "--dir", dir, "ls"); r.code != 0 {
-				t.Fatalf("escfs ls: exit %d: %s", r.code, r.stderr)
-			}
-			if _, err := os.Stat(buf); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the plaintext buffer after the next escfs: %v, want it removed", err)
-			}
-			if _, err := os.Stat(runDir); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the run directory after the next escfs: %v, want it removed", err)
-			}
-			if entries, err := os.ReadDir(xdg); err != nil || len(entries) != 0 {
-				t.Errorf("left in $XDG_RUNTIME_DIR: %v, %v", entries, err)
-			}
-			if got := readFile(t, file); got != before {
-				t.Errorf("a killed edit changed the definition:\n%s\nwas:\n%s", got, before)
-			}
-		})
+	if r := escfsExec(t, env, "", "--dir", dir, "ls"); r.code != 0 {
+		t.Fatalf("escfs ls: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(buf); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the plaintext buffer after the next escfs: %v, want it removed", err)
+	}
+	if _, err := os.Stat(runDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run directory after the next escfs: %v, want it removed", err)
+	}
+	if entries, err := os.ReadDir(xdg); err != nil || len(entries) != 0 {
+		t.Errorf("left in $XDG_RUNTIME_DIR: %v, %v", entries, err)
+	}
+	if got := readFile(t, file); got != before {
+		t.Errorf("a killed edit changed the definition:\n%s\nwas:\n%s", got, before)
 	}
 }
 
