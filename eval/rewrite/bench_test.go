@@ -22,6 +22,7 @@ import (
 	"github.com/escfs/escfs/eval/secrets"
 	"github.com/escfs/escfs/eval/yamledit"
 	"github.com/escfs/escfs/internal/kumotest"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -169,34 +170,27 @@ func (c *stepClock) Advance(d time.Duration) {
 // (each exported as a variable, rendered as env, dotenv and values.json) in
 // plaintext, encrypted with age and encrypted with AWS KMS (kumo, over
 // loopback HTTP), and reports each encrypted form's time as a multiple of
-// plaintext's measured in the same run ("x-plain"). "warm" has the file's
+// plaintext's, measured in the same loop (testutil.Paired: "x-plain"). "warm" has the file's
 // data key cached, as every evaluation within --key-cache-ttl of the last;
 // "cold" lets the cache expire before each evaluation, so the data key is
 // unwrapped each time: an X25519 unwrap for age, and for KMS one Decrypt
 // over HTTP, counted by a front proxy ("kms-decrypts/op", which must be 1).
 func BenchmarkEvaluateSecrets(b *testing.B) {
 	sb := newSecretsBench(b)
-	nsPerOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
-	var plain float64
+	plainKeys := sb.keyring(nil)
+	defer plainKeys.Close()
+	plain := func() { sb.evaluate(b, plainKeys, "plain") }
 	b.Run("plain", func(b *testing.B) {
-		keys := sb.keyring(nil)
-		defer keys.Close()
 		for b.Loop() {
-			sb.evaluate(b, keys, "plain")
+			plain()
 		}
-		plain = nsPerOp(b)
 	})
 	for _, name := range []string{"age", "kms"} {
 		b.Run(name+"/warm", func(b *testing.B) {
 			keys := sb.keyring(nil)
 			defer keys.Close()
 			sb.evaluate(b, keys, name) // the data key, unwrapped once
-			for b.Loop() {
-				sb.evaluate(b, keys, name)
-			}
-			if plain > 0 {
-				b.ReportMetric(nsPerOp(b)/plain, "x-plain")
-			}
+			testutil.Paired(b, "x-plain", plain, func() { sb.evaluate(b, keys, name) })
 		})
 		b.Run(name+"/cold", func(b *testing.B) {
 			clock := &stepClock{now: time.Now()}
@@ -204,13 +198,10 @@ func BenchmarkEvaluateSecrets(b *testing.B) {
 			defer keys.Close()
 			sb.evaluate(b, keys, name) // the KMS client, made once as in a mount
 			before := sb.decrypts.Load()
-			for b.Loop() {
+			testutil.Paired(b, "x-plain", plain, func() {
 				clock.Advance(secrets.DefaultCacheTTL + time.Second)
 				sb.evaluate(b, keys, name)
-			}
-			if plain > 0 {
-				b.ReportMetric(nsPerOp(b)/plain, "x-plain")
-			}
+			})
 			if name == "kms" {
 				perOp := float64(sb.decrypts.Load()-before) / float64(b.N)
 				if perOp != 1 {
