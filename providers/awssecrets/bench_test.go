@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers/awsclient"
 	"github.com/escfs/escfs/providers/builtin"
@@ -65,35 +66,32 @@ func BenchmarkReadSecrets(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	var sdkNsPerOp float64
+	sdk := func() {
+		cfg, err := awsclient.Load(ctx, awsclient.Options{Region: "us-east-1", Login: login})
+		if err != nil {
+			b.Fatal(err)
+		}
+		client := secretsmanager.NewFromConfig(cfg)
+		for i := range benchSecrets {
+			out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(fmt.Sprintf("bench/secret-%d", i))})
+			if err != nil || aws.ToString(out.SecretString) != fmt.Sprintf("value-%d", i) {
+				b.Fatal(err)
+			}
+		}
+	}
 	b.Run("sdk", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			cfg, err := awsclient.Load(ctx, awsclient.Options{Region: "us-east-1", Login: login})
-			if err != nil {
-				b.Fatal(err)
-			}
-			client := secretsmanager.NewFromConfig(cfg)
-			for i := range benchSecrets {
-				out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(fmt.Sprintf("bench/secret-%d", i))})
-				if err != nil || aws.ToString(out.SecretString) != fmt.Sprintf("value-%d", i) {
-					b.Fatal(err)
-				}
-			}
+			sdk()
 		}
-		sdkNsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	})
 	b.Run("escfs", func(b *testing.B) {
 		e := &eval.Evaluator{Providers: builtin.Registry()}
-		b.ReportAllocs()
-		for b.Loop() {
+		testutil.Paired(b, "x-sdk", sdk, func() {
 			snap, err := e.Evaluate(ctx, tree, eval.Request{Name: "app", FilesDir: "/run/escfs/app"})
 			if err != nil || len(snap.Vars) != benchSecrets {
 				b.Fatal(err)
 			}
-		}
-		if sdkNsPerOp > 0 {
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/sdkNsPerOp, "x-sdk")
-		}
+		})
 	})
 }

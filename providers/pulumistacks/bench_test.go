@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/builtin"
 	"github.com/escfs/escfs/providers/pulumistacks/stacktest"
 )
@@ -15,13 +16,16 @@ import (
 // BenchmarkEvaluateStack evaluates the guide's environment over a file://
 // stack whose kubeconfig output is plain, then over the same stack with it
 // passphrase-encrypted (as pulumi-eks leaves it). The secret sub-benchmark
-// reports its time as a multiple of the plain one's as "x-plain": what
+// reports its time as a multiple of the plain one's, timed in the same loop
+// (testutil.Paired), as "x-plain": what
 // decrypting costs an evaluation once the passphrase's key is derived
 // (1,000,000 rounds of PBKDF2, done once per salt and passphrase in a
 // process, not once per evaluation).
 func BenchmarkEvaluateStack(b *testing.B) {
 	ctx := context.Background()
-	run := func(b *testing.B, secret bool) {
+	// setup writes the stack and the definition, evaluates once, and returns
+	// one evaluation.
+	setup := func(b *testing.B, secret bool) func() {
 		backend := b.TempDir()
 		outputs := map[string]any{"clusterName": "demo"}
 		var secrets map[string]any
@@ -49,8 +53,7 @@ func BenchmarkEvaluateStack(b *testing.B) {
 		if _, err := e.Evaluate(ctx, tree, eval.Request{Name: "k8s", FilesDir: "/run/escfs/k8s"}); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		for b.Loop() {
+		return func() {
 			snap, err := e.Evaluate(ctx, tree, eval.Request{Name: "k8s", FilesDir: "/run/escfs/k8s"})
 			if err != nil {
 				b.Fatal(err)
@@ -60,15 +63,15 @@ func BenchmarkEvaluateStack(b *testing.B) {
 			}
 		}
 	}
-	var plainNsPerOp float64
 	b.Run("plain", func(b *testing.B) {
-		run(b, false)
-		plainNsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		plain := setup(b, false)
+		b.ReportAllocs()
+		for b.Loop() {
+			plain()
+		}
 	})
 	b.Run("secret", func(b *testing.B) {
-		run(b, true)
-		if plainNsPerOp > 0 {
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/plainNsPerOp, "x-plain")
-		}
+		plain, secret := setup(b, false), setup(b, true)
+		testutil.Paired(b, "x-plain", plain, secret)
 	})
 }
