@@ -228,7 +228,9 @@ func isNotFound(err error) bool { return errors.Is(err, eval.ErrNotFound) }
 
 // dirHandle is one open directory: its listing, read by the kernel once and
 // then, without allow_other, cached by it (FOPEN_CACHE_DIR) until escfs
-// invalidates it, so ls -R costs no round trip per directory. The listing
+// invalidates it, so ls -R costs no round trip per directory. Without
+// allow_other the kernel opens directories without OPENDIR, and each
+// handle lives for one READDIR (see handlelessDirs). The listing
 // is made at the first READDIR, not at OPENDIR: a listing made before a
 // tree change would be cached after the change's invalidation, and stay.
 type dirHandle struct {

@@ -33,8 +33,11 @@
 // on tmpfs, and 251 µs with the direct I/O this package used before. Nothing
 // is lost by not asking: without allow_other the kernel lets only the
 // mounting user in, for cached requests too, and no cached entry outlives
-// what it names. An environment with errors has no versions: its lookups
-// fail with EIO.
+// what it names. Directory opens are zero-message too (handlelessDirs): a
+// listing the kernel holds costs nothing, and ls -R of 1,000 environments
+// went from 8.7x tmpfs (an OPENDIR and a RELEASEDIR per directory) to about
+// 1x. An environment with errors has no versions: its lookups fail with
+// EIO.
 //
 // With allow_other, the kernel lets every user's request through and
 // default_permissions is no wall against a caller holding CAP_DAC_OVERRIDE.

@@ -52,6 +52,7 @@ type Mount struct {
 	mountpoint  string
 	unsubscribe func()
 	log         *slog.Logger
+	dirs        *handlelessDirs // nil with allow_other
 }
 
 // New mounts the store's environments at cfg.Mountpoint and starts serving.
@@ -96,11 +97,21 @@ func New(cfg Config) (*Mount, error) {
 			Logger: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
 		},
 	}
-	server, err := fusefs.Mount(mnt, root, opts)
+	var raw fuse.RawFileSystem = fusefs.NewNodeFS(root, opts)
+	var dirs *handlelessDirs
+	if !cfg.AllowOther {
+		dirs = &handlelessDirs{RawFileSystem: raw}
+		raw = dirs
+	}
+	server, err := fuse.NewServer(raw, mnt, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
-	m := &Mount{server: server, mountpoint: mnt, log: log}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	m := &Mount{server: server, mountpoint: mnt, log: log, dirs: dirs}
 	m.unsubscribe = cfg.Store.Subscribe(func(c eval.Change) { invalidate(&root.Inode, fsys, c) })
 	return m, nil
 }
