@@ -1,11 +1,13 @@
 package eval
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -270,10 +272,35 @@ func (l *treeLoader) LoadEnvironment(ctx context.Context, name string) ([]byte, 
 	if blankYAML(src) {
 		src = nil
 	}
+	src = canonicalCurrentEnvironment(src, name, def.Name.String())
 	l.mu.Lock()
 	l.paths[name] = def.Path
 	l.mu.Unlock()
 	return src, l.decrypter, nil
+}
+
+// currentEnvironmentRef matches ${context.currentEnvironment.name} and the
+// dollars before it ($${...} is an escaped, literal ${...}).
+var currentEnvironmentRef = regexp.MustCompile(`(\$*)\$\{\s*context\.currentEnvironment\.name\s*\}`)
+
+// canonicalCurrentEnvironment makes ${context.currentEnvironment.name} in an
+// imported definition its canonical name ("project/env"), as it is for the
+// environment evaluated: the evaluator names an import after the import
+// string as written ("base"), which is also the key of ${imports.base}, so
+// the import string cannot be rewritten instead. The reference is replaced
+// by the name itself (names hold no YAML or interpolation syntax); columns
+// after it on its line shift in diagnostics.
+func canonicalCurrentEnvironment(src []byte, name, canonical string) []byte {
+	if name == canonical || !bytes.Contains(src, []byte("currentEnvironment")) {
+		return src
+	}
+	return currentEnvironmentRef.ReplaceAllFunc(src, func(m []byte) []byte {
+		dollars := len(m) - len(bytes.TrimLeft(m, "$")) - 1 // before the reference's own $
+		if dollars%2 == 1 {
+			return m // escaped: a literal ${...}
+		}
+		return append(bytes.Repeat([]byte("$"), dollars), canonical...)
+	})
 }
 
 // unsettledErr returns the error of an import that was being written when
