@@ -217,36 +217,33 @@ func secretsOf(path string, src []byte) ([]yamledit.Secret, error) {
 // Encrypt encrypts every plaintext fn::secret of the environment name to
 // the recipients of its rule, with one data key for the file (the data key
 // of its existing ciphertexts when they were encrypted to the same
-// recipients).
+// recipients), made only if there is something to encrypt.
 func (e *Editor) Encrypt(ctx context.Context, name string) (Change, error) {
 	def, src, err := e.read(name)
 	if err != nil {
 		return Change{}, err
 	}
-	ss, err := secretsOf(def.Path, src)
-	if err != nil {
-		return Change{}, err
-	}
-	c := Change{Path: def.Path, Old: src, New: src}
-	if !slices.ContainsFunc(ss, func(s yamledit.Secret) bool { return s.IsPlaintext }) {
-		return c, nil
-	}
-	sealer, err := e.sealer(ctx, def, ss, true)
-	if err != nil {
-		return Change{}, err
-	}
-	var edits []yamledit.Edit
-	for _, s := range ss {
-		if !s.IsPlaintext {
-			continue
+	var sealer *secrets.Sealer
+	var sealErr error // the file's, not one secret's
+	n := 0
+	r, err := yamledit.Encrypt(src, func(plain string) (string, error) {
+		if sealer == nil {
+			existing, err := yamledit.Secrets(src) // whose data key to reuse
+			if err == nil {
+				sealer, err = e.sealer(ctx, def, existing, true)
+			}
+			if err != nil {
+				sealErr = err
+				return "", err
+			}
 		}
-		b64, err := encrypt(ctx, sealer, s.Plaintext)
-		if err != nil {
-			return Change{}, fmt.Errorf("%s:%d:%d: encrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
-		}
-		edits = append(edits, yamledit.Edit{Start: s.Start, End: s.End, Text: yamledit.CiphertextArg(b64)})
+		n++
+		return encrypt(ctx, sealer, plain)
+	})
+	if sealErr != nil {
+		return Change{}, sealErr
 	}
-	return e.apply(c, edits)
+	return change(def.Path, src, r, n, err)
 }
 
 // Rotate re-encrypts every ciphertext of the environment name with a new
@@ -258,42 +255,39 @@ func (e *Editor) Rotate(ctx context.Context, name string) (Change, error) {
 	if err != nil {
 		return Change{}, err
 	}
-	ss, err := secretsOf(def.Path, src)
-	if err != nil {
-		return Change{}, err
-	}
-	c := Change{Path: def.Path, Old: src, New: src}
-	if !slices.ContainsFunc(ss, func(s yamledit.Secret) bool { return !s.IsPlaintext }) {
-		return c, nil
-	}
-	sealer, err := e.sealer(ctx, def, ss, false)
-	if err != nil {
-		return Change{}, err
-	}
-	var edits []yamledit.Edit
-	for _, s := range ss {
-		if s.IsPlaintext {
-			continue
+	var sealer *secrets.Sealer
+	var sealErr error // the file's, not one secret's
+	n := 0
+	r, err := yamledit.Rotate(src, func(b64 string) (string, error) {
+		if sealer == nil {
+			if sealer, sealErr = e.sealer(ctx, def, nil, false); sealErr != nil {
+				return "", sealErr
+			}
 		}
-		plain, err := e.decrypt(ctx, def.Path, s)
+		plain, err := esceval.DecryptSecret(ctx, e.Keys, b64)
 		if err != nil {
-			return Change{}, err
+			return "", fmt.Errorf("decrypt: %w", err)
 		}
-		b64, err := encrypt(ctx, sealer, plain)
-		if err != nil {
-			return Change{}, fmt.Errorf("%s:%d:%d: encrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
-		}
-		edits = append(edits, yamledit.Edit{Start: s.CipherStart, End: s.CipherEnd, Text: b64})
+		n++
+		return encrypt(ctx, sealer, string(plain))
+	})
+	if sealErr != nil {
+		return Change{}, sealErr
 	}
-	return e.apply(c, edits)
+	return change(def.Path, src, r, n, err)
 }
 
-// apply applies edits to c.Old.
-func (e *Editor) apply(c Change, edits []yamledit.Edit) (Change, error) {
-	r, err := yamledit.ApplyResult(c.Old, edits)
+// change is the Change of the file at path from src to what r holds, n
+// values touched; err, if any, is given the file's name (before the line
+// and column of a located error).
+func change(path string, src []byte, r yamledit.Result, n int, err error) (Change, error) {
 	if err != nil {
-		return Change{}, fmt.Errorf("%s: %w", c.Path, err)
+		var secretErr *yamledit.SecretError
+		var syntaxErr *yamledit.SyntaxError
+		if errors.As(err, &secretErr) || errors.As(err, &syntaxErr) {
+			return Change{}, fmt.Errorf("%s:%w", path, err)
+		}
+		return Change{}, fmt.Errorf("%s: %w", path, err)
 	}
-	c.New, c.Count, c.Fallback = r.Out, len(edits), r.Fallback
-	return c, nil
+	return Change{Path: path, Old: src, New: r.Out, Count: n, Fallback: r.Fallback}, nil
 }

@@ -122,6 +122,17 @@ func headers(t *testing.T, src string) []string {
 	return out
 }
 
+// TestRewriteErrorsAreLocated: a secret that cannot be rotated fails at
+// its FILE:LINE:COL, naming the secret and what failed.
+func TestRewriteErrorsAreLocated(t *testing.T) {
+	f := newFixture(t, map[string]string{"app.yaml": "values:\n  ok: 1\n  pw:\n    fn::secret: {ciphertext: ZXNjeAAAAAEBAgM=}\n"})
+	_, err := f.ed.Rotate(context.Background(), "app")
+	want := filepath.Join(f.dir, "app.yaml") + ":4:17: rotating pw: decrypt: "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("rotate: %v, want %s...", err, want)
+	}
+}
+
 func TestEncryptOneDataKeyAndReuse(t *testing.T) {
 	f := newFixture(t, map[string]string{
 		"app.yaml": "# top\nvalues:\n  a:\n    fn::secret: aaaaaaaa # keep me\n\n  b: {fn::secret: bbbbbbbb}\n  plain: x\n",
@@ -156,6 +167,16 @@ func TestEncryptOneDataKeyAndReuse(t *testing.T) {
 	}
 	if got := f.values(t, "app"); !strings.Contains(got, `"c":"cccccccc"`) {
 		t.Errorf("values after rotate: %s", got)
+	}
+	// Encrypt of a plaintext added later reuses the file's data key too.
+	rotated := headers(t, out)[0]
+	if err := os.WriteFile(filepath.Join(f.dir, "app.yaml"), []byte(out+"  d: {fn::secret: dddddddd}\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f.rescan(t)
+	out = f.write(t)(f.ed.Encrypt(context.Background(), "app"))
+	if h4 := headers(t, out); len(h4) != 4 || h4[3] != rotated {
+		t.Errorf("encrypt of a new plaintext took a new data key")
 	}
 }
 

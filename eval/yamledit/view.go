@@ -8,8 +8,35 @@ import (
 
 // Encrypt replaces the argument of every plaintext secret of src with
 // {ciphertext: encrypt(plaintext)} (`escfs secrets encrypt`). Nothing else
-// changes; a definition without plaintext secrets comes back as it is.
+// changes; a definition without plaintext secrets comes back as it is. An
+// error of encrypt comes back as a *SecretError at its secret.
 func Encrypt(src []byte, encrypt func(plaintext string) (string, error)) (Result, error) {
+	return rewriteSecrets(src, true, func(s Secret) (Edit, error) {
+		b64, err := encrypt(s.Plaintext)
+		if err != nil {
+			return Edit{}, &SecretError{Secret: s, Op: "encrypting", Err: err}
+		}
+		return s.CiphertextEdit(b64), nil
+	})
+}
+
+// Rotate replaces the base64 of every ciphertext secret of src with
+// rotate(base64) (`escfs secrets rotate`), leaving the rest of each
+// argument, and of the definition, as it is. An error of rotate comes back
+// as a *SecretError at its secret.
+func Rotate(src []byte, rotate func(ciphertext string) (string, error)) (Result, error) {
+	return rewriteSecrets(src, false, func(s Secret) (Edit, error) {
+		b64, err := rotate(s.Ciphertext)
+		if err != nil {
+			return Edit{}, &SecretError{Secret: s, Op: "rotating", Err: err}
+		}
+		return s.RotateEdit(b64), nil
+	})
+}
+
+// rewriteSecrets applies edit to every secret of src that is (plaintext
+// true) or is not (false) a plaintext secret, and the edits to src.
+func rewriteSecrets(src []byte, plaintext bool, edit func(Secret) (Edit, error)) (Result, error) {
 	x, err := parse(src)
 	if err != nil {
 		return Result{}, err
@@ -20,14 +47,14 @@ func Encrypt(src []byte, encrypt func(plaintext string) (string, error)) (Result
 	}
 	var edits []Edit
 	for _, s := range secrets {
-		if !s.IsPlaintext {
+		if s.IsPlaintext != plaintext {
 			continue
 		}
-		b64, err := encrypt(s.Plaintext)
+		e, err := edit(s)
 		if err != nil {
-			return Result{}, fmt.Errorf("encrypt %s: %w", s.Path, err)
+			return Result{}, err
 		}
-		edits = append(edits, s.CiphertextEdit(b64))
+		edits = append(edits, e)
 	}
 	if len(edits) == 0 {
 		return Result{Out: src}, nil
@@ -35,34 +62,19 @@ func Encrypt(src []byte, encrypt func(plaintext string) (string, error)) (Result
 	return x.apply(edits)
 }
 
-// Rotate replaces the base64 of every ciphertext secret of src with
-// rotate(base64) (`escfs secrets rotate`), leaving the rest of each
-// argument, and of the definition, as it is.
-func Rotate(src []byte, rotate func(ciphertext string) (string, error)) (Result, error) {
-	x, err := parse(src)
-	if err != nil {
-		return Result{}, err
-	}
-	secrets, err := x.secrets()
-	if err != nil {
-		return Result{}, err
-	}
-	var edits []Edit
-	for _, s := range secrets {
-		if s.IsPlaintext {
-			continue
-		}
-		b64, err := rotate(s.Ciphertext)
-		if err != nil {
-			return Result{}, fmt.Errorf("rotate %s: %w", s.Path, err)
-		}
-		edits = append(edits, s.RotateEdit(b64))
-	}
-	if len(edits) == 0 {
-		return Result{Out: src}, nil
-	}
-	return x.apply(edits)
+// SecretError is a failure of the function that encrypts or rotates one
+// secret, at that secret: "LINE:COL: encrypting PATH: ERR".
+type SecretError struct {
+	Secret Secret
+	Op     string // "encrypting" or "rotating"
+	Err    error
 }
+
+func (e *SecretError) Error() string {
+	return fmt.Sprintf("%d:%d: %s %s: %v", e.Secret.Line, e.Secret.Col, e.Op, e.Secret.Path, e.Err)
+}
+
+func (e *SecretError) Unwrap() error { return e.Err }
 
 // View is a definition with every ciphertext secret shown as its
 // plaintext, for a person to edit (`escfs edit`); Seal turns the edited
@@ -170,7 +182,7 @@ func (v *View) Seal(edited []byte, encrypt func(plaintext string) (string, error
 		default:
 			b64, err := encrypt(s.Plaintext)
 			if err != nil {
-				return Result{}, fmt.Errorf("encrypt %s: %w", s.Path, err)
+				return Result{}, &SecretError{Secret: s, Op: "encrypting", Err: err}
 			}
 			edits = append(edits, s.CiphertextEdit(b64))
 		}
