@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,24 +147,6 @@ func (sb *secretsBench) evaluate(tb testing.TB, keys *secrets.Keyring, name stri
 	return string(snap.Env)
 }
 
-// stepClock is a clock that moves on only when told to.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // BenchmarkEvaluateSecrets evaluates an environment of 50 fn::secret values
 // (each exported as a variable, rendered as env, dotenv and values.json) in
 // plaintext, encrypted with age and encrypted with AWS KMS (kumo, over
@@ -193,7 +174,7 @@ func BenchmarkEvaluateSecrets(b *testing.B) {
 			testutil.Paired(b, "x-plain", plain, func() { sb.evaluate(b, keys, name) })
 		})
 		b.Run(name+"/cold", func(b *testing.B) {
-			clock := &stepClock{now: time.Now()}
+			clock := testutil.NewClock(time.Now())
 			keys := sb.keyring(clock.Now)
 			defer keys.Close()
 			sb.evaluate(b, keys, name) // the KMS client, made once as in a mount

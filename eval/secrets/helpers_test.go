@@ -5,13 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // newIdentity makes an identities file with one new identity (by Keygen)
@@ -95,24 +96,9 @@ func (f *failingIdentity) Unwrap([]*age.Stanza) ([]byte, error) {
 
 var errFailingIdentity = &os.PathError{Op: "unwrap", Path: "plugin", Err: os.ErrDeadlineExceeded}
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock returns a clock that moves only when told, at a fixed date.
+func newFakeClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // noAWS is an AWSConfig for tests that must not reach AWS: every KMS call
