@@ -232,31 +232,8 @@ func TestEditSignals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(ready)
-			cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
-			cmd.Env = append(append(os.Environ(), env...), "EDITOR="+writeScript(t, tc.editor))
-			stdin, err := cmd.StdinPipe() // open: the prompt waits
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stdin.Close()
-			stderr := &testutil.Buffer{} // read while the process writes
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() { cmd.Process.Kill() })
-			var buf string
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-					buf = strings.TrimSpace(string(b))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the editor did not start; stderr %s", stderr.String())
-				}
-			}
+			e := startEdit(t, dir, env, writeScript(t, tc.editor), ready)
+			cmd, done, stderr, buf := e.cmd, e.done, e.stderr, e.report
 			if !strings.HasPrefix(buf, xdg) {
 				t.Fatalf("buffer %s is not in XDG_RUNTIME_DIR %s", buf, xdg)
 			}
@@ -314,34 +291,8 @@ func TestEditKilled(t *testing.T) {
 	// whole, then renamed), then blocks.
 	ready := filepath.Join(t.TempDir(), "ready")
 	editor := writeScript(t, fmt.Sprintf(`printf '%%s %%s\n' "$$" "$1" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60`, ready))
-	cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
-	cmd.Env = append(append(os.Environ(), env...), "EDITOR="+editor)
-	// stderr to a file, not a pipe: an editor that outlives escfs
-	// holds it open, and Wait would wait for it.
-	stderrFile := filepath.Join(t.TempDir(), "stderr")
-	errFile, err := os.Create(stderrFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errFile.Close()
-	cmd.Stderr = errFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	var line string
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(ready); err == nil {
-			line = strings.TrimSpace(string(b))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the editor did not start; stderr %s", readFile(t, stderrFile))
-		}
-	}
+	e := startEdit(t, dir, env, editor, ready)
+	cmd, done, line := e.cmd, e.done, e.report
 	pidText, buf, ok := strings.Cut(line, " ")
 	editorPID, err := strconv.Atoi(pidText)
 	if !ok || err != nil {
@@ -396,6 +347,47 @@ func TestEditKilled(t *testing.T) {
 	}
 	if got := readFile(t, file); got != before {
 		t.Errorf("a killed edit changed the definition:\n%s\nwas:\n%s", got, before)
+	}
+}
+
+// editRun is an escfs edit started by startEdit.
+type editRun struct {
+	cmd    *exec.Cmd
+	done   <-chan error     // cmd.Wait's result
+	stderr *testutil.Buffer // read while the process writes
+	report string           // what the editor wrote to its ready file
+}
+
+// startEdit starts escfs --dir dir edit app with env and $EDITOR editor,
+// its stdin an open pipe (a prompt waits), and waits up to 15 seconds for
+// the editor to write a line to ready (its buffer's path, say). The process
+// is killed when the test ends.
+func startEdit(t *testing.T, dir string, env []string, editor, ready string) editRun {
+	t.Helper()
+	os.Remove(ready)
+	cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
+	cmd.Env = append(append(os.Environ(), env...), "EDITOR="+editor)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close() })
+	stderr := &testutil.Buffer{}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 2 * time.Second // an editor outliving escfs would hold stderr open
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
+			return editRun{cmd: cmd, done: done, stderr: stderr, report: strings.TrimSpace(string(b))}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the editor did not start; stderr %s", stderr.String())
+		}
 	}
 }
 
