@@ -181,14 +181,6 @@ func evaluate(ctx context.Context, snapshot SnapshotFunc, dir string, signals <-
 // does not live on with the environment's secrets if escfs is SIGKILLed:
 // SIGKILL, not SIGTERM, because a command that ignores SIGTERM would live
 // on. Only the command itself gets it; processes it starts do not.
-//
-// The kernel sends that signal when the *thread* that forked the command
-// exits, not the process. The Go runtime ends a thread when a goroutine that
-// locked it exits without unlocking, and any goroutine may run on the
-// thread that called Start once Start returns. So the fork happens in a
-// goroutine that keeps its thread locked, and so to itself, until the
-// command has exited: no other goroutine can end that thread early and
-// kill the command.
 func startAndWait(cmd *exec.Cmd, signals <-chan os.Signal) (waitErr, startErr error) {
 	done, err := StartDying(cmd, syscall.SIGKILL)
 	if err != nil {
@@ -207,8 +199,15 @@ func startAndWait(cmd *exec.Cmd, signals <-chan os.Signal) (waitErr, startErr er
 
 // StartDying starts cmd so that it gets sig when this process dies, even
 // by SIGKILL (PR_SET_PDEATHSIG), and returns a channel that yields
-// cmd.Wait's result. See startAndWait for why the fork happens on a locked
-// thread.
+// cmd.Wait's result.
+//
+// The kernel sends that signal when the *thread* that forked the command
+// exits, not the process. The Go runtime ends a thread when a goroutine that
+// locked it exits without unlocking, and any goroutine may run on the
+// thread that called Start once Start returns. So the fork happens in a
+// goroutine that keeps its thread locked, and so to itself, until the
+// command has exited: no other goroutine can end that thread early and
+// kill the command.
 func StartDying(cmd *exec.Cmd, sig syscall.Signal) (<-chan error, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
