@@ -17,6 +17,7 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 
 	"github.com/escfs/escfs/eval/secrets"
+	"github.com/escfs/escfs/eval/yamlpos"
 	"github.com/escfs/escfs/providers"
 )
 
@@ -368,7 +369,7 @@ func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 		}
 		if ds[i].Line == 0 {
 			if src, err := os.ReadFile(ds[i].File); err == nil {
-				ds[i].Line, ds[i].Column, ds[i].Message = locateSyntaxError(src, message)
+				ds[i].Line, ds[i].Column, ds[i].Message = yamlpos.Locate(src, message)
 			}
 		}
 	}

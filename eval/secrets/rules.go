@@ -6,13 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/eval/yamlpos"
 )
 
 // RulesFile is the name of the rules file in a definitions directory.
@@ -72,8 +71,11 @@ func LoadRules(dir string) (*Rules, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		line, msg := yamlErrorLine(err)
-		return nil, fmt.Errorf("%s:%d:%d: %s", path, line, firstNonBlank(src, line), msg)
+		line, col, msg := yamlpos.Locate(src, err.Error())
+		if line == 0 {
+			line, col = 1, 1
+		}
+		return nil, fmt.Errorf("%s:%d:%d: %s", path, line, col, msg)
 	}
 	at := func(n *yaml.Node, format string, args ...any) error {
 		return fmt.Errorf("%s:%d:%d: %s", path, n.Line, n.Column, fmt.Sprintf(format, args...))
@@ -175,33 +177,6 @@ func stringList(n *yaml.Node, name string, at func(*yaml.Node, string, ...any) e
 		out = append(out, item.Value)
 	}
 	return out, nil
-}
-
-// yamlLine matches the line yaml.v3 gives in a syntax error.
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// yamlErrorLine returns the line of a yaml.v3 error (1 if it names none)
-// and its message without it.
-func yamlErrorLine(err error) (int, string) {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return line, "yaml: " + msg[len(m[0]):]
-	}
-	return 1, msg
-}
-
-// firstNonBlank returns the 1-based column of the first non-blank byte of
-// the 1-based line of src, or 1.
-func firstNonBlank(src []byte, line int) int {
-	lines := strings.Split(string(src), "\n")
-	if line < 1 || line > len(lines) {
-		return 1
-	}
-	if i := strings.IndexFunc(lines[line-1], func(r rune) bool { return r != ' ' && r != '\t' }); i >= 0 {
-		return i + 1
-	}
-	return 1
 }
 
 // For returns the first rule whose pattern matches the environment: its

@@ -78,7 +78,7 @@ func TestLoadRulesErrors(t *testing.T) {
 		want      string
 	}{
 		{"bad YAML", "secrets:\n  - environments: [\n", "2:3", "yaml:"},
-		{"a tab", "secrets:\n\t- environments: x\n", "2:2", "yaml:"},
+		{"a tab", "secrets:\n\t- environments: x\n", "2:1", "yaml:"}, // the tab is the character that cannot start a token
 		{"not a mapping", "- a\n", "1:1", "expected a mapping"},
 		{"unknown top-level key", "secret:\n  - environments: x\n", "1:1", `unknown key "secret"`},
 		{"secrets not a list", "secrets: x\n", "1:10", "expected a list of rules"},

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/eval/yamlpos"
 )
 
 // SyntaxError is a definition yaml.v3 cannot parse.
@@ -21,92 +20,18 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
 
-// yamlLine finds the line in a yaml.v3 error ("yaml: line 3: ...").
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// syntaxError turns a yaml.v3 parse error into a *SyntaxError. The column
-// is that of a bad byte when yaml.v3 complains about one, else the first
-// non-blank of the line yaml.v3 names.
+// syntaxError turns a yaml.v3 parse error into a *SyntaxError, at line 1
+// when yamlpos cannot tell where it is.
 func syntaxError(src []byte, err error) error {
-	msg := err.Error()
-	s := newSource(src)
-	if off := badByte(src, msg); off >= 0 {
-		line, col := s.position(off)
-		return &SyntaxError{Line: line, Col: col, Msg: msg}
+	line, col, msg := yamlpos.Locate(src, err.Error())
+	if line == 0 {
+		line, col = 1, 1
 	}
-	line, clean := 1, msg
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		clean = "yaml: " + msg[len(m[0]):]
-	}
-	if l := faultLine(src, line, clean); l > 0 {
-		line = l
-	}
-	col := 1
-	if off, ok := s.offset(line, 1); ok {
-		for s.isBlank(off) {
-			off++
-			col++
-		}
-	}
-	return &SyntaxError{Line: line, Col: col, Msg: clean}
-}
-
-// maxLocateBytes bounds the bytes faultLine parses in all.
-const maxLocateBytes = 4 << 20
-
-// faultLine returns the first line k at or after from such that the first
-// k lines of src alone fail with the same problem as the whole: yaml.v3
-// often names the line before the fault, or none. 0 if none does.
-func faultLine(src []byte, from int, problem string) int {
-	lines := bytes.SplitAfter(src, []byte("\n"))
-	parsed := 0
-	for k := max(from, 1); k <= len(lines); k++ {
-		prefix := bytes.Join(lines[:k], nil)
-		if parsed += len(prefix); parsed > maxLocateBytes {
-			return 0
-		}
-		_, err := decodeAll(prefix)
-		if err == nil {
-			continue
-		}
-		msg := err.Error()
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			msg = "yaml: " + msg[len(m[0]):]
-		}
-		if msg == problem {
-			return k
-		}
-	}
-	return 0
-}
-
-// badByte returns the offset of the first invalid UTF-8 sequence or
-// control character when msg is about one, or -1.
-func badByte(src []byte, msg string) int {
-	utf := strings.Contains(msg, "UTF-8") || strings.Contains(msg, "invalid Unicode")
-	ctl := strings.Contains(msg, "control characters are not allowed")
-	if !utf && !ctl {
-		return -1
-	}
-	for i := 0; i < len(src); {
-		r, n := utf8.DecodeRune(src[i:])
-		if utf && r == utf8.RuneError && n <= 1 {
-			return i
-		}
-		if ctl && !allowedInYAML(r) {
-			return i
-		}
-		i += n
-	}
-	return -1
+	return &SyntaxError{Line: line, Col: col, Msg: msg}
 }
 
 // allowedInYAML reports a character yaml.v3's reader accepts anywhere.
-func allowedInYAML(r rune) bool {
-	return r == 0x09 || r == 0x0A || r == 0x0D || r >= 0x20 && r <= 0x7E || r == 0x85 ||
-		r >= 0xA0 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
-}
+func allowedInYAML(r rune) bool { return yamlpos.Allowed(r) }
 
 // decodeAll parses every document of src.
 func decodeAll(src []byte) ([]*yaml.Node, error) {
