@@ -111,7 +111,7 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		snap.Diagnostics = Diagnostics{*tooBig}
 		return snap, snap.Diagnostics.Err()
 	}
-	diags, reached, literals, unsettled := checkLimits(limits, reader, tree, def, src)
+	diags, reached, literals, files, unsettled := checkLimits(limits, reader, tree, def, src)
 	if unsettled != nil {
 		return nil, unsettled
 	}
@@ -120,14 +120,25 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		return snap, diags.Err()
 	}
 	inflightFrom(ctx).read(def.Path)
-	plaintext := plaintextWarnings(tree.Root, def, literals[def.Path])
+	rules, rulesErr := secrets.LoadRules(tree.Root)
+	// Every ciphertext where it belongs, before anything is decrypted.
+	places := newPlaceCheck()
+	var placed Diagnostics
+	for _, f := range files {
+		placed = append(placed, places.check(f, f.path == def.Path, rules)...)
+	}
+	if placed.HasErrors() {
+		snap.Diagnostics, snap.Deps = placed, reached
+		return snap, placed.Err()
+	}
+	plaintext := append(placed, plaintextWarnings(rules, rulesErr, def, literals[def.Path])...)
 	secrets := newSecretSet()
 	for _, lits := range literals { // the definitions checkLimits parsed, this one included
 		for _, lit := range lits {
 			secrets.add(lit.value)
 		}
 	}
-	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{e.decrypter(), secrets}, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
+	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{placedDecrypter{e.decrypter(), places}, secrets}, places: places, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
 
 	if blankYAML(src) {
 		src = nil // whitespace and comments only: an empty environment, like an empty file
@@ -226,6 +237,7 @@ type treeLoader struct {
 	reader    Reader
 	loads     atomic.Int64               // environments loaded, against MaxImports
 	secrets   *secretSet                 // learns the fn::secret literals of every import
+	places    *placeCheck                // where each ciphertext belongs, checked
 	parsed    map[string][]secretLiteral // the definitions whose literals checkLimits collected
 
 	mu        sync.Mutex
@@ -266,8 +278,16 @@ func (l *treeLoader) LoadEnvironment(ctx context.Context, name string) ([]byte, 
 	if tooBig != nil {
 		return nil, nil, fmt.Errorf("%s: %s", def.Path, tooBig.Message)
 	}
-	if _, done := l.parsed[def.Path]; !done && l.secrets != nil {
-		l.secrets.addLiterals(src) // an import checkLimits could not see (${environments...})
+	if _, done := l.parsed[def.Path]; !done {
+		// An import checkLimits could not see (${environments...}).
+		if l.secrets != nil {
+			l.secrets.addLiterals(src)
+		}
+		if l.places != nil {
+			if err := l.places.checkSource(def.Name, def.Path, src); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	inflightFrom(ctx).read(def.Path)
 	if blankYAML(src) {
@@ -381,11 +401,10 @@ func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 // was committed in the clear by mistake, or is waiting for escfs secrets
 // encrypt. A rules file that cannot be read is a warning too; it never
 // breaks an evaluation.
-func plaintextWarnings(root string, def Definition, lits []secretLiteral) Diagnostics {
+func plaintextWarnings(rules *secrets.Rules, err error, def Definition, lits []secretLiteral) Diagnostics {
 	if len(lits) == 0 {
 		return nil
 	}
-	rules, err := secrets.LoadRules(root)
 	if err != nil {
 		return Diagnostics{{File: def.Path, Line: lits[0].line, Column: lits[0].col, Severity: SeverityWarning,
 			Message: fmt.Sprintf("plaintext fn::secret, and the secrets rules cannot be read: %v", err)}}

@@ -174,6 +174,7 @@ type limitCheck struct {
 	reader Reader
 	tree   *Tree
 	parsed map[string]*parsedDef // by path
+	names  map[string]Name       // the environment of each path parsed
 	paths  map[Name]int          // expanded imports below a name, memoised
 	depth  map[Name]int          // longest import chain below a name, memoised
 	stack  map[Name]bool         // names on the current walk, for cycles
@@ -189,6 +190,9 @@ type parsedDef struct {
 	path    string
 	imports []importRef
 	secrets []secretLiteral // fn::secret literals, for scrubbing: parsed once here
+	// ciphertexts are the fn::secret ciphertexts, for the check that each
+	// is where it belongs: parsed once here too.
+	ciphertexts []ciphertextAt
 }
 
 // importRef is one entry of a definition's imports list.
@@ -201,26 +205,32 @@ type importRef struct {
 // against the limits, and returns a diagnostic for each limit exceeded and
 // the names of the environments it reached (a change to any of them may
 // change the verdict).
-func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, map[string][]secretLiteral, error) {
+//
+// It also returns what the walk parsed: the fn::secret literals of each
+// file, and each file's ciphertexts with its environment's name.
+func checkLimits(limits Limits, reader Reader, tree *Tree, def Definition, src []byte) (Diagnostics, []Name, map[string][]secretLiteral, []boundFile, error) {
 	c := newLimitCheck(limits, tree)
 	c.reader = reader
 	c.check(def, src)
 	literals := map[string][]secretLiteral{}
+	var files []boundFile
 	for p, pd := range c.parsed {
 		if pd != nil {
 			literals[p] = pd.secrets
+			files = append(files, boundFile{name: c.names[p], path: p, ciphertexts: pd.ciphertexts})
 		}
 	}
-	return c.diags, c.seen, literals, c.unsettled
+	return c.diags, c.seen, literals, files, c.unsettled
 }
 
 func newLimitCheck(limits Limits, tree *Tree) *limitCheck {
-	return &limitCheck{limits: limits, tree: tree, parsed: map[string]*parsedDef{}, paths: map[Name]int{}, depth: map[Name]int{}, stack: map[Name]bool{}}
+	return &limitCheck{limits: limits, tree: tree, parsed: map[string]*parsedDef{}, names: map[string]Name{}, paths: map[Name]int{}, depth: map[Name]int{}, stack: map[Name]bool{}}
 }
 
 func (c *limitCheck) check(def Definition, src []byte) {
 	limits := c.limits
 	c.seen = append(c.seen, def.Name)
+	c.names[def.Path] = def.Name
 	root, ok := c.parse(def.Path, src)
 	if !ok {
 		return
@@ -266,6 +276,7 @@ func (c *limitCheck) walk(imp importRef, level int) (paths, depth int, ok bool) 
 		return p, c.depth[def.Name], true
 	}
 	c.seen = append(c.seen, def.Name)
+	c.names[def.Path] = def.Name
 	pd, ok := c.parsedFile(def.Path)
 	if !ok {
 		return 0, 0, false
@@ -350,6 +361,7 @@ func parseForLimits(path string, src []byte, maxNesting int) limitParse {
 	}
 	pd.imports = importsOf(&doc)
 	pd.secrets = literalSecrets(&doc)
+	pd.ciphertexts = ciphertextsOf(&doc)
 	return limitParse{pd: pd}
 }
 

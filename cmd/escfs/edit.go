@@ -22,7 +22,8 @@ import (
 func init() { commands = append(commands, newEditCommand) }
 
 func newEditCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	cmd := &cobra.Command{
 		Use:   "edit ENV",
 		Short: "Edit an environment's definition with its secrets decrypted, then encrypt them again",
 		Long: `Open ENV's definition in $VISUAL, else $EDITOR, else vi, with every encrypted
@@ -32,7 +33,9 @@ On save, the edit is checked (YAML, and evaluation without opening providers). A
 edit is written back with every secret encrypted again: a secret whose value did not
 change keeps its ciphertext byte for byte (small diffs), a changed or new one is
 encrypted to the recipients of the first rule of .escfs.yaml that covers ENV, and
-comments, order and layout stay as you left them. The file is replaced atomically, and
+comments, order and layout stay as you left them. New ciphertexts are bound to ENV and
+their property path, under a new data key; recipients that none of the file's
+ciphertexts has are named and need confirmation (or --yes). The file is replaced atomically, and
 not at all if it changed while you edited.
 
 An invalid edit is shown with its problems (FILE:LINE:COL, lines of your edit); press
@@ -47,15 +50,17 @@ Ctrl-C belongs to the editor.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeEnvs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runEdit(cmd, g, args[0])
+			return runEdit(cmd, g, args[0], yes)
 		},
 	}
+	yesFlag(cmd, &yes)
+	return cmd
 }
 
 // errAbandoned ends an edit that wrote nothing on the user's word.
 var errAbandoned = errors.New("abandoned")
 
-func runEdit(cmd *cobra.Command, g *globalFlags, name string) error {
+func runEdit(cmd *cobra.Command, g *globalFlags, name string, yes bool) error {
 	stderr := cmd.ErrOrStderr()
 	// Signals first: from here on, the plaintext buffer is removed however
 	// escfs edit ends (but kill -9; see runner.NewRunDir).
@@ -95,6 +100,14 @@ func runEdit(cmd *cobra.Command, g *globalFlags, name string) error {
 			if !c.Changed() {
 				fmt.Fprintf(stderr, "no changes to %s\n", c.Path)
 				return nil
+			}
+			var in *bufio.Reader
+			if isTerminal(os.Stdin) {
+				in = stdin
+			}
+			if err := confirmRecipients(stderr, in, yes, name, c); err != nil {
+				fmt.Fprintf(stderr, "edit %s: %v\n", name, err)
+				return &exitError{1}
 			}
 			if err := c.Write(); err != nil {
 				fmt.Fprintf(stderr, "edit %s: %v\n", name, err)

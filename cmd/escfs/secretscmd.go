@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,17 +104,27 @@ stdout: put it in a rule of .escfs.yaml. The identity itself is never printed.`,
 func newEncryptCommand(g *globalFlags, rotate bool) *cobra.Command {
 	use, short, long := "encrypt [ENV...]", "Encrypt every plaintext fn::secret in place",
 		`Encrypt every plaintext fn::secret value of the named environments (default: all) to
-the recipients of the first rule of .escfs.yaml that covers each. One data key serves a
-whole file; a file that already holds ciphertexts for the same recipients keeps its data
-key, so only the encrypted values change. Files are replaced atomically.`
+the recipients of the first rule of .escfs.yaml that covers each, each bound to its
+environment and property path. One new data key serves each write (a data key found in
+a file is never reused: anyone who can write the file could have chosen it); only the
+encrypted values change. Recipients that none of a file's ciphertexts has are named and
+need confirmation (or --yes). Files are replaced atomically.`
 	if rotate {
 		use, short, long = "rotate [ENV...]", "Re-encrypt every fn::secret to the current rules, with a new data key",
 			`Re-encrypt every encrypted fn::secret value of the named environments (default: all)
 with a new data key, to the recipients the rules name now: after a recipient is removed
 from a rule, it cannot decrypt a rotated file (it may still have the old one in git's
-history: rotate the secrets themselves too). Needs a key that decrypts the current values.`
+history: rotate the secrets themselves too). Needs a key that decrypts the current values.
+
+Every value is bound to its environment and property path: a ciphertext bound elsewhere
+(copied or swapped in) is refused and the file is left as it is; --rebind binds such
+values where they are now, for values you moved yourself (a renamed key or environment).
+Version-1 ciphertexts (bound to nothing, from escfs before bindings) are upgraded.
+Recipients that none of a file's ciphertexts has are named and need confirmation (or
+--yes).`
 	}
-	return &cobra.Command{
+	var yes, rebind bool
+	cmd := &cobra.Command{
 		Use:               use,
 		Short:             short,
 		Long:              long,
@@ -130,19 +141,28 @@ history: rotate the secrets themselves too). Needs a key that decrypts the curre
 			}
 			op, verb := ed.Encrypt, "encrypted"
 			if rotate {
-				op, verb = ed.Rotate, "re-encrypted"
+				verb = "re-encrypted"
+				op = func(ctx context.Context, name string) (rewrite.Change, error) { return ed.Rotate(ctx, name, rebind) }
 			}
-			return forEach(cmd.Context(), cmd.ErrOrStderr(), args, verb, op)
+			return forEach(cmd.Context(), cmd.ErrOrStderr(), args, verb, yes, op)
 		},
 	}
+	yesFlag(cmd, &yes)
+	if rotate {
+		cmd.Flags().BoolVar(&rebind, "rebind", false, "bind ciphertexts that belong to another environment or path to where they are now (values you moved yourself)")
+	}
+	return cmd
 }
 
 // forEach applies op to each environment and writes the result, going on
 // after a failure; it fails if any did.
-func forEach(ctx context.Context, stderr io.Writer, names []string, verb string, op func(context.Context, string) (rewrite.Change, error)) error {
+func forEach(ctx context.Context, stderr io.Writer, names []string, verb string, yes bool, op func(context.Context, string) (rewrite.Change, error)) error {
 	failed := 0
 	for _, name := range names {
 		c, err := op(ctx, name)
+		if err == nil {
+			err = confirmRecipients(stderr, nil, yes, name, c)
+		}
 		if err == nil {
 			err = c.Write()
 		}
@@ -151,7 +171,7 @@ func forEach(ctx context.Context, stderr io.Writer, names []string, verb string,
 			failed++
 			fmt.Fprintf(stderr, "FAIL %s: %v\n", name, err)
 		case c.Changed():
-			fmt.Fprintf(stderr, "%s %s: %s in %s%s\n", verb, name, plural(c.Count, "secret"), c.Path, fallbackNote(c))
+			fmt.Fprintf(stderr, "%s %s: %s in %s%s%s\n", verb, name, plural(c.Count, "secret"), c.Path, fallbackNote(c), bindNote(c))
 		default:
 			fmt.Fprintf(stderr, "ok  %s: nothing to do\n", name)
 		}
@@ -160,6 +180,22 @@ func forEach(ctx context.Context, stderr io.Writer, names []string, verb string,
 		return &exitError{1}
 	}
 	return nil
+}
+
+// bindNote says how many values a rotation bound for the first time or
+// bound anew.
+func bindNote(c rewrite.Change) string {
+	var parts []string
+	if c.Upgraded > 0 {
+		parts = append(parts, plural(c.Upgraded, "version-1 value")+" now bound to its place")
+	}
+	if c.Rebound > 0 {
+		parts = append(parts, plural(c.Rebound, "value")+" re-bound here (--rebind)")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 // fallbackNote says when a file had to be re-encoded rather than spliced.

@@ -14,7 +14,7 @@ import (
 func init() { commands = append(commands, newSetCommand) }
 
 func newSetCommand(g *globalFlags) *cobra.Command {
-	var secret, str bool
+	var secret, str, yes bool
 	cmd := &cobra.Command{
 		Use:   "set ENV PATH VALUE",
 		Short: "Set one value of an environment's definition",
@@ -27,7 +27,9 @@ boolean, [a, b] a list); --string takes it as a string whatever it looks like. A
 of - reads the value from stdin, exactly (a trailing newline is part of it).
 
 --secret writes the value as fn::secret, encrypted to the recipients of the first rule
-of .escfs.yaml that covers ENV (see escfs secrets --help); the plaintext never reaches
+of .escfs.yaml that covers ENV (see escfs secrets --help), bound to ENV and PATH, under a
+new data key; recipients that none of the file's ciphertexts has are named and need
+confirmation (or --yes). The plaintext never reaches
 the file, the disk or the terminal. Pass it on stdin (-) to keep it out of your shell's
 history and the process list.
 
@@ -67,6 +69,9 @@ leaves a working environment broken is refused.`,
 			if err := refuseBreaking(cmd, ed, name, c); err != nil {
 				return err
 			}
+			if err := confirmRecipients(cmd.ErrOrStderr(), nil, yes, name, c); err != nil {
+				return err
+			}
 			if err := c.Write(); err != nil {
 				return err
 			}
@@ -80,6 +85,7 @@ leaves a working environment broken is refused.`,
 	}
 	cmd.Flags().BoolVar(&secret, "secret", false, "encrypt the value as an fn::secret, per the rules of .escfs.yaml")
 	cmd.Flags().BoolVar(&str, "string", false, "take VALUE as a string, not YAML")
+	yesFlag(cmd, &yes)
 	return cmd
 }
 

@@ -252,8 +252,11 @@ func dataKeys(t *testing.T, src []byte) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Before the 24-byte nonce and the sealed 40-byte value and its tag.
-		distinct[string(inner[:len(inner)-24-40-16])] = true
+		id, err := secrets.DataKeyID(inner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct[id] = true
 	}
 	return len(distinct)
 }

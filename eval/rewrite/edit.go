@@ -44,10 +44,9 @@ func (e *Editor) Begin(ctx context.Context, name string) (*Session, error) {
 		if sec.IsPlaintext {
 			continue
 		}
-		if _, done := plain[sec.Ciphertext]; done {
-			continue
-		}
-		p, err := e.decrypt(ctx, def.Path, sec)
+		// Each is decrypted at its own path, a copy too: a ciphertext
+		// that belongs elsewhere is refused, never shown.
+		p, _, err := e.decrypt(ctx, def, sec)
 		if err != nil {
 			return nil, err
 		}
@@ -86,9 +85,9 @@ func (s *Session) View() []byte { return s.view.Text }
 // positions are the view's. Secrets that were plaintext in the file are
 // encrypted too when a rule covers the environment; without a rule they
 // stay plaintext, unless the file held ciphertexts, which then is an
-// error rather than a secret written in the clear. New ciphertexts take
-// the data key of the file's ciphertexts when those were encrypted to the
-// rule's recipients, else one new data key.
+// error rather than a secret written in the clear. New ciphertexts share
+// one new data key, and each is bound to its path; Change.Added names the
+// recipients none of the file's ciphertexts had.
 func (s *Session) Finish(ctx context.Context, edited []byte) (Change, error) {
 	c := Change{Path: s.def.Path, Old: s.old, New: s.old}
 	if bytes.Equal(edited, s.view.Text) {
@@ -116,16 +115,17 @@ func (s *Session) Finish(ctx context.Context, edited []byte) (Change, error) {
 		failure error               // why sealing stopped, already naming the file
 		fresh   = map[string]bool{} // the ciphertexts encryptOne made
 	)
-	encryptOne := func(plain string) (string, error) {
+	encryptOne := func(path, plain string) (string, error) {
 		if sealer == nil {
-			sl, err := e.sealer(ctx, s.def, s.secrets, true)
+			sl, err := e.sealer(ctx, s.def)
 			if err != nil {
 				failure = err
 				return "", err
 			}
 			sealer = sl
+			c.Added = addedRecipients(ctx, sl, s.secrets)
 		}
-		b64, err := encrypt(ctx, sealer, plain)
+		b64, err := encrypt(ctx, sealer, bindingOf(s.def, path), plain)
 		if err != nil {
 			return "", err
 		}

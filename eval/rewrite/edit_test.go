@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/escfs/escfs/eval/secrets"
 	"github.com/escfs/escfs/eval/yamledit"
 )
 
@@ -75,13 +76,27 @@ func setUpForm(t *testing.T, tc editForm) (*fixture, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each placeholder as a stand-in base64 first, to learn its path.
+	stand := map[string]string{"{{pw}}": "cHdwd3B3", "{{other}}": "b3RoZXJv"}
 	file := tc.file
-	for ph, plain := range map[string]string{"{{pw}}": tc.pw, "{{other}}": "other-value"} {
-		b64, err := encrypt(ctx, sealer, plain)
+	for ph, b := range stand {
+		file = strings.ReplaceAll(file, ph, b)
+	}
+	ss, err := yamledit.Secrets([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := map[string]string{stand["{{pw}}"]: tc.pw, stand["{{other}}"]: "other-value"}
+	for _, sec := range ss {
+		p, ok := plain[sec.Ciphertext]
+		if !ok {
+			continue
+		}
+		b64, err := encrypt(ctx, sealer, secrets.Binding{Env: "default/app", Path: sec.Path}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		file = strings.ReplaceAll(file, ph, b64)
+		file = strings.Replace(file, sec.Ciphertext, b64, 1)
 	}
 	if err := os.WriteFile(filepath.Join(f.dir, "app.yaml"), []byte(file), 0o640); err != nil {
 		t.Fatal(err)
@@ -173,7 +188,8 @@ func TestEditViewForms(t *testing.T) {
 				if spliced := file[:old.CipherStart] + out[now.CipherStart:now.CipherEnd] + file[old.CipherEnd:]; spliced != out {
 					t.Fatalf("more than %s's ciphertext changed:\n%s\nwas:\n%s", path, out, file)
 				}
-				if got, err := f.ed.decrypt(ctx, "app.yaml", now); err != nil || got != want {
+				def, _ := f.ed.Tree.Lookup("app")
+				if got, _, err := f.ed.decrypt(ctx, def, now); err != nil || got != want {
 					t.Errorf("%s decrypts to %q, %v; want %q", path, got, err, want)
 				}
 				if after["other"].Ciphertext != before["other"].Ciphertext {

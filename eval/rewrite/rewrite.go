@@ -47,6 +47,14 @@ type Change struct {
 	// Fallback is true when a text splice could not be verified and the
 	// file was re-encoded instead (comments and order kept, layout not).
 	Fallback bool
+	// Added are the recipients the new values are encrypted to that none
+	// of the file's existing ciphertexts was: the rule gained them since.
+	// Ask before writing (escfs does, or needs --yes).
+	Added []string
+	// Upgraded counts version-1 ciphertexts (bound to nothing) that a
+	// rotation re-encrypted bound to their place; Rebound those bound
+	// elsewhere that a rotation with rebind bound here.
+	Upgraded, Rebound int
 }
 
 // Changed reports whether the change alters the file.
@@ -145,28 +153,15 @@ func (e *Editor) recipients(def eval.Definition) ([]string, error) {
 	return nil, fmt.Errorf("%s: no rule in %s covers %s, so there is nobody to encrypt to: add one (see README, Secrets in git)", def.Path, file, def.Name.Short())
 }
 
-// sealer returns the sealer for one write of def: the data key of a
-// ciphertext already in the file if it was encrypted to exactly the rule's
-// recipients and can be unwrapped (no new data key, no new KMS wrap), else
-// a new one. reuse is false for a rotation, which always takes a new key.
-func (e *Editor) sealer(ctx context.Context, def eval.Definition, existing []yamledit.Secret, reuse bool) (*secrets.Sealer, error) {
+// sealer returns the sealer for one write of def: always a new data key,
+// wrapped to the recipients of def's rule (one KMS Encrypt per KMS key). A
+// data key found in the file is never reused: anyone who can write the file
+// can plant an envelope, wrapped to the public recipients, whose data key
+// they chose, and so read whatever is sealed under it next.
+func (e *Editor) sealer(ctx context.Context, def eval.Definition) (*secrets.Sealer, error) {
 	recipients, err := e.recipients(def)
 	if err != nil {
 		return nil, err
-	}
-	if reuse {
-		for _, s := range existing {
-			if s.IsPlaintext {
-				continue
-			}
-			inner, err := innerOf(ctx, s.Ciphertext)
-			if err != nil {
-				continue
-			}
-			if sealer, ok := e.Keys.Reuse(ctx, inner, recipients); ok {
-				return sealer, nil
-			}
-		}
 	}
 	sealer, err := e.Keys.NewSealer(ctx, recipients)
 	if err != nil {
@@ -175,22 +170,68 @@ func (e *Editor) sealer(ctx context.Context, def eval.Definition, existing []yam
 	return sealer, nil
 }
 
-// encrypt returns the base64 text of a fn::secret ciphertext for plain.
-func encrypt(ctx context.Context, sealer *secrets.Sealer, plain string) (string, error) {
-	b, err := esceval.EncryptSecret(ctx, sealer, []byte(plain))
+// addedRecipients returns the recipients of sealer that no ciphertext of
+// existing was encrypted to: a rule that gained a recipient (maybe in a
+// commit nobody read) is named before anything is encrypted to it. A file
+// without ciphertexts has no recipients to compare with: none is new.
+func addedRecipients(ctx context.Context, sealer *secrets.Sealer, existing []yamledit.Secret) []string {
+	had := map[string]bool{}
+	for _, s := range existing {
+		if s.IsPlaintext {
+			continue
+		}
+		inner, err := innerOf(ctx, s.Ciphertext)
+		if err != nil {
+			continue
+		}
+		rs, err := secrets.EnvelopeRecipients(inner)
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			had[r] = true
+		}
+	}
+	if len(had) == 0 {
+		return nil
+	}
+	var added []string
+	for _, r := range sealer.Recipients() {
+		if !had[r] {
+			added = append(added, r)
+		}
+	}
+	return added
+}
+
+// bindingOf is where a value of def at path belongs.
+func bindingOf(def eval.Definition, path string) secrets.Binding {
+	return secrets.Binding{Env: def.Name.String(), Path: path}
+}
+
+// encrypt returns the base64 text of a fn::secret ciphertext for plain,
+// bound to b.
+func encrypt(ctx context.Context, sealer *secrets.Sealer, b secrets.Binding, plain string) (string, error) {
+	ct, err := esceval.EncryptSecret(ctx, sealer.For(b), []byte(plain))
 	if err != nil {
 		return "", err
 	}
-	return base64.StdEncoding.EncodeToString(b), nil
+	return base64.StdEncoding.EncodeToString(ct), nil
 }
 
-// decrypt returns the plaintext of the secret s of the file at path.
-func (e *Editor) decrypt(ctx context.Context, path string, s yamledit.Secret) (string, error) {
-	plain, err := esceval.DecryptSecret(ctx, e.Keys, s.Ciphertext)
+// decrypt returns the plaintext of the ciphertext s of def, refusing one
+// that belongs elsewhere (a *secrets.MisplacedError). bound is false for a
+// version-1 ciphertext, which is bound to nothing.
+func (e *Editor) decrypt(ctx context.Context, def eval.Definition, s yamledit.Secret) (plain string, bound bool, err error) {
+	inner, err := innerOf(ctx, s.Ciphertext)
 	if err != nil {
-		return "", fmt.Errorf("%s:%d:%d: decrypting %s: %w", path, s.Line, s.Col, s.Path, err)
+		return "", false, fmt.Errorf("%s:%d:%d: decrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
 	}
-	return string(plain), nil
+	p, bound, err := e.Keys.DecryptAt(ctx, inner, bindingOf(def, s.Path))
+	if err != nil {
+		return "", bound, fmt.Errorf("%s:%d:%d: decrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
+	}
+	return string(p), bound, nil
 }
 
 // innerOf returns the escfs envelope inside the esc envelope of a
@@ -215,66 +256,98 @@ func secretsOf(path string, src []byte) ([]yamledit.Secret, error) {
 }
 
 // Encrypt encrypts every plaintext fn::secret of the environment name to
-// the recipients of its rule, with one data key for the file (the data key
-// of its existing ciphertexts when they were encrypted to the same
-// recipients), made only if there is something to encrypt.
+// the recipients of its rule, each bound to its place, with one new data key
+// for the file, made only if there is something to encrypt.
 func (e *Editor) Encrypt(ctx context.Context, name string) (Change, error) {
 	def, src, err := e.read(name)
 	if err != nil {
 		return Change{}, err
 	}
 	var sealer *secrets.Sealer
+	defer func() {
+		if sealer != nil {
+			sealer.Close()
+		}
+	}()
 	var sealErr error // the file's, not one secret's
+	var added []string
 	n := 0
-	r, err := yamledit.Encrypt(src, func(plain string) (string, error) {
+	r, err := yamledit.Encrypt(src, func(path, plain string) (string, error) {
 		if sealer == nil {
-			existing, err := yamledit.Secrets(src) // whose data key to reuse
-			if err == nil {
-				sealer, err = e.sealer(ctx, def, existing, true)
+			if sealer, sealErr = e.sealer(ctx, def); sealErr != nil {
+				return "", sealErr
 			}
-			if err != nil {
-				sealErr = err
-				return "", err
-			}
+			existing, _ := yamledit.Secrets(src)
+			added = addedRecipients(ctx, sealer, existing)
 		}
 		n++
-		return encrypt(ctx, sealer, plain)
+		return encrypt(ctx, sealer, bindingOf(def, path), plain)
 	})
 	if sealErr != nil {
 		return Change{}, sealErr
 	}
-	return change(def.Path, src, r, n, err)
+	c, err := change(def.Path, src, r, n, err)
+	c.Added = added
+	return c, err
 }
 
 // Rotate re-encrypts every ciphertext of the environment name with a new
-// data key to the recipients its rule names now: a recipient removed from
-// the rule cannot decrypt what Rotate wrote. Plaintext secrets are left to
+// data key to the recipients its rule names now, each bound to its place: a
+// recipient removed from the rule cannot decrypt what Rotate wrote, and a
+// version-1 ciphertext (bound to nothing) is upgraded. A ciphertext bound
+// elsewhere (moved or copied here) is an error and nothing is written,
+// unless rebind, which binds it to where it is now: for values moved on
+// purpose (a renamed key or environment). Plaintext secrets are left to
 // Encrypt.
-func (e *Editor) Rotate(ctx context.Context, name string) (Change, error) {
+func (e *Editor) Rotate(ctx context.Context, name string, rebind bool) (Change, error) {
 	def, src, err := e.read(name)
 	if err != nil {
 		return Change{}, err
 	}
+	existing, err := secretsOf(def.Path, src)
+	if err != nil {
+		return Change{}, err
+	}
 	var sealer *secrets.Sealer
+	defer func() {
+		if sealer != nil {
+			sealer.Close()
+		}
+	}()
 	var sealErr error // the file's, not one secret's
-	n := 0
-	r, err := yamledit.Rotate(src, func(b64 string) (string, error) {
+	var added []string
+	n, upgraded, rebound := 0, 0, 0
+	r, err := yamledit.Rotate(src, func(path, b64 string) (string, error) {
 		if sealer == nil {
-			if sealer, sealErr = e.sealer(ctx, def, nil, false); sealErr != nil {
+			if sealer, sealErr = e.sealer(ctx, def); sealErr != nil {
 				return "", sealErr
 			}
+			added = addedRecipients(ctx, sealer, existing)
 		}
-		plain, err := esceval.DecryptSecret(ctx, e.Keys, b64)
+		inner, err := innerOf(ctx, b64)
+		if err != nil {
+			return "", fmt.Errorf("decrypt: %w", err)
+		}
+		plain, bound, err := e.Keys.DecryptAt(ctx, inner, bindingOf(def, path))
+		if errors.Is(err, secrets.ErrMisplaced) && rebind {
+			plain, err = e.Keys.Decrypt(ctx, inner)
+			rebound++
+		} else if err == nil && !bound {
+			upgraded++
+		}
 		if err != nil {
 			return "", fmt.Errorf("decrypt: %w", err)
 		}
 		n++
-		return encrypt(ctx, sealer, string(plain))
+		defer clear(plain)
+		return encrypt(ctx, sealer, bindingOf(def, path), string(plain))
 	})
 	if sealErr != nil {
 		return Change{}, sealErr
 	}
-	return change(def.Path, src, r, n, err)
+	c, err := change(def.Path, src, r, n, err)
+	c.Added, c.Upgraded, c.Rebound = added, upgraded, rebound
+	return c, err
 }
 
 // change is the Change of the file at path from src to what r holds, n

@@ -93,8 +93,7 @@ func (f *fixture) values(t *testing.T, name string) string {
 	return strings.Join(strings.Fields(string(snap.ValuesJSON)), "")
 }
 
-// headers returns, for each ciphertext of src (every test value is 8
-// bytes), its envelope before the nonce: version, recipients, wrapped data
+// headers returns, for each ciphertext of src, its recipients and data
 // key. Equal headers, one data key.
 func headers(t *testing.T, src string) []string {
 	t.Helper()
@@ -115,9 +114,11 @@ func headers(t *testing.T, src string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Before the 24-byte nonce and the sealed value (the 8-byte test
-		// value and its 16-byte tag): version, recipients, wrapped data key.
-		out = append(out, strings.Join(recipients, ",")+"|"+string(inner[:len(inner)-24-8-16]))
+		id, err := secrets.DataKeyID(inner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.Join(recipients, ",")+"|"+id)
 	}
 	return out
 }
@@ -126,14 +127,17 @@ func headers(t *testing.T, src string) []string {
 // its FILE:LINE:COL, naming the secret and what failed.
 func TestRewriteErrorsAreLocated(t *testing.T) {
 	f := newFixture(t, map[string]string{"app.yaml": "values:\n  ok: 1\n  pw:\n    fn::secret: {ciphertext: ZXNjeAAAAAEBAgM=}\n"})
-	_, err := f.ed.Rotate(context.Background(), "app")
+	_, err := f.ed.Rotate(context.Background(), "app", false)
 	want := filepath.Join(f.dir, "app.yaml") + ":4:17: rotating pw: decrypt: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("rotate: %v, want %s...", err, want)
 	}
 }
 
-func TestEncryptOneDataKeyAndReuse(t *testing.T) {
+// TestEncryptDataKeys: one data key per write, a new one each time: a
+// later set --secret or encrypt never takes the file's (which anyone could
+// have planted), and rotate takes one for all.
+func TestEncryptDataKeys(t *testing.T) {
 	f := newFixture(t, map[string]string{
 		"app.yaml": "# top\nvalues:\n  a:\n    fn::secret: aaaaaaaa # keep me\n\n  b: {fn::secret: bbbbbbbb}\n  plain: x\n",
 	})
@@ -151,14 +155,14 @@ func TestEncryptOneDataKeyAndReuse(t *testing.T) {
 	if got := f.values(t, "app"); !strings.Contains(got, `"a":"aaaaaaaa"`) || !strings.Contains(got, `"b":"bbbbbbbb"`) {
 		t.Errorf("values after encrypt: %s", got)
 	}
-	// A set --secret later reuses the file's data key.
+	// A set --secret later takes a new data key.
 	out = f.write(t)(f.ed.Set(context.Background(), "app", "c", "cccccccc", Secret))
-	if h2 := headers(t, out); len(h2) != 3 || h2[2] != h[0] {
-		t.Errorf("set --secret took a new data key")
+	if h2 := headers(t, out); len(h2) != 3 || h2[2] == h[0] || h2[0] != h[0] {
+		t.Errorf("set --secret reused the file's data key, or changed the others")
 	}
 	// Rotate takes a new one, for all.
 	before := out
-	out = f.write(t)(f.ed.Rotate(context.Background(), "app"))
+	out = f.write(t)(f.ed.Rotate(context.Background(), "app", false))
 	if h3 := headers(t, out); len(h3) != 3 || h3[0] == h[0] || h3[0] != h3[2] {
 		t.Errorf("rotate: want one new data key for all three")
 	}
@@ -168,15 +172,15 @@ func TestEncryptOneDataKeyAndReuse(t *testing.T) {
 	if got := f.values(t, "app"); !strings.Contains(got, `"c":"cccccccc"`) {
 		t.Errorf("values after rotate: %s", got)
 	}
-	// Encrypt of a plaintext added later reuses the file's data key too.
+	// Encrypt of a plaintext added later takes a new data key too.
 	rotated := headers(t, out)[0]
 	if err := os.WriteFile(filepath.Join(f.dir, "app.yaml"), []byte(out+"  d: {fn::secret: dddddddd}\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	f.rescan(t)
 	out = f.write(t)(f.ed.Encrypt(context.Background(), "app"))
-	if h4 := headers(t, out); len(h4) != 4 || h4[3] != rotated {
-		t.Errorf("encrypt of a new plaintext took a new data key")
+	if h4 := headers(t, out); len(h4) != 4 || h4[3] == rotated || h4[0] != rotated {
+		t.Errorf("encrypt of a new plaintext reused the file's data key, or changed the others")
 	}
 }
 

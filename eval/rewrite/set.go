@@ -24,25 +24,31 @@ const (
 // Set sets values.PATH of the environment name (PATH as esc writes it:
 // db.password, list[0], a["b.c"]) to value, replacing what is there or
 // adding the keys that are missing. A Secret is encrypted to its rule's
-// recipients, with the data key of the file's existing ciphertexts when
-// they were encrypted to the same recipients.
+// recipients with a new data key, bound to ENV and PATH.
 func (e *Editor) Set(ctx context.Context, name, path, value string, kind Kind) (Change, error) {
 	def, src, err := e.read(name)
 	if err != nil {
 		return Change{}, err
 	}
 	var text string
+	var added []string
 	switch kind {
 	case Secret:
 		ss, err := secretsOf(def.Path, src)
 		if err != nil {
 			return Change{}, err
 		}
-		sealer, err := e.sealer(ctx, def, ss, true)
+		sealer, err := e.sealer(ctx, def)
 		if err != nil {
 			return Change{}, err
 		}
-		b64, err := encrypt(ctx, sealer, value)
+		defer sealer.Close()
+		added = addedRecipients(ctx, sealer, ss)
+		p, err := yamledit.ParsePath(path)
+		if err != nil {
+			return Change{}, fmt.Errorf("%s: set %s: %w", def.Path, path, err)
+		}
+		b64, err := encrypt(ctx, sealer, bindingOf(def, p.String()), value)
 		if err != nil {
 			return Change{}, fmt.Errorf("%s: encrypting %s: %w", def.Path, path, err)
 		}
@@ -58,7 +64,7 @@ func (e *Editor) Set(ctx context.Context, name, path, value string, kind Kind) (
 	if err != nil {
 		return Change{}, fmt.Errorf("%s: set %s: %w", def.Path, path, err)
 	}
-	return Change{Path: def.Path, Old: src, New: r.Out, Count: 1, Fallback: r.Fallback}, nil
+	return Change{Path: def.Path, Old: src, New: r.Out, Count: 1, Fallback: r.Fallback, Added: added}, nil
 }
 
 // flowYAML checks that value is one line of YAML (a scalar, or a flow list

@@ -145,7 +145,7 @@ func TestKMSRoundTrip(t *testing.T) {
 	const n = 10
 	var values [][]byte
 	for i := range n {
-		v, err := sealer.Encrypt(ctx, fmt.Appendf(nil, "kms-value-%d", i))
+		v, err := sealer.For(testBinding).Encrypt(ctx, fmt.Appendf(nil, "kms-value-%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}

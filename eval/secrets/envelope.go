@@ -2,27 +2,64 @@ package secrets
 
 import (
 	"encoding/binary"
+	"fmt"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // The envelope's constants; see the package documentation for the layout.
 const (
-	envelopeVersion = 0x01
+	envelopeV1      = 0x01                        // unbound: still read, check warns, rotate upgrades
+	envelopeVersion = 0x02                        // bound to its environment and property path
 	dataKeySize     = chacha20poly1305.KeySize    // 32
 	nonceSize       = chacha20poly1305.NonceSizeX // 24
 	tagSize         = chacha20poly1305.Overhead   // 16
-	maxRecipients   = 256
-	maxRecipientLen = 1024
+	// The bounds on what an envelope may name: it is written by whoever
+	// can write a definition, and its recipients reach check, status and
+	// the log.
+	maxRecipients   = 64
+	maxRecipientLen = 256
 	maxWrappedLen   = 64 << 10
+	maxBindingEnv   = 512  // "project/env"
+	maxBindingPath  = 4096 // the property path under values
 )
+
+// Binding is what a version-2 envelope is bound to: its environment and
+// its property path under values. Both are in the envelope in the clear
+// and are part of the sealed value's additional data, so a ciphertext
+// moved to another environment or path still says where it belongs, and
+// one whose binding was altered does not open.
+type Binding struct {
+	// Env is the environment's canonical name, "project/env".
+	Env string
+	// Path is the property path under values, as escfs set takes it
+	// (db.password, list[0], a["x.y"]).
+	Path string
+}
+
+// String is "ENV PATH", as error messages name a binding.
+func (b Binding) String() string { return b.Env + " " + b.Path }
+
+// valid checks a binding that is to be sealed.
+func (b Binding) valid() error {
+	switch {
+	case b.Env == "" || len(b.Env) > maxBindingEnv || !utf8.ValidString(b.Env):
+		return fmt.Errorf("binding: environment name of %d bytes is not within 1..%d bytes of UTF-8", len(b.Env), maxBindingEnv)
+	case b.Path == "" || len(b.Path) > maxBindingPath || !utf8.ValidString(b.Path):
+		return fmt.Errorf("binding: property path of %d bytes is not within 1..%d bytes of UTF-8", len(b.Path), maxBindingPath)
+	}
+	return nil
+}
 
 // envelope is a parsed envelope. Its byte slices alias the parsed input.
 type envelope struct {
-	header     []byte // everything before the nonce: the additional data
-	recipients []byte // the recipient list's entries (after the count)
-	count      int    // how many recipients it holds
-	wrapped    []byte // the age file holding the data key
+	version    byte
+	header     []byte  // everything before the nonce: the additional data
+	binding    Binding // version 2 only
+	recipients []byte  // the recipient list's entries (after the count)
+	count      int     // how many recipients it holds
+	wrapped    []byte  // the age file holding the data key
 	nonce      []byte
 	sealed     []byte // ciphertext and tag
 }
@@ -34,9 +71,10 @@ func parseEnvelope(inner []byte) (envelope, error) {
 	if len(inner) == 0 {
 		return env, corrupt(PartVersion, "empty")
 	}
-	if inner[0] != envelopeVersion {
+	if inner[0] != envelopeVersion && inner[0] != envelopeV1 {
 		return env, &UnknownVersionError{Version: inner[0]}
 	}
+	env.version = inner[0]
 	rest := inner[1:]
 	n, rest, err := readUvarint(rest, PartRecipients, "count")
 	if err != nil {
@@ -75,6 +113,16 @@ func parseEnvelope(inner []byte) (envelope, error) {
 		return env, corrupt(PartWrappedKey, "truncated")
 	}
 	env.wrapped, rest = rest[:w], rest[w:]
+	if env.version == envelopeVersion {
+		var e, p []byte
+		if e, rest, err = readField(rest, "environment", 1, maxBindingEnv); err != nil {
+			return env, err
+		}
+		if p, rest, err = readField(rest, "property path", 1, maxBindingPath); err != nil {
+			return env, err
+		}
+		env.binding = Binding{Env: string(e), Path: string(p)}
+	}
 	env.header = inner[:len(inner)-len(rest)]
 	if len(rest) < nonceSize {
 		return env, corrupt(PartNonce, "truncated")
@@ -84,6 +132,24 @@ func parseEnvelope(inner []byte) (envelope, error) {
 		return env, corrupt(PartValue, "truncated")
 	}
 	return env, nil
+}
+
+// readField reads one length-prefixed UTF-8 field of the binding.
+func readField(b []byte, what string, minLen, maxLen uint64) ([]byte, []byte, error) {
+	l, rest, err := readUvarint(b, PartBinding, what+" length")
+	if err != nil {
+		return nil, nil, err
+	}
+	if l < minLen || l > maxLen {
+		return nil, nil, corrupt(PartBinding, "%s length %d is not within %d..%d", what, l, minLen, maxLen)
+	}
+	if uint64(len(rest)) < l {
+		return nil, nil, corrupt(PartBinding, "truncated")
+	}
+	if !utf8.Valid(rest[:l]) {
+		return nil, nil, corrupt(PartBinding, "%s is not UTF-8", what)
+	}
+	return rest[:l], rest[l:], nil
 }
 
 // readUvarint reads one minimally encoded uvarint of the named part.
@@ -140,4 +206,12 @@ func appendHeader(dst []byte, recipients []string, wrapped []byte) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(wrapped)))
 	return append(dst, wrapped...)
+}
+
+// appendBinding appends a version-2 envelope's binding to dst.
+func appendBinding(dst []byte, b Binding) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b.Env)))
+	dst = append(dst, b.Env...)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Path)))
+	return append(dst, b.Path...)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,7 @@ const (
 	PartVersion    = "version"
 	PartRecipients = "recipient list"
 	PartWrappedKey = "wrapped data key"
+	PartBinding    = "binding"
 	PartNonce      = "nonce"
 	PartValue      = "sealed value"
 )
@@ -55,6 +57,44 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 func corrupt(part, format string, args ...any) *CorruptError {
 	return &CorruptError{Part: part, Reason: fmt.Sprintf(format, args...)}
 }
+
+// ErrMisplaced: a version-2 ciphertext is not where its binding says it
+// belongs (see *MisplacedError).
+var ErrMisplaced = errors.New("ciphertext is not where it belongs")
+
+// MisplacedError is a version-2 ciphertext found at another environment or
+// property path than the one it is bound to: copied from another
+// environment, or swapped with another value. It is never decrypted.
+type MisplacedError struct {
+	Got  Binding // where the ciphertext says it belongs
+	Want Binding // where it was found
+}
+
+// Error says where the ciphertext belongs.
+func (e *MisplacedError) Error() string {
+	return fmt.Sprintf("ciphertext belongs to %s %s, not to %s %s: it was moved or copied here, and is not decrypted (escfs secrets rotate --rebind re-binds values you moved on purpose)",
+		shown(e.Got.Env), shown(e.Got.Path), shown(e.Want.Env), shown(e.Want.Path))
+}
+
+// shown is text an envelope names (whoever wrote the file chose it) as a
+// message may quote it: at most 128 bytes, quoted if it holds anything but
+// printable ASCII.
+func shown(s string) string {
+	const limit = 128
+	cut := ""
+	if len(s) > limit {
+		s, cut = strings.ToValidUTF8(s[:limit], ""), fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e {
+			return strconv.Quote(s) + cut
+		}
+	}
+	return s + cut
+}
+
+// Is makes errors.Is(err, ErrMisplaced) true.
+func (e *MisplacedError) Is(target error) bool { return target == ErrMisplaced }
 
 // UnknownVersionError is an envelope whose version byte this escfs does not
 // know.
@@ -115,7 +155,18 @@ func (e *NoMatchingKeyError) Error() string {
 	if len(e.Recipients) == 0 {
 		b.WriteString("no recipient it names")
 	}
-	b.WriteString(strings.Join(e.Recipients, ", "))
+	// The list is the envelope's, which whoever wrote the file chose: at
+	// most 8 are named.
+	const named = 8
+	for i, r := range e.Recipients[:min(len(e.Recipients), named)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(shown(r))
+	}
+	if n := len(e.Recipients) - named; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
 	return b.String()
 }
 

@@ -23,12 +23,13 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	for _, v := range seal(f, []string{other, rec}, "two") {
 		f.Add(v)
 		bad := bytes.Clone(v)
-		bad[0] = 2
+		bad[0] = 3
 		f.Add(bad)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 4, 'a', 'g', 'e', '1', 1, 'x'})
 	f.Add([]byte{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Add([]byte{2, 1, 4, 'a', 'g', 'e', '1', 1, 'x', 0, 1, 'p'})
 	// A whole envelope but for its non-minimal recipient count (0x81 0x00).
 	f.Add(append([]byte{1, 0x81, 0x00, 4, 'a', 'g', 'e', '1', 1, 'x'}, make([]byte, nonceSize+tagSize)...))
 	k := newKeyring(f, KeyringOptions{IdentitiesFile: idPath, AWSConfig: noAWS})
@@ -37,6 +38,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		env, perr := parseEnvelope(b)
 		if perr == nil {
 			again := appendHeader(nil, env.recipientList(), env.wrapped)
+			again[0] = env.version
+			if env.version == envelopeVersion {
+				again = appendBinding(again, env.binding)
+			}
 			again = append(append(again, env.nonce...), env.sealed...)
 			if !bytes.Equal(again, b) {
 				t.Fatalf("parsed and encoded again: %x, was %x", again, b)
@@ -54,8 +59,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) && !errors.Is(err, ErrNoMatchingKey):
 			t.Fatalf("Decrypt error of no known kind: %v", err)
 		}
-		if s, ok := k.Reuse(ctx, b, []string{rec}); ok {
-			s.Close()
+		if _, bound, err := k.DecryptAt(ctx, b, testBinding); err == nil && bound {
+			if env.binding != testBinding {
+				t.Fatalf("DecryptAt opened a value bound to %v at %v", env.binding, testBinding)
+			}
 		}
 	})
 }

@@ -64,7 +64,7 @@ func seal(t testing.TB, recipients []string, plaintexts ...string) [][]byte {
 	defer s.Close()
 	out := make([][]byte, len(plaintexts))
 	for i, p := range plaintexts {
-		if out[i], err = s.Encrypt(context.Background(), []byte(p)); err != nil {
+		if out[i], err = s.For(testBinding).Encrypt(context.Background(), []byte(p)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -161,6 +161,29 @@ func (k *Keyring) Decrypt(ctx context.Context, inner []byte) ([]byte, error) {
 	return openValue(&key, env)
 }
 
+// DecryptAt returns the plaintext of an envelope found at want: a
+// version-2 envelope bound elsewhere is a *MisplacedError and is not
+// decrypted (its binding is authenticated by the decryption, so one altered
+// to match want does not open). A version-1 envelope, bound to nothing,
+// decrypts wherever it is; bound reports which it was.
+func (k *Keyring) DecryptAt(ctx context.Context, inner []byte, want Binding) (plaintext []byte, bound bool, err error) {
+	env, err := parseEnvelope(inner)
+	if err != nil {
+		return nil, false, err
+	}
+	bound = env.version == envelopeVersion
+	if bound && env.binding != want {
+		return nil, true, &MisplacedError{Got: env.binding, Want: want}
+	}
+	key, err := k.dataKey(ctx, env)
+	if err != nil {
+		return nil, bound, err
+	}
+	defer clear(key[:])
+	plaintext, err = openValue(&key, env)
+	return plaintext, bound, err
+}
+
 // openValue opens the sealed value of env under key.
 func openValue(key *[dataKeySize]byte, env envelope) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(key[:])

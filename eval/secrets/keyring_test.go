@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 	esceval "github.com/pulumi/esc/eval"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // TestAgeRoundTrip: keygen, seal, then a fresh Keyring with the identity
@@ -42,7 +43,7 @@ func TestAgeRoundTrip(t *testing.T) {
 	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inner, err := sealer.Encrypt(ctx, tt.plaintext)
+			inner, err := sealer.For(testBinding).Encrypt(ctx, tt.plaintext)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +59,7 @@ func TestAgeRoundTrip(t *testing.T) {
 			}
 
 			// The same through esc's outer envelope, as the YAML holds it.
-			outer, err := esceval.EncryptSecret(ctx, sealer, tt.plaintext)
+			outer, err := esceval.EncryptSecret(ctx, sealer.For(testBinding), tt.plaintext)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +188,8 @@ func TestCorruptEnvelope(t *testing.T) {
 	}
 	// The parts' boundaries.
 	recEnd := 1 + len(env.recipients) + uvarintLen(uint64(env.count))
-	wrapStart := len(env.header) - len(env.wrapped)
+	bindStart := len(env.header) - len(appendBinding(nil, env.binding))
+	wrapStart := bindStart - len(env.wrapped)
 	nonceStart := len(env.header)
 	sealedStart := nonceStart + nonceSize
 	k := newKeyring(t, KeyringOptions{IdentitiesFile: idPath, AWSConfig: noAWS})
@@ -205,8 +207,10 @@ func TestCorruptEnvelope(t *testing.T) {
 				want = PartRecipients
 			case n < wrapStart:
 				want = PartWrappedKey // its length
-			case n < nonceStart:
+			case n < bindStart:
 				want = PartWrappedKey
+			case n < nonceStart:
+				want = PartBinding
 			case n < sealedStart:
 				want = PartNonce
 			default:
@@ -243,6 +247,12 @@ func TestCorruptEnvelope(t *testing.T) {
 				switch {
 				case i >= nonceStart:
 					want = PartValue
+				case i >= bindStart:
+					// a flipped binding byte either breaks its framing or
+					// fails to authenticate
+					if c.Part != PartBinding && c.Part != PartValue {
+						t.Fatalf("byte %d ^ %#x: %v, want a corrupt binding or value", i, mask, err)
+					}
 				case i >= wrapStart:
 					want = PartWrappedKey
 				}
@@ -257,13 +267,13 @@ func TestCorruptEnvelope(t *testing.T) {
 	})
 }
 
-// TestUnknownVersion: any version byte but 1 is refused as unknown, saying
+// TestUnknownVersion: any version byte but 1 and 2 is refused as unknown, saying
 // which.
 func TestUnknownVersion(t *testing.T) {
 	_, rec := newIdentity(t)
 	inner := seal(t, []string{rec}, "v")[0]
 	k := newKeyring(t, KeyringOptions{})
-	for _, v := range []byte{0, 2, 0x7f, 0xff} {
+	for _, v := range []byte{0, 3, 0x7f, 0xff} {
 		bad := bytes.Clone(inner)
 		bad[0] = v
 		_, err := k.Decrypt(context.Background(), bad)
@@ -294,15 +304,15 @@ func TestAADBindsHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1, _ := s1.Encrypt(ctx, []byte("one"))
-	v2, _ := s2.Encrypt(ctx, []byte("two"))
+	v1, _ := s1.For(testBinding).Encrypt(ctx, []byte("one"))
+	v2, _ := s2.For(testBinding).Encrypt(ctx, []byte("two"))
 	e1, _ := parseEnvelope(v1)
 	e2, _ := parseEnvelope(v2)
 
 	// The same data key under another recipient list, or wrapped again (as
 	// re-keying a file to new recipients would): only the additional data
 	// tells these from the header the value was sealed under.
-	relisted := appendHeader(nil, []string{rec2}, e1.wrapped)
+	relisted := appendBinding(appendHeader(nil, []string{rec2}, e1.wrapped), testBinding)
 	key1, err := k.dataKey(ctx, e1)
 	if err != nil {
 		t.Fatal(err)
@@ -315,6 +325,7 @@ func TestAADBindsHeader(t *testing.T) {
 	w.Write(key1[:])
 	w.Close()
 	rewrappedHeader := appendHeader(nil, []string{rec}, rewrapped.Bytes())
+	rewrappedAD := appendBinding(slices.Clone(rewrappedHeader), testBinding)
 	for _, tt := range []struct {
 		name   string
 		header []byte
@@ -323,7 +334,7 @@ func TestAADBindsHeader(t *testing.T) {
 		{"value of the first under the second's wrapped key", e2.header, v1[len(e1.header):]},
 		{"value of the second under the first's wrapped key", e1.header, v2[len(e2.header):]},
 		{"value under another recipient list", relisted, v1[len(e1.header):]},
-		{"value under its data key wrapped again", rewrappedHeader, v1[len(e1.header):]},
+		{"value under its data key wrapped again", rewrappedAD, v1[len(e1.header):]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			moved := append(bytes.Clone(tt.header), tt.body...)
@@ -336,7 +347,7 @@ func TestAADBindsHeader(t *testing.T) {
 	}
 	// Controls: in place, both decrypt with this keyring, and so does a
 	// value sealed under the re-wrapped header.
-	resealed, err := (&Sealer{header: rewrappedHeader, key: key1, ok: true}).Encrypt(ctx, []byte("three"))
+	resealed, err := (&Sealer{header: rewrappedHeader, key: key1, ok: true}).For(testBinding).Encrypt(ctx, []byte("three"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,79 +552,82 @@ func TestIdentitiesTolerated(t *testing.T) {
 	}
 }
 
-// TestReuse: an envelope's data key is reused for exactly its recipients,
-// in any order, and only if this keyring can unwrap it.
-func TestReuse(t *testing.T) {
+// TestBinding: a version-2 value opens only at the binding it was sealed
+// with; moved, it is a *MisplacedError naming where it belongs, and a
+// binding rewritten to match where it was moved no longer opens. A
+// version-1 value, bound to nothing, still decrypts.
+func TestBinding(t *testing.T) {
 	ctx := context.Background()
-	pathA, recA := newIdentity(t)
-	_, recB := newIdentity(t)
-	_, recC := newIdentity(t)
-	inner := seal(t, []string{recA, recB}, "first")[0]
-	k := newKeyring(t, KeyringOptions{IdentitiesFile: pathA, AWSConfig: noAWS})
-
-	// Envelopes that list [A B] but are wrapped otherwise, made whole (the
-	// value opens) by someone who knows their data key.
-	crafted := func(wrappedTo []string) []byte {
-		t.Helper()
-		e, _ := parseEnvelope(seal(t, wrappedTo, "x")[0])
-		key, err := k.dataKey(ctx, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &Sealer{header: appendHeader(nil, []string{recA, recB}, e.wrapped), key: key, ok: true}
-		v, err := s.Encrypt(ctx, []byte("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
+	path, rec := newIdentity(t)
+	k := newKeyring(t, KeyringOptions{IdentitiesFile: path, AWSConfig: noAWS})
+	s, err := k.NewSealer(ctx, []string{rec})
+	if err != nil {
+		t.Fatal(err)
 	}
-	listsABWrappedA := crafted([]string{recA})
-	listsABWrappedABC := crafted([]string{recA, recB, recC})
-	listsABWrappedAB := crafted([]string{recA, recB}) // the control
-
-	for _, tt := range []struct {
-		name       string
-		keyring    *Keyring
-		inner      []byte
-		recipients []string
-		want       bool
-	}{
-		{"same recipients", k, inner, []string{recA, recB}, true},
-		{"same recipients, other order, repeated", k, inner, []string{recB, recA, recB}, true},
-		{"a recipient fewer", k, inner, []string{recA}, false},
-		{"a recipient more", k, inner, []string{recA, recB, recC}, false},
-		{"another recipient", k, inner, []string{recA, recC}, false},
-		{"a keyring that cannot unwrap it", newKeyring(t, KeyringOptions{AWSConfig: noAWS}), inner, []string{recA, recB}, false},
-		{"crafted control: lists [A B], wrapped to A B", k, listsABWrappedAB, []string{recA, recB}, true},
-		{"lists [A B], wrapped to A alone", k, listsABWrappedA, []string{recA, recB}, false},
-		{"lists [A B], wrapped to A B C", k, listsABWrappedABC, []string{recA, recB}, false},
-		{"a value that does not open", k, inner[:len(inner)-1], []string{recA, recB}, false},
-		{"invalid recipients", k, inner, []string{"nope"}, false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, ok := tt.keyring.Reuse(ctx, tt.inner, tt.recipients)
-			if ok != tt.want {
-				t.Fatalf("Reuse = %v, want %v", ok, tt.want)
-			}
-			if !ok {
-				return
-			}
-			v, err := s.Encrypt(ctx, []byte("second"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e, _ := parseEnvelope(tt.inner); !bytes.HasPrefix(v, e.header) {
-				t.Fatal("the reused Sealer's envelope does not carry the same wrapped data key")
-			}
-			got, err := newKeyring(t, KeyringOptions{IdentitiesFile: pathA}).Decrypt(ctx, v)
-			if err != nil || string(got) != "second" {
-				t.Fatalf("got %q, %v", got, err)
-			}
-			if !slices.Equal(s.Recipients(), []string{recA, recB}) {
-				t.Fatalf("Recipients() = %v", s.Recipients())
-			}
-		})
+	defer s.Close()
+	prod := Binding{Env: "app/prod", Path: "db.password"}
+	dev := Binding{Env: "app/dev", Path: "db.password"}
+	v, err := s.For(prod).Encrypt(ctx, []byte("hunter2"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	if got, bound, err := k.DecryptAt(ctx, v, prod); err != nil || !bound || string(got) != "hunter2" {
+		t.Fatalf("at its place: %q, %v, %v", got, bound, err)
+	}
+	for _, at := range []Binding{dev, {Env: "app/prod", Path: "db.user"}} {
+		_, _, err := k.DecryptAt(ctx, v, at)
+		var mis *MisplacedError
+		if !errors.As(err, &mis) || mis.Got != prod || mis.Want != at {
+			t.Fatalf("at %v: err = %v, want a MisplacedError naming %v", at, err, prod)
+		}
+		if !strings.Contains(err.Error(), "belongs to app/prod db.password") {
+			t.Fatalf("message %q does not say where it belongs", err)
+		}
+	}
+	if b, bound, err := EnvelopeBinding(v); err != nil || !bound || b != prod {
+		t.Fatalf("EnvelopeBinding = %v, %v, %v", b, bound, err)
+	}
+
+	// The attacker rewrites the clear binding to dev's (same lengths here,
+	// so only the bytes change): the additional data no longer matches.
+	forged := bytes.Replace(v, []byte("app/prod"), []byte("app/dev_"), 1)
+	if _, _, err := k.DecryptAt(ctx, forged, Binding{Env: "app/dev_", Path: "db.password"}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("forged binding: err = %v, want ErrCorrupt", err)
+	}
+
+	// Version 1: the same data key, no binding, sealed as escfs 0.x did.
+	v1 := sealV1(t, s, "old")
+	if got, bound, err := k.DecryptAt(ctx, v1, dev); err != nil || bound || string(got) != "old" {
+		t.Fatalf("version 1: %q, %v, %v", got, bound, err)
+	}
+	if _, bound, err := EnvelopeBinding(v1); err != nil || bound {
+		t.Fatalf("EnvelopeBinding(v1): bound %v, %v", bound, err)
+	}
+	// A version-2 value cannot be passed off as version 1 (to shed its
+	// binding): its additional data held the binding.
+	down := append([]byte{envelopeV1}, v[1:len(s.header)]...)
+	down = append(down, v[len(s.header)+len(appendBinding(nil, prod)):]...)
+	if _, _, err := k.DecryptAt(ctx, down, dev); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("downgraded to version 1: err = %v, want ErrCorrupt", err)
+	}
+	// Sealing needs a binding.
+	if _, err := s.For(Binding{Env: "app/prod"}).Encrypt(ctx, []byte("x")); err == nil {
+		t.Fatal("sealed with an empty path")
+	}
+}
+
+// sealV1 seals plaintext under s's data key in a version-1 envelope (bound
+// to nothing), as escfs wrote before bindings.
+func sealV1(t testing.TB, s *Sealer, plaintext string) []byte {
+	t.Helper()
+	aead, err := chacha20poly1305.NewX(s.key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := slices.Clone(s.header)
+	header[0] = envelopeV1
+	nonce := make([]byte, nonceSize)
+	return aead.Seal(append(header, nonce...), nonce, []byte(plaintext), header)
 }
 
 // TestSealerErrors: bad recipient lists are refused before anything is
@@ -651,7 +665,7 @@ func TestSealerErrors(t *testing.T) {
 		t.Fatalf("Recipients() = %v, want one", s.Recipients())
 	}
 	s.Close()
-	if _, err := s.Encrypt(ctx, []byte("x")); err == nil {
+	if _, err := s.For(testBinding).Encrypt(ctx, []byte("x")); err == nil {
 		t.Fatal("a closed Sealer encrypted")
 	}
 }
@@ -674,11 +688,16 @@ func TestParseEnvelope(t *testing.T) {
 		{"valid", build([]byte{1}, uv(1), uv(7), rec, uv(1), wrapped, tail), "", ""},
 		{"empty", nil, PartVersion, "empty"},
 		{"no recipients", build([]byte{1}, uv(0), uv(1), wrapped, tail), PartRecipients, "count 0"},
-		{"too many recipients", build([]byte{1}, uv(maxRecipients+1)), PartRecipients, "count 257"},
+		{"too many recipients", build([]byte{1}, uv(maxRecipients+1)), PartRecipients, "count 65"},
 		{"count overflows", build([]byte{1}, bytes.Repeat([]byte{0xff}, 10), []byte{1}), PartRecipients, "overflows"},
 		{"count not minimal", build([]byte{1}, []byte{0x81, 0x00}, uv(7), rec, uv(1), wrapped, tail), PartRecipients, "not minimally encoded"},
 		{"empty recipient", build([]byte{1}, uv(1), uv(0), uv(1), wrapped, tail), PartRecipients, "length 0"},
-		{"recipient too long", build([]byte{1}, uv(1), uv(uint64(len(long))), long, uv(1), wrapped, tail), PartRecipients, "length 1025"},
+		{"recipient too long", build([]byte{1}, uv(1), uv(uint64(len(long))), long, uv(1), wrapped, tail), PartRecipients, "length 257"},
+		{"version 2 valid", build([]byte{2}, uv(1), uv(7), rec, uv(1), wrapped, uv(5), []byte("p/env"), uv(1), []byte("x"), tail), "", ""},
+		{"version 2 without binding", build([]byte{2}, uv(1), uv(7), rec, uv(1), wrapped, tail), PartBinding, ""},
+		{"version 2 empty environment", build([]byte{2}, uv(1), uv(7), rec, uv(1), wrapped, uv(0), uv(1), []byte("x"), tail), PartBinding, "environment length 0"},
+		{"version 2 path too long", build([]byte{2}, uv(1), uv(7), rec, uv(1), wrapped, uv(5), []byte("p/env"), uv(maxBindingPath+1), tail), PartBinding, "property path length 4097"},
+		{"version 2 environment not UTF-8", build([]byte{2}, uv(1), uv(7), rec, uv(1), wrapped, uv(2), []byte{0xff, 0xfe}, uv(1), []byte("x"), tail), PartBinding, "not UTF-8"},
 		{"recipient with a newline", build([]byte{1}, uv(1), uv(7), []byte("age1\nxy"), uv(1), wrapped, tail), PartRecipients, "not printable"},
 		{"recipient with an escape", build([]byte{1}, uv(1), uv(7), []byte("age1\x1b[m"), uv(1), wrapped, tail), PartRecipients, "not printable"},
 		{"recipient cut", build([]byte{1}, uv(1), uv(7), rec[:3]), PartRecipients, "truncated"},

@@ -16,9 +16,12 @@ import (
 )
 
 // Sealer encrypts values under one data key, wrapped once: every envelope it
-// makes starts with the same header (version, recipients, wrapped data key).
-// Use one Sealer per file write. It is esc's eval.Encrypter and is safe for
-// concurrent use; Close zeroes its data key.
+// makes starts with the same header (version, recipients, wrapped data key),
+// followed by the value's own binding. Use one Sealer per file write: a data
+// key is only ever one this process generated (never one unwrapped from a
+// file, which anyone can forge from the public recipients with a data key of
+// their own). For(binding) is esc's eval.Encrypter; a Sealer is safe for
+// concurrent use, and Close zeroes its data key.
 type Sealer struct {
 	header     []byte // version, recipient list, wrapped data key
 	recipients []string
@@ -28,7 +31,7 @@ type Sealer struct {
 	ok  bool              // GUARDED_BY(mu); false once closed
 }
 
-var _ esceval.Encrypter = (*Sealer)(nil)
+var _ esceval.Encrypter = boundSealer{}
 
 // NewSealer makes a fresh data key and wraps it to recipients (age
 // recipients "age1..." and AWS KMS key ARNs; repetitions are dropped): one
@@ -74,82 +77,27 @@ func (k *Keyring) NewSealer(ctx context.Context, recipients []string) (*Sealer, 
 	return s, nil
 }
 
-// Reuse returns a Sealer with the data key of an existing envelope, so that
-// `set` or `edit` can add values to a file without a new data key (and KMS
-// Encrypt), if the envelope was encrypted to exactly recipients (as a set)
-// and k can unwrap it and open its value; false otherwise.
-//
-// Besides the recipient list, it checks what it can of the wrapped key
-// itself: as many X25519 stanzas as age recipients, and a KMS stanza for
-// each KMS key and no other. Age stanzas do not say whom they are for, so an
-// envelope crafted to list the team while being wrapped to someone else in
-// place of one member (who then could not decrypt it) is beyond this check.
-func (k *Keyring) Reuse(ctx context.Context, inner []byte, recipients []string) (*Sealer, bool) {
-	env, err := parseEnvelope(inner)
-	if err != nil {
-		return nil, false
-	}
-	rs, err := parseRecipients(recipients)
-	if err != nil {
-		return nil, false
-	}
-	listed := env.recipientList()
-	if !sameSet(listed, rs.list) || !stanzasMatch(env.wrapped, rs) {
-		return nil, false
-	}
-	key, err := k.dataKey(ctx, env)
-	if err != nil {
-		return nil, false
-	}
-	// The value must open too: its additional data checks the recipient
-	// list against the one it was sealed with.
-	plaintext, err := openValue(&key, env)
-	clear(plaintext)
-	if err != nil {
-		clear(key[:])
-		return nil, false
-	}
-	return &Sealer{header: slices.Clone(env.header), recipients: listed, key: key, ok: true}, true
+// For returns the Sealer as esc's eval.Encrypter for values bound to b:
+// every envelope it makes names b and is sealed with it in its additional
+// data. There is no unbound encryption.
+func (s *Sealer) For(b Binding) esceval.Encrypter { return boundSealer{s, b} }
+
+// boundSealer is a Sealer's Encrypter for one binding.
+type boundSealer struct {
+	s *Sealer
+	b Binding
 }
 
-// stanzasMatch reports whether the age file wrapped holds one X25519 stanza
-// per age recipient of rs and one KMS stanza per KMS key of rs, and nothing
-// else.
-func stanzasMatch(wrapped []byte, rs recipients) bool {
-	var rec stanzaRecorder
-	_, err := age.Decrypt(bytes.NewReader(wrapped), &rec)
-	var noMatch *age.NoIdentityMatchError
-	if !errors.As(err, &noMatch) {
-		return false
+// Encrypt seals plaintext into a version-2 envelope bound to the binding.
+func (bs boundSealer) Encrypt(_ context.Context, plaintext []byte) ([]byte, error) {
+	return bs.s.seal(bs.b, plaintext)
+}
+
+// seal makes the envelope of plaintext bound to b.
+func (s *Sealer) seal(b Binding, plaintext []byte) ([]byte, error) {
+	if err := b.valid(); err != nil {
+		return nil, err
 	}
-	x25519 := 0
-	var arns []string
-	for _, s := range rec.stanzas {
-		switch {
-		case s.Type == "X25519":
-			x25519++
-		case s.Type == kmsStanzaType && len(s.Args) == 1:
-			arns = append(arns, s.Args[0])
-		default:
-			return false
-		}
-	}
-	return x25519 == len(rs.age) && len(arns) == len(rs.kms) && sameSet(arns, rs.kms)
-}
-
-// stanzaRecorder is an age identity that matches nothing and keeps the
-// stanzas it was shown.
-type stanzaRecorder struct {
-	stanzas []*age.Stanza
-}
-
-func (r *stanzaRecorder) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
-	r.stanzas = stanzas
-	return nil, age.ErrIncorrectIdentity
-}
-
-// Encrypt seals plaintext into an envelope (esc's eval.Encrypter).
-func (s *Sealer) Encrypt(_ context.Context, plaintext []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ok {
@@ -159,13 +107,14 @@ func (s *Sealer) Encrypt(_ context.Context, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(s.header)+nonceSize, len(s.header)+nonceSize+len(plaintext)+tagSize)
-	copy(out, s.header)
-	nonce := out[len(s.header):]
+	ad := appendBinding(slices.Clip(s.header), b)
+	out := make([]byte, len(ad)+nonceSize, len(ad)+nonceSize+len(plaintext)+tagSize)
+	copy(out, ad)
+	nonce := out[len(ad):]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return aead.Seal(out, nonce, plaintext, s.header), nil
+	return aead.Seal(out, nonce, plaintext, ad), nil
 }
 
 // Recipients returns the recipients the Sealer's data key is wrapped to.
@@ -177,6 +126,28 @@ func (s *Sealer) Close() {
 	defer s.mu.Unlock()
 	clear(s.key[:])
 	s.ok = false
+}
+
+// EnvelopeBinding returns what a version-2 envelope is bound to; bound is
+// false for a version-1 envelope, which is bound to nothing.
+func EnvelopeBinding(inner []byte) (b Binding, bound bool, err error) {
+	env, err := parseEnvelope(inner)
+	if err != nil {
+		return Binding{}, false, err
+	}
+	return env.binding, env.version == envelopeVersion, nil
+}
+
+// DataKeyID names the data key an envelope's value is sealed under (a hash
+// of its wrapped form), without decrypting anything: values with equal IDs
+// cost one unwrap between them.
+func DataKeyID(inner []byte) (string, error) {
+	env, err := parseEnvelope(inner)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(env.wrapped)
+	return fmt.Sprintf("%x", h[:8]), nil
 }
 
 // EnvelopeRecipients returns the recipients an envelope lists (who can

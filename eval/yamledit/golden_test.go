@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fakeEncrypt is a reversible stand-in for a cipher: base64 of "enc:" and
 // the plaintext.
-func fakeEncrypt(plaintext string) (string, error) {
+func fakeEncrypt(_, plaintext string) (string, error) {
 	return base64.StdEncoding.EncodeToString([]byte("enc:" + plaintext)), nil
 }
 
@@ -91,12 +91,12 @@ func TestEncryptGolden(t *testing.T) {
 // TestRotateGolden: `escfs secrets rotate` replaces each base64 scalar
 // and nothing else (testdata/rotate/*.golden).
 func TestRotateGolden(t *testing.T) {
-	rotate := func(c string) (string, error) {
+	rotate := func(_, c string) (string, error) {
 		p, err := fakeDecrypt(c)
 		if err != nil {
 			return "", err
 		}
-		return fakeEncrypt("rotated " + p)
+		return fakeEncrypt("", "rotated "+p)
 	}
 	files, _ := filepath.Glob("testdata/rotate/*.yaml")
 	for _, name := range files {
@@ -125,7 +125,7 @@ func TestViewGolden(t *testing.T) {
 				t.Fatalf("err %v, fallback %v", err, v.Fallback)
 			}
 			golden(t, base+".view.golden", v.Text)
-			noEncrypt := func(string) (string, error) { return "", errors.New("nothing changed, nothing to encrypt") }
+			noEncrypt := func(_, _ string) (string, error) { return "", errors.New("nothing changed, nothing to encrypt") }
 			same, err := v.Seal(v.Text, noEncrypt)
 			if err != nil {
 				t.Fatal(err)

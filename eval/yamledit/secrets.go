@@ -60,40 +60,65 @@ func Secrets(src []byte) ([]Secret, error) {
 
 // secrets is Secrets on the parsed source.
 func (x *index) secrets() ([]Secret, error) {
-	values := valuesNode(x.doc)
-	if values == nil {
-		return nil, nil
-	}
 	var out []Secret
-	var walk func(n *yaml.Node, path Path) error
-	walk = func(n *yaml.Node, path Path) error {
+	for _, c := range Calls(x.doc) {
+		s, ok, err := x.secret(c.Node, c.Path)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Call is one fn::secret call under values: the mapping {fn::secret: ARG}
+// and its property path.
+type Call struct {
+	Node *yaml.Node
+	Path Path
+}
+
+// Calls returns the fn::secret calls under values of a parsed definition
+// (a yaml.v3 document node), in file order, with their property paths: the
+// one walk that both the writers (Secrets) and the evaluation's check of
+// where each ciphertext belongs use, so they agree on every path.
+func Calls(doc *yaml.Node) []Call {
+	values := valuesNode(doc)
+	if values == nil {
+		return nil
+	}
+	var out []Call
+	var walk func(n *yaml.Node, path Path)
+	walk = func(n *yaml.Node, path Path) {
 		switch n.Kind {
 		case yaml.MappingNode:
 			if len(n.Content) == 2 && n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Value == "fn::secret" {
-				s, ok, err := x.secret(n, path)
-				if ok {
-					out = append(out, s)
-				}
-				return err
+				out = append(out, Call{Node: n, Path: path})
+				return
 			}
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if err := walk(n.Content[i+1], path.appendKey(n.Content[i].Value)); err != nil {
-					return err
-				}
+				walk(n.Content[i+1], path.appendKey(n.Content[i].Value))
 			}
 		case yaml.SequenceNode:
 			for i, item := range n.Content {
-				if err := walk(item, path.appendKey(i)); err != nil {
-					return err
-				}
+				walk(item, path.appendKey(i))
 			}
 		}
-		return nil
 	}
-	if err := walk(values, nil); err != nil {
-		return nil, err
+	walk(values, nil)
+	return out
+}
+
+// Ciphertext returns the base64 ciphertext of a call whose argument is
+// {ciphertext: STRING}, and that string's node.
+func (c Call) Ciphertext() (string, *yaml.Node, bool) {
+	arg := c.Node.Content[1]
+	if arg.Kind == yaml.MappingNode && len(arg.Content) == 2 && arg.Content[0].Value == "ciphertext" && isString(arg.Content[1]) {
+		return arg.Content[1].Value, arg.Content[1], true
 	}
-	return out, nil
+	return "", nil, false
 }
 
 // valuesNode returns the value of the top-level values key, or nil.

@@ -10,9 +10,9 @@ import (
 // {ciphertext: encrypt(plaintext)} (`escfs secrets encrypt`). Nothing else
 // changes; a definition without plaintext secrets comes back as it is. An
 // error of encrypt comes back as a *SecretError at its secret.
-func Encrypt(src []byte, encrypt func(plaintext string) (string, error)) (Result, error) {
+func Encrypt(src []byte, encrypt func(path, plaintext string) (string, error)) (Result, error) {
 	return rewriteSecrets(src, true, func(s Secret) (Edit, error) {
-		b64, err := encrypt(s.Plaintext)
+		b64, err := encrypt(s.Path, s.Plaintext)
 		if err != nil {
 			return Edit{}, &SecretError{Secret: s, Op: "encrypting", Err: err}
 		}
@@ -24,9 +24,9 @@ func Encrypt(src []byte, encrypt func(plaintext string) (string, error)) (Result
 // rotate(base64) (`escfs secrets rotate`), leaving the rest of each
 // argument, and of the definition, as it is. An error of rotate comes back
 // as a *SecretError at its secret.
-func Rotate(src []byte, rotate func(ciphertext string) (string, error)) (Result, error) {
+func Rotate(src []byte, rotate func(path, ciphertext string) (string, error)) (Result, error) {
 	return rewriteSecrets(src, false, func(s Secret) (Edit, error) {
-		b64, err := rotate(s.Ciphertext)
+		b64, err := rotate(s.Path, s.Ciphertext)
 		if err != nil {
 			return Edit{}, &SecretError{Secret: s, Op: "rotating", Err: err}
 		}
@@ -155,7 +155,7 @@ func NewView(src []byte, decrypt func(ciphertext string) (string, error)) (*View
 // plaintext secret is encrypted with encrypt, except one the source
 // already had, unchanged, in plaintext. An unchanged view seals to the
 // source, byte for byte.
-func (v *View) Seal(edited []byte, encrypt func(plaintext string) (string, error)) (Result, error) {
+func (v *View) Seal(edited []byte, encrypt func(path, plaintext string) (string, error)) (Result, error) {
 	x, err := parse(edited)
 	if err != nil {
 		return Result{}, err
@@ -180,7 +180,7 @@ func (v *View) Seal(edited []byte, encrypt func(plaintext string) (string, error
 		case !shown && wasPlain && pt == s.Plaintext:
 			// Plaintext in the source too, and untouched: esc check warns.
 		default:
-			b64, err := encrypt(s.Plaintext)
+			b64, err := encrypt(s.Path, s.Plaintext)
 			if err != nil {
 				return Result{}, &SecretError{Secret: s, Op: "encrypting", Err: err}
 			}
