@@ -121,6 +121,9 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 	}
 	inflightFrom(ctx).read(def.Path)
 	rules, rulesErr := secrets.LoadRules(tree.Root)
+	// Only the KMS keys the rules name are called (none if the rules do
+	// not load): an envelope's stanzas are whoever wrote the file's.
+	ctx = secrets.WithRules(ctx, rules)
 	// Every ciphertext where it belongs, before anything is decrypted.
 	places := newPlaceCheck()
 	var placed Diagnostics

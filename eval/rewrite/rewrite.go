@@ -227,7 +227,7 @@ func (e *Editor) decrypt(ctx context.Context, def eval.Definition, s yamledit.Se
 	if err != nil {
 		return "", false, fmt.Errorf("%s:%d:%d: decrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
 	}
-	p, bound, err := e.Keys.DecryptAt(ctx, inner, bindingOf(def, s.Path))
+	p, bound, err := e.Keys.DecryptAt(secrets.WithRules(ctx, e.Rules), inner, bindingOf(def, s.Path))
 	if err != nil {
 		return "", bound, fmt.Errorf("%s:%d:%d: decrypting %s: %w", def.Path, s.Line, s.Col, s.Path, err)
 	}
@@ -328,9 +328,10 @@ func (e *Editor) Rotate(ctx context.Context, name string, rebind bool) (Change, 
 		if err != nil {
 			return "", fmt.Errorf("decrypt: %w", err)
 		}
-		plain, bound, err := e.Keys.DecryptAt(ctx, inner, bindingOf(def, path))
+		kctx := secrets.WithRules(ctx, e.Rules)
+		plain, bound, err := e.Keys.DecryptAt(kctx, inner, bindingOf(def, path))
 		if errors.Is(err, secrets.ErrMisplaced) && rebind {
-			plain, err = e.Keys.Decrypt(ctx, inner)
+			plain, err = e.Keys.Decrypt(kctx, inner)
 			rebound++
 		} else if err == nil && !bound {
 			upgraded++

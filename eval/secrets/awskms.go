@@ -132,15 +132,22 @@ func (r *kmsRecipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
 // Decrypt, trying each KMS key of the file until one succeeds. It lives for
 // one unwrap, whose context it carries.
 type kmsIdentity struct {
-	ctx context.Context
-	k   *Keyring
+	ctx     context.Context
+	k       *Keyring
+	allowed func(arn string) bool // the keys that may be tried; nil: any
 }
+
+// maxKMSTries bounds the KMS Decrypt calls of one unwrap, whatever the
+// envelope lists and the rules allow.
+const maxKMSTries = 8
 
 var _ age.Identity = (*kmsIdentity)(nil)
 
 // Unwrap tries KMS Decrypt on each escfs-awskms stanza in turn.
 func (id *kmsIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	var failures []error
+	tried := map[string]bool{}
+	skipped := 0
 	for _, s := range stanzas {
 		if s.Type != kmsStanzaType {
 			continue
@@ -150,6 +157,14 @@ func (id *kmsIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 			continue
 		}
 		arn := s.Args[0]
+		// Only a key the rule names, once, and a few at most: the stanzas
+		// are whoever wrote the file's to choose, and each try is a call
+		// to KMS with the reader's credentials.
+		if tried[arn] || (id.allowed != nil && !id.allowed(arn)) || len(tried) >= maxKMSTries {
+			skipped++
+			continue
+		}
+		tried[arn] = true
 		out, err := kmsCall(id.ctx, id.k, "kms:Decrypt", arn, func(ctx context.Context, c *kms.Client) (*kms.DecryptOutput, error) {
 			return c.Decrypt(ctx, &kms.DecryptInput{KeyId: &arn, CiphertextBlob: s.Body, EncryptionContext: kmsEncryptionContext})
 		})
@@ -158,6 +173,9 @@ func (id *kmsIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 			continue
 		}
 		return out.Plaintext, nil
+	}
+	if skipped > 0 {
+		failures = append(failures, &SkippedKMSError{Stanzas: skipped})
 	}
 	if len(failures) == 0 {
 		return nil, age.ErrIncorrectIdentity
@@ -204,4 +222,52 @@ func (t tolerant) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 		err = &CorruptError{Part: PartWrappedKey, Reason: "malformed stanza", Err: err}
 	}
 	return nil, &notUnwrapped{[]error{err}}
+}
+
+// SkippedKMSError counts the KMS stanzas of an envelope that were not tried:
+// for a key the rules do not name for the value's environment, for a key
+// already tried, or past the bound on calls per unwrap.
+type SkippedKMSError struct {
+	Stanzas int
+}
+
+func (e *SkippedKMSError) Error() string {
+	return fmt.Sprintf("%d KMS stanzas not tried (a key no rule of .escfs.yaml names for this environment, a repeated key, or more than %d keys)", e.Stanzas, maxKMSTries)
+}
+
+// rulesKey is the context key of WithRules.
+type rulesKey struct{}
+
+// WithRules returns ctx carrying the secrets rules that decide which AWS KMS
+// keys a decryption under it may call: for a version-2 value, the KMS keys
+// of the rule for the environment it is bound to; for a version-1 value,
+// those of any rule. Without rules in the context every KMS stanza may be
+// tried (at most 8 distinct keys per data key either way).
+func WithRules(ctx context.Context, r *Rules) context.Context {
+	return context.WithValue(ctx, rulesKey{}, r)
+}
+
+// allowedKMS returns which KMS keys may be tried for env, by the rules of
+// ctx; nil means any.
+func allowedKMS(ctx context.Context, env envelope) func(string) bool {
+	r, ok := ctx.Value(rulesKey{}).(*Rules)
+	if !ok {
+		return nil
+	}
+	keys := map[string]bool{}
+	if env.version == envelopeVersion {
+		project, name, _ := strings.Cut(env.binding.Env, "/")
+		if rule, ok := r.For(project, name); ok {
+			for _, k := range rule.AWSKMS {
+				keys[k] = true
+			}
+		}
+	} else if r != nil {
+		for _, rule := range r.Rules {
+			for _, k := range rule.AWSKMS {
+				keys[k] = true
+			}
+		}
+	}
+	return func(arn string) bool { return keys[arn] }
 }

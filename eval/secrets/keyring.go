@@ -208,7 +208,16 @@ func (k *Keyring) dataKey(ctx context.Context, env envelope) ([dataKeySize]byte,
 			return key, nil
 		}
 		ch := k.flights.DoChan(string(h[:]), func() (any, error) {
-			return k.fill(context.WithoutCancel(ctx), h, env)
+			// Not canceled with this caller (others may wait on the
+			// flight), but bounded by its deadline: what KMS cannot
+			// answer by then, no reader is waiting for.
+			fctx := context.WithoutCancel(ctx)
+			if d, ok := ctx.Deadline(); ok {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithDeadline(fctx, d)
+				defer cancel()
+			}
+			return k.fill(fctx, h, env)
 		})
 		var r singleflight.Result
 		select {
@@ -263,7 +272,7 @@ func (k *Keyring) unwrap(ctx context.Context, env envelope, ids *identitySet) ([
 	for _, id := range k.extra {
 		idents = append(idents, tolerant{id, false})
 	}
-	idents = append(idents, &kmsIdentity{ctx: ctx, k: k})
+	idents = append(idents, &kmsIdentity{ctx: ctx, k: k, allowed: allowedKMS(ctx, env)})
 	r, err := age.Decrypt(bytes.NewReader(env.wrapped), idents...)
 	if err != nil {
 		return key, k.unwrapError(err, env, ids)

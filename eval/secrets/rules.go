@@ -112,6 +112,7 @@ func LoadRules(dir string) (*Rules, error) {
 // parseRule reads one rule, checking its pattern and recipients.
 func parseRule(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (Rule, error) {
 	rule := Rule{Line: n.Line, Col: n.Column}
+	ruleNode := n
 	if n.Kind != yaml.MappingNode {
 		return rule, at(n, "a rule is a mapping with environments, age and awskms")
 	}
@@ -139,6 +140,9 @@ func parseRule(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (Rule, e
 			}
 			for j, s := range list {
 				_, isKMS, err := parseRecipient(s)
+				if err == nil && len(s) > maxRecipientLen {
+					err = fmt.Errorf("a recipient of %d bytes: at most %d", len(s), maxRecipientLen)
+				}
 				if err == nil && isKMS != (key.Value == "awskms") {
 					err = fmt.Errorf("belongs under %s", map[bool]string{true: "awskms", false: "age"}[isKMS])
 				}
@@ -157,6 +161,9 @@ func parseRule(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (Rule, e
 	}
 	if pattern == nil {
 		return rule, at(n, "rule without environments (a pattern such as \"prod/*\", or \"*\" for all)")
+	}
+	if n := len(rule.Age) + len(rule.AWSKMS); n > maxRecipients {
+		return rule, at(ruleNode, "rule for %q with %d recipients: at most %d", rule.Environments, n, maxRecipients)
 	}
 	if len(rule.Age)+len(rule.AWSKMS) == 0 {
 		return rule, at(n, "rule for %q without recipients (age or awskms)", rule.Environments)
