@@ -182,25 +182,36 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 	})
 
 	t.Run("open", func(t *testing.T) {
-		p := startEscfs(t, bin, nobody, env, "--dir", dir, "open", "slow")
-		environ := fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)
-		// escfs becomes non-dumpable right after it starts; wait for it
-		// while it evaluates (the provider takes 60s).
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			_, err := readAs(nobody, environ)
-			if err != nil && strings.Contains(err.Error(), "Permission denied") {
-				break
-			}
-			select {
-			case <-p.done:
-				t.Fatalf("escfs open ended (%v) before it was seen non-dumpable; stderr:\n%s", p.err, p.stderr)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("escfs open's environ still readable by its own user after 15s (last: %v): it is dumpable", err)
-			}
-		}
+		waitNotDumpable(t, startEscfs(t, bin, nobody, env, "--dir", dir, "open", "slow"))
 	})
+
+	// edit holds the plaintext of every secret of the file while the
+	// editor runs (as set, check and secrets do while they work): every
+	// escfs command is non-dumpable from its start.
+	t.Run("edit", func(t *testing.T) {
+		waitNotDumpable(t, startEscfs(t, bin, nobody, append(env, `EDITOR=sh -c "exec sleep 60"`), "--dir", dir, "edit", "app"))
+	})
+}
+
+// waitNotDumpable waits (15 s at most) until p's /proc/PID/environ cannot
+// be read by its own user: escfs becomes non-dumpable right after it starts.
+func waitNotDumpable(t *testing.T, p *runProc) {
+	t.Helper()
+	environ := fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := readAs(nobody, environ)
+		if err != nil && strings.Contains(err.Error(), "Permission denied") {
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("escfs ended (%v) before it was seen non-dumpable; stderr:\n%s", p.err, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("escfs's environ still readable by its own user after 15s (last: %v): it is dumpable", err)
+		}
+	}
 }
 
 // processGone waits up to 10 seconds for process pid to be gone (or a
