@@ -44,7 +44,9 @@ Enter to edit again, or Ctrl-C or end of input to abandon without writing.
 The plaintext buffer lives on a memory filesystem ($XDG_RUNTIME_DIR, else /dev/shm),
 0600 in a 0700 directory, and is removed when escfs edit ends, also on SIGINT, SIGTERM
 and SIGHUP; after a kill -9, the next escfs to start removes it. While the editor runs,
-Ctrl-C belongs to the editor.`,
+Ctrl-C belongs to the editor. vim, nvim, emacs and nano are started so that they copy
+the buffer nowhere else: no viminfo or shada, swap, undo or backup files (vim, nvim), no
+backups, auto-saves or lock files (emacs), no rc files, history or position log (nano).`,
 		Example: `  escfs edit prod/db
   EDITOR=nano escfs edit app`,
 		Args:              cobra.ExactArgs(1),
@@ -160,7 +162,8 @@ func runEditor(path string, sigs <-chan os.Signal, stderr io.Writer) error {
 		editor = "vi"
 	}
 	// As git does: the variable may carry arguments ("code --wait").
-	c := exec.Command("sh", "-c", "exec "+editor+` "$@"`, editor, path)              // exec: a signal reaches the editor itself
+	args := append([]string{"-c", "exec " + editor + ` "$@"`, editor}, privateEditing(editor)...)
+	c := exec.Command("sh", append(args, path)...)                                   // exec: a signal reaches the editor itself
 	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil { // a terminal
 		c.Stdin = os.Stdin
 	}
@@ -187,6 +190,34 @@ func runEditor(path string, sigs <-chan os.Signal, stderr io.Writer) error {
 			return &interruptedError{sig}
 		}
 	}
+}
+
+// privateEditing returns the arguments that keep an editor this escfs
+// knows from copying the buffer (plaintext) anywhere but the buffer itself,
+// as pass does: no viminfo/shada (registers and search history), swap,
+// undo or backup files for vim and nvim; no backups, auto-saves or lock
+// files for emacs; no rc files (and so no history or position log) for
+// nano. Other editors get nothing: their own settings apply.
+func privateEditing(editor string) []string {
+	fields := strings.Fields(editor)
+	if len(fields) == 0 {
+		return nil
+	}
+	name := filepath.Base(fields[0])
+	if p, err := exec.LookPath(fields[0]); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil && (name == "vi" || name == "editor") {
+			name = filepath.Base(real) // vi -> vim.basic, editor -> nano
+		}
+	}
+	switch {
+	case name == "vim" || strings.HasPrefix(name, "vim.") || name == "gvim" || name == "nvim":
+		return []string{"-i", "NONE", "-n", "--cmd", "set noundofile nobackup nowritebackup"}
+	case name == "emacs" || strings.HasPrefix(name, "emacs-"):
+		return []string{"--eval", "(setq make-backup-files nil auto-save-default nil create-lockfiles nil)"}
+	case name == "nano":
+		return []string{"--ignorercfiles"}
+	}
+	return nil
 }
 
 // awaitLine waits for a line on in; end of input or a signal abandons.

@@ -143,7 +143,7 @@ func TestSecretsJourney(t *testing.T) {
 
 	// Rotate to the second recipient only.
 	ageRules(t, dir, r2)
-	if r := escfsExec(t, as1, "", "--dir", dir, "secrets", "rotate", "app"); r.code != 0 {
+	if r := escfsExec(t, as1, "", "--dir", dir, "secrets", "rotate", "--yes", "app"); r.code != 0 {
 		t.Fatalf("rotate: exit %d: %s", r.code, r.stderr)
 	}
 	if r := escfsExec(t, as1, "", "--dir", dir, "open", "app"); r.code == 0 || !strings.Contains(r.stderr, r2) || !strings.Contains(r.stderr, "app.yaml:") {

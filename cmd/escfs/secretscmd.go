@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,11 @@ var (
 func keys() *secrets.Keyring {
 	keyringOnce.Do(func() {
 		keyring = secrets.NewKeyring(secrets.KeyringOptions{CacheTTL: keyCacheTTL})
+		if path, err := keyring.IdentitiesFile(); err == nil {
+			if w := secrets.IdentitiesFileWarning(path); w != "" {
+				fmt.Fprintln(os.Stderr, "escfs: warning: "+w)
+			}
+		}
 	})
 	return keyring
 }

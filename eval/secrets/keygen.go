@@ -92,3 +92,14 @@ func separator(f *os.File, size int64) (string, error) {
 	}
 	return "\n", nil
 }
+
+// IdentitiesFileWarning returns a warning if the identities file at path
+// can be read by its group or by others (as ssh refuses such a private
+// key), or "" if it cannot or does not exist.
+func IdentitiesFileWarning(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the age identities file %s is accessible to its group or to others (mode %04o): anyone who reads it decrypts every secret encrypted to it; chmod 600 %s", displayPath(path), fi.Mode().Perm(), path)
+}
