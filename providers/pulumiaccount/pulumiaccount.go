@@ -19,9 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/escfs/escfs/internal/safehttp"
 )
 
 // The variables the Pulumi CLI reads.
@@ -38,6 +41,18 @@ const (
 	// and config.json instead of HomeEnv's.
 	CredentialsPathEnv = "PULUMI_CREDENTIALS_PATH"
 )
+
+// ErrNotAllowed is the error for a Pulumi Cloud URL that only a definition
+// names: the user's token is not sent there.
+var ErrNotAllowed = errors.New("refused to send your Pulumi access token to a URL you did not configure")
+
+// sameOrigin reports whether URLs a and b have the same scheme, host and
+// port.
+func sameOrigin(a, b string) bool {
+	ua, err1 := neturl.Parse(a)
+	ub, err2 := neturl.Parse(b)
+	return err1 == nil && err2 == nil && safehttp.Origin(ua) == safehttp.Origin(ub)
+}
 
 // CloudURL is the Pulumi Cloud API the CLI uses when nothing else is set.
 const CloudURL = "https://api.pulumi.com"
@@ -97,12 +112,20 @@ func Current(backendURL string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
+	configured := defaultCloudURL(creds.Current)
 	url := strings.TrimSuffix(backendURL, "/")
 	if url == "" {
-		url = defaultCloudURL(creds.Current)
+		url = configured
 	}
 	if !IsCloudURL(url) {
 		return Account{}, fmt.Errorf("%s is not a Pulumi Cloud URL (want https:// or http://)", url)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return Account{}, fmt.Errorf("Pulumi Cloud URL %q: %w", url, err)
+	}
+	if err := safehttp.CheckScheme(u); err != nil {
+		return Account{}, err
 	}
 	a := Account{URL: url}
 	stored, ok := creds.Accounts[url]
@@ -110,9 +133,18 @@ func Current(backendURL string) (Account, error) {
 	if !ok || storedToken == "" {
 		storedToken = creds.AccessTokens[url]
 	}
-	a.Token = os.Getenv(AccessTokenEnv)
-	if a.Token == "" {
-		a.Token = storedToken
+	// PULUMI_ACCESS_TOKEN is for the Pulumi Cloud the user configured (or
+	// a host they allowed), never for a URL only a definition names: a
+	// stored token goes only to the URL it was stored for.
+	a.Token = storedToken
+	if env := os.Getenv(AccessTokenEnv); env != "" {
+		switch {
+		case sameOrigin(url, configured) || safehttp.Allowed(u):
+			a.Token = env
+		case storedToken == "":
+			return Account{URL: url}, fmt.Errorf("%s: %w: %s is for %s, the Pulumi Cloud you configured; allow this host with --allow-host %s (or %s) if it is yours",
+				url, ErrNotAllowed, AccessTokenEnv, configured, u.Host, safehttp.AllowHostsEnv)
+		}
 	}
 	// The stored user name belongs to the stored token only.
 	if a.Token == storedToken {

@@ -21,6 +21,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/sig"
 
+	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/providers/pulumiaccount"
 )
 
@@ -62,8 +63,9 @@ const apiAccept = "application/vnd.pulumi+8"
 // loginHint ends the errors of a rejected or insufficient access token.
 const loginHint = "run `esc login` or set " + pulumiaccount.AccessTokenEnv
 
-// cloudClient makes the requests; each is bounded by its context.
-var cloudClient = &http.Client{}
+// cloudClient makes the requests; each is bounded by its context, and a
+// redirect to another origin (which would carry the token) is refused.
+var cloudClient = safehttp.New()
 
 // cloudBackend is a Pulumi Cloud backend.
 type cloudBackend struct {
@@ -310,6 +312,9 @@ func (b *cloudBackend) try(ctx context.Context, method, u string, body []byte, o
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // the message names the URL already
+		}
+		if errors.Is(err, safehttp.ErrCrossOriginRedirect) {
+			return err // asking again would not change the answer
 		}
 		return &retryable{err: fmt.Errorf("Pulumi Cloud %s is unreachable: %v", b.account.URL, err)}
 	}

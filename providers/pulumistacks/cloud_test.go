@@ -23,12 +23,14 @@ var secretOutputs = map[string]any{"kubeconfig": kubeconfig, "adminPassword": "h
 
 // newCloud starts a simulated Pulumi Cloud holding acme/eks-cluster/demo
 // (plain outputs and service-encrypted secretOutputs) and acme/net/prod
-// (plainOutputs only), and isolates the test with PULUMI_ACCESS_TOKEN set.
+// (plainOutputs only), and isolates the test with PULUMI_ACCESS_TOKEN set
+// and PULUMI_API naming the simulation: the Cloud the user configured.
 func newCloud(t *testing.T) *stacktest.Cloud {
 	t.Helper()
 	isolate(t)
 	t.Setenv("PULUMI_ACCESS_TOKEN", cloudToken)
 	c := stacktest.NewCloud(t, cloudToken)
+	t.Setenv("PULUMI_API", c.URL)
 	if err := c.AddStack("acme", "eks-cluster", "demo", map[string]any{"clusterName": "demo"}, secretOutputs, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,11 @@ func TestCloudErrors(t *testing.T) {
 		},
 		{
 			name: "unreachable", ref: "acme/eks-cluster/demo",
-			setup:   func(t *testing.T, c *stacktest.Cloud) string { return kumotest.ClosedURL(t) },
+			setup: func(t *testing.T, c *stacktest.Cloud) string {
+				u := kumotest.ClosedURL(t)
+				t.Setenv("PULUMI_API", u)
+				return u
+			},
 			want:    []string{"stack acme/eks-cluster/demo: GET ", "is unreachable: dial tcp", "(4 attempts)"},
 			took:    20 * time.Second, // 3 backoffs, on a loaded machine
 			exports: 0,

@@ -89,6 +89,13 @@ func (p *Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("%s: %w", Name, err)
 	}
+	if backendInput != "" {
+		// Named by the definition, not configured by the user: the
+		// user's credentials must not follow it anywhere.
+		if err := checkNamedBackend(backendInput); err != nil {
+			return esc.Value{}, fmt.Errorf("%s: %w", Name, err)
+		}
+	}
 	open := p.OpenBackend
 	if open == nil {
 		open = OpenBackend

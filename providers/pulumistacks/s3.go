@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/providers/awsclient"
 )
 
@@ -168,4 +169,48 @@ func errorCode(err error) string {
 		return apiErr.ErrorCode()
 	}
 	return ""
+}
+
+// checkNamedBackend refuses a backend URL that a definition names (rather
+// than the user's PULUMI_BACKEND_URL or login) when it would send the
+// user's AWS credentials to an endpoint the user did not configure: an
+// s3:// URL's endpoint parameter must be a host the user allowed
+// (ESCFS_ALLOW_HOSTS, --allow-host) or the one their AWS configuration
+// names (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), and plain HTTP only on
+// loopback. Pulumi Cloud URLs are pulumiaccount.Current's to check (the
+// token goes only to the configured Cloud).
+func checkNamedBackend(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "s3") {
+		return nil
+	}
+	q := u.Query()
+	endpoint := q.Get("endpoint")
+	if endpoint == "" {
+		return nil
+	}
+	if !strings.Contains(endpoint, "://") {
+		scheme := "https://"
+		if truthy(q.Get("disableSSL")) || truthy(q.Get("disable_https")) {
+			scheme = "http://"
+		}
+		endpoint = scheme + endpoint
+	}
+	e, err := url.Parse(endpoint)
+	if err != nil || e.Host == "" {
+		return fmt.Errorf("backend %s: endpoint %q is not a URL", u.Redacted(), endpoint)
+	}
+	if err := safehttp.CheckScheme(e); err != nil {
+		return fmt.Errorf("backend %s: %w", u.Redacted(), err)
+	}
+	if safehttp.Allowed(e) {
+		return nil
+	}
+	for _, v := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if c, err := url.Parse(os.Getenv(v)); err == nil && c.Host != "" && safehttp.Origin(c) == safehttp.Origin(e) {
+			return nil
+		}
+	}
+	return fmt.Errorf("backend %s: refused to send your AWS credentials to %s, an endpoint only the definition names: allow it with --allow-host %s (or %s) if it is yours, or configure it as AWS_ENDPOINT_URL_S3",
+		u.Redacted(), safehttp.Origin(e), e.Host, safehttp.AllowHostsEnv)
 }
