@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pulumi/esc/syntax"
 )
@@ -42,7 +43,7 @@ func (d Diagnostic) String() string {
 		b.WriteString("warning: ")
 	}
 	b.WriteString(d.Message)
-	return b.String()
+	return redact.String(b.String())
 }
 
 // quotePath returns a path as is, or Go-quoted if it holds a byte that

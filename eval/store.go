@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/escfs/escfs/internal/redact"
 )
 
 // ErrNotFound is returned for an environment the definitions directory does
@@ -428,7 +430,15 @@ func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string
 			snap, err = nil, fmt.Errorf("%s: evaluation of %s panicked (a bug in escfs or a provider; the log has the stack): %v", name.Short(), path, p)
 		}
 	}()
-	return s.source.Produce(ctx, tree, name, s.opts.FilesDir(name))
+	snap, err = s.source.Produce(ctx, tree, name, s.opts.FilesDir(name))
+	if snap != nil {
+		// A service may echo a credential in an error body, and a
+		// provider may quote it: none reaches a status or the log.
+		for i := range snap.Diagnostics {
+			snap.Diagnostics[i].Message = redact.String(snap.Diagnostics[i].Message)
+		}
+	}
+	return snap, redact.Error(err)
 }
 
 // finishLocked records the result of an evaluation of generation gen and

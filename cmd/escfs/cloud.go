@@ -29,6 +29,7 @@ func addCloudFlags(root *cobra.Command, g *globalFlags) {
 	f.Lookup("cloud").NoOptDefVal = cloudDefaultOrg
 	f.DurationVar(&g.openDuration, "open-duration", cloud.DefaultOpenDuration, "with --cloud: how long each open session lasts (it is renewed before it ends)")
 	f.DurationVar(&g.poll, "poll", cloud.DefaultPoll, "with --cloud: how often to look for new, removed and changed environments")
+	f.DurationVar(&g.requestTimeout, "request-timeout", cloud.DefaultRequestTimeout, "with --cloud: the longest a listing or an open may wait for Pulumi Cloud")
 }
 
 // cloudArgs lets --cloud take its organization as the next argument
@@ -123,6 +124,10 @@ func (g *globalFlags) checkSourceFlags() error {
 		return fmt.Errorf("--open-duration %s: must be positive", g.openDuration)
 	case cloudOn && g.poll <= 0:
 		return fmt.Errorf("--poll %s: must be positive", g.poll)
+	case !cloudOn && changed("request-timeout"):
+		return errors.New("--request-timeout applies to Pulumi Cloud: add --cloud")
+	case cloudOn && g.requestTimeout <= 0:
+		return fmt.Errorf("--request-timeout %s: must be positive", g.requestTimeout)
 	}
 	return nil
 }
@@ -144,7 +149,7 @@ func (g *globalFlags) cloudSource(ctx context.Context, log *slog.Logger) (*cloud
 	}
 	return cloud.New(ctx, cloud.Config{
 		URL: acct.URL, Token: acct.Token, Org: org, DefaultOrg: acct.DefaultOrg, Username: acct.Username,
-		OpenDuration: g.openDuration, Poll: g.poll, ConsoleDomain: os.Getenv("PULUMI_CONSOLE_DOMAIN"),
+		OpenDuration: g.openDuration, Poll: g.poll, RequestTimeout: g.requestTimeout, ConsoleDomain: os.Getenv("PULUMI_CONSOLE_DOMAIN"),
 		UserAgent: userAgent(), Logger: log,
 	})
 }

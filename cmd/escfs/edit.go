@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/runner"
 )
 
@@ -167,7 +168,7 @@ func runEditor(path string, sigs <-chan os.Signal, stderr io.Writer) error {
 	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil { // a terminal
 		c.Stdin = os.Stdin
 	}
-	c.Stdout, c.Stderr = os.Stdout, stderr
+	c.Stdout, c.Stderr = os.Stdout, redact.Unwrap(stderr)
 	// SIGKILL if escfs dies, by kill -9 too: an editor left behind would
 	// hold the plaintext buffer open after the next escfs removes it.
 	done, err := runner.StartDying(c, syscall.SIGKILL)

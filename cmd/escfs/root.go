@@ -6,19 +6,24 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/escfs/escfs/internal/redact"
+	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // globalFlags are the flags every command shares.
 type globalFlags struct {
-	dir          string         // --dir
-	cloudOrg     string         // --cloud's organization; cloudDefaultOrg for the default one
-	openDuration time.Duration  // --open-duration
-	poll         time.Duration  // --poll
-	flags        *pflag.FlagSet // the root's persistent flags, to tell which were given
+	dir            string         // --dir
+	cloudOrg       string         // --cloud's organization; cloudDefaultOrg for the default one
+	openDuration   time.Duration  // --open-duration
+	poll           time.Duration  // --poll
+	requestTimeout time.Duration  // --request-timeout
+	allowHosts     []string       // --allow-host
+	flags          *pflag.FlagSet // the root's persistent flags, to tell which were given
 }
 
 // definitionsDir resolves the definitions directory: --dir, else $ESCFS_DIR,
@@ -41,6 +46,19 @@ func (g *globalFlags) definitionsDir() (string, error) {
 		return "", fmt.Errorf("no --dir, no $ESCFS_DIR and no home directory: %w", err)
 	}
 	return filepath.Join(home, ".config", "escfs", "environments"), nil
+}
+
+// applyAllowHosts adds --allow-host to $ESCFS_ALLOW_HOSTS, where the
+// providers (and the children of run) read it.
+func (g *globalFlags) applyAllowHosts() {
+	if len(g.allowHosts) == 0 {
+		return
+	}
+	hosts := g.allowHosts
+	if env := safehttp.AllowHosts(); env != "" {
+		hosts = append([]string{env}, hosts...)
+	}
+	os.Setenv(safehttp.AllowHostsEnv, strings.Join(hosts, ","))
 }
 
 // exitError carries a process exit status through cobra without printing.
@@ -81,6 +99,9 @@ else https://api.pulumi.com. ls, open, run, check and mount work the same on eit
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.dir, "dir", "d", "", "definitions directory (default $ESCFS_DIR, else ~/.config/escfs/environments)")
+	root.PersistentFlags().StringSliceVar(&g.allowHosts, "allow-host", nil,
+		"a `HOST` or HOST:PORT that definitions may name (a pulumi-stacks backend, an s3 endpoint) and that may receive your Pulumi token or AWS credentials; repeatable; adds to $"+safehttp.AllowHostsEnv)
+	root.PersistentPreRun = func(*cobra.Command, []string) { g.applyAllowHosts() }
 	addCloudFlags(root, g)
 	g.flags = root.PersistentFlags()
 	addLimitFlags(root)
@@ -102,6 +123,11 @@ func execute(args []string) int {
 // executeIO runs the CLI with the given standard streams; commands reach
 // them through cmd.InOrStdin, cmd.OutOrStdout and cmd.ErrOrStderr.
 func executeIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Whatever a service echoes, or an error quotes, no credential escfs
+	// holds reaches the terminal or the log (stdout is the values asked
+	// for, secrets included, and is left alone).
+	redact.FromEnv()
+	stderr = redact.Writer(stderr)
 	root := newRootCommand()
 	root.SetArgs(cloudArgs(root, args))
 	root.SetIn(stdin)

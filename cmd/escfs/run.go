@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/runner"
 )
 
@@ -124,7 +125,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, args []string, interactive *bool
 	status, err := runner.Run(cmd.Context(), snapshot, argv, runner.Options{
 		Stdin:       cmd.InOrStdin(),
 		Stdout:      cmd.OutOrStdout(),
-		Stderr:      stderr,
+		Stderr:      redact.Unwrap(stderr), // the command's own, the terminal itself
 		Interactive: *interactive,
 		Signals:     signals,
 	})

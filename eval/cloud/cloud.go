@@ -45,6 +45,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/redact"
+	"github.com/escfs/escfs/internal/safehttp"
 )
 
 // Defaults of Config.
@@ -154,6 +156,13 @@ type tracked struct {
 
 var _ eval.Source = (*Source)(nil)
 
+// The ESC client makes its requests with http.DefaultClient, and offers
+// no way to give it another: harden that one, before any goroutine uses
+// it, so that a redirect to another origin (which would carry the token)
+// is refused and no answer can make escfs hold more than
+// safehttp.MaxBody.
+func init() { safehttp.Harden(http.DefaultClient, 0) }
+
 // New returns a source over the organization cfg names (or the default one,
 // which may take a request to find).
 func New(ctx context.Context, cfg Config) (*Source, error) {
@@ -181,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	ua := cmp.Or(cfg.UserAgent, "escfs")
 	ua = fmt.Sprintf("%s (%s; %s)", ua, runtime.GOOS, runtime.GOARCH)
+	redact.Add(cfg.Token)
 	s.client = client.New(ua, s.apiURL, cfg.Token, false)
 	s.console = consoleURL(s.apiURL, cfg.ConsoleDomain)
 
@@ -273,6 +283,13 @@ func consoleURL(apiURL, domain string) string {
 // error of a failed request (Scan is the Store's form, which keeps the last
 // listing instead).
 func (s *Source) List(ctx context.Context) (*eval.Tree, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// A service that answers a byte at a time must not hold a
+		// command (escfs --cloud ls) for ever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	var defs []eval.Definition
 	var problems eval.Diagnostics
 	seen := map[string]bool{}
@@ -639,7 +656,9 @@ func (s *Source) Definition(ctx context.Context, name eval.Name) ([]byte, error)
 // names the service. The client's errors carry the service's message,
 // never the token.
 func (s *Source) requestError(op string, err error) error {
+	err = redact.Error(err)
 	code, msg, ok := serviceStatus(err)
+	msg = redact.String(msg)
 	switch {
 	case ok && (code == http.StatusUnauthorized || code == http.StatusForbidden):
 		return &statusError{code: code, err: fmt.Errorf("%s: Pulumi Cloud (%s) refused the access token: %d %s: %w",

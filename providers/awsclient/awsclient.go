@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/pulumi/esc"
 
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/providers"
 )
 
@@ -86,9 +87,11 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	case o.Anonymous:
 		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
 	case o.Login != nil:
+		redact.Add(o.Login.SecretAccessKey, o.Login.SessionToken)
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
 			o.Login.AccessKeyID, o.Login.SecretAccessKey, o.Login.SessionToken)))
 	}
+	redact.FromEnv() // the user's own AWS credentials, if any
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/internal/safehttp"
 )
 
@@ -146,6 +147,7 @@ func Current(backendURL string) (Account, error) {
 				url, ErrNotAllowed, AccessTokenEnv, configured, u.Host, safehttp.AllowHostsEnv)
 		}
 	}
+	redact.Add(a.Token)
 	// The stored user name belongs to the stored token only.
 	if a.Token == storedToken {
 		a.Username = stored.Username

@@ -21,6 +21,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/sig"
 
+	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/providers/pulumiaccount"
 )
@@ -359,9 +360,9 @@ func (b *cloudBackend) status(resp *http.Response, data []byte) string {
 	if json.Unmarshal(data, &e) != nil || e.Message == "" {
 		return s
 	}
-	msg := e.Message
+	msg := redact.String(e.Message)
 	if b.account.Token != "" {
-		msg = strings.ReplaceAll(msg, b.account.Token, "[token]")
+		msg = strings.ReplaceAll(msg, b.account.Token, redact.Mark)
 	}
 	msg = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
