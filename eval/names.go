@@ -28,22 +28,30 @@ func (n Name) Short() string {
 	return n.String()
 }
 
+// MaxNamePart is the longest project or environment name, in bytes: the
+// longest file name Linux lists (NAME_MAX).
+const MaxNamePart = 255
+
 // ParseName parses "env" or "project/env" into a Name. Both parts must be
 // non-empty and consist of letters, digits, '-', '_' and '.', and neither may
 // be "." or "..".
 func ParseName(s string) (Name, error) {
+	shown := s
+	if len(shown) > 64 {
+		shown = strings.ToValidUTF8(shown[:60], "") + "..."
+	}
 	project, env, found := strings.Cut(s, "/")
 	if !found {
 		project, env = DefaultProject, s
 	}
 	if strings.Contains(env, "@") {
-		return Name{}, fmt.Errorf("invalid environment name %q: versions (@) are not supported by escfs", s)
+		return Name{}, fmt.Errorf("invalid environment name %q: versions (@) are not supported by escfs", shown)
 	}
 	if err := checkNamePart(project); err != nil {
-		return Name{}, fmt.Errorf("invalid environment name %q: project: %w", s, err)
+		return Name{}, fmt.Errorf("invalid environment name %q: project: %w", shown, err)
 	}
 	if err := checkNamePart(env); err != nil {
-		return Name{}, fmt.Errorf("invalid environment name %q: %w", s, err)
+		return Name{}, fmt.Errorf("invalid environment name %q: %w", shown, err)
 	}
 	return Name{Project: project, Env: env}, nil
 }
@@ -55,6 +63,11 @@ func checkNamePart(s string) error {
 		return errors.New("empty name")
 	case ".", "..":
 		return fmt.Errorf("%q is not allowed", s)
+	}
+	if len(s) > MaxNamePart {
+		// A longer name cannot be a directory entry: the kernel fails the
+		// whole listing (EIO) at it.
+		return fmt.Errorf("%d bytes long, over the %d a file name may have", len(s), MaxNamePart)
 	}
 	for _, r := range s {
 		if !isNameRune(r) {

@@ -32,6 +32,9 @@ func TestParseName(t *testing.T) {
 		{in: "proj/prod@latest", wantErr: "versions (@)"},
 		{in: "prod:1", wantErr: `character ':'`},
 		{in: "nul\x00", wantErr: `character '\x00'`},
+		{in: strings.Repeat("e", 255), want: Name{"default", strings.Repeat("e", 255)}, short: strings.Repeat("e", 255)},
+		{in: strings.Repeat("e", 256), wantErr: "256 bytes long, over the 255 a file name may have"},
+		{in: strings.Repeat("p", 5000) + "/prod", wantErr: "project: 5000 bytes long"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -392,3 +392,46 @@ func TestCloudMount(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudLongNames: an environment (or project) name too long to be a
+// file name is left out, with a warning, by ls and by the mount, whose
+// listings keep working (today's kernel fails a whole readdir with EIO at
+// such a name).
+func TestCloudLongNames(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("mount tests need /dev/fuse: %v", err)
+	}
+	sim := cloudWorld(t)
+	long := strings.Repeat("x", 5000)
+	sim.Put("acme", long, "values: {x: 1}\n")
+	sim.Put("acme", long+"/env", "values: {x: 1}\n")
+	sim.Put("acme", "infra/"+long, "values: {x: 1}\n")
+	r := escfsCLI(t, "--cloud", "acme", "ls")
+	if r.code != 0 || r.stdout != "app\nbroken\ninfra/aws\ninfra/base\n" || strings.Count(r.stderr, "environment left out") != 3 ||
+		!strings.Contains(r.stderr, "5000 bytes long, over the 255") || strings.Contains(r.stderr, long) {
+		t.Fatalf("ls: exit %d\nstdout:\n%s\nstderr:\n%.2000s", r.code, r.stdout, r.stderr)
+	}
+
+	bin := escfsBinary(t)
+	mnt := t.TempDir()
+	t.Cleanup(func() {
+		for i := 0; i < 3 && isMounted(t, mnt); i++ {
+			_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	})
+	p := cloudMountStart(t, bin, "--cloud", "acme", "mount", mnt)
+	mountWaitServing(t, p, filepath.Join(mnt, "app", "status"))
+	for dir, want := range map[string][]string{mnt: {"app", "broken", "infra"}, filepath.Join(mnt, "infra"): {"aws", "base"}} {
+		entries, err := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if err != nil || !slices.Equal(names, want) {
+			t.Errorf("ReadDir(%s) = %v, %v; want %v", dir, names, err, want)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), "environment left out") {
+		t.Errorf("the mount's log has no warning:\n%.2000s", p.stderr.String())
+	}
+}
