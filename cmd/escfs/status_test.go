@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/eval"
 )
 
 // statusSecret is a secret value of the ok environment: escfs status must
@@ -182,5 +185,38 @@ func TestStatusStoppedMountTimesOut(t *testing.T) {
 	}
 	if r.code != 1 || !strings.Contains(r.stderr+r.stdout, "no answer from the mount") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and a timeout", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestStatusExitByState: escfs status exits 1 for each state its help
+// names (error, stale, expired, and a mount that did not answer) and 0
+// for the others, and names the environments that need attention.
+func TestStatusExitByState(t *testing.T) {
+	for _, tt := range []struct {
+		state eval.State
+		bad   bool
+	}{
+		{eval.StateOK, false},
+		{eval.StateUnevaluated, false},
+		{eval.StateEvaluating, false},
+		{eval.StateStale, true},
+		{eval.StateError, true},
+		{eval.StateExpired, true},
+		{stateTimeout, true},
+	} {
+		t.Run(string(tt.state), func(t *testing.T) {
+			var w strings.Builder
+			statuses := []envStatus{{st: eval.Status{Name: "fine", State: eval.StateOK}}, {st: eval.Status{Name: "db", State: tt.state}}}
+			err := statusExit(&w, statuses)
+			var exit *exitError
+			switch {
+			case tt.bad && (!errors.As(err, &exit) || exit.code != 1):
+				t.Fatalf("%s: err = %v, want exit 1", tt.state, err)
+			case tt.bad && !strings.Contains(w.String(), "1 of 2 environments need attention: db ("+string(tt.state)+")"):
+				t.Fatalf("%s: stderr %q", tt.state, w.String())
+			case !tt.bad && err != nil:
+				t.Fatalf("%s: err = %v, want exit 0", tt.state, err)
+			}
+		})
 	}
 }
