@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -595,4 +596,52 @@ func TestReadOnly(t *testing.T) {
 	if b := mustRead(t, env); !strings.Contains(string(b), "hello world") {
 		t.Errorf("env after the attempts: %q", b)
 	}
+}
+
+// TestLargeFiles: files far over the kernel's 128 KiB read size read whole
+// and in order, sequentially and at offsets: the content numbers its lines,
+// so a Read that served the wrong offset would repeat or skip some.
+func TestLargeFiles(t *testing.T) {
+	var big strings.Builder
+	for i := 0; big.Len() < 600<<10; i++ {
+		fmt.Fprintf(&big, "line %07d of a file larger than one FUSE read\n", i)
+	}
+	def := fmt.Sprintf("values:\n  big: %q\n  files:\n    BIG: ${big}\n", big.String())
+	tm := mountT(t, map[string]string{"large.yaml": def})
+	snap := tm.snapshot("large")
+	want := map[string][]byte{"files/BIG": []byte(big.String()), "values.json": snap.ValuesJSON}
+	for rel, w := range want {
+		if len(w) < 4*(128<<10) {
+			t.Fatalf("%s: only %d bytes: the test needs several reads", rel, len(w))
+		}
+		got := mustRead(t, tm.path("large", rel))
+		if !bytes.Equal(got, w) {
+			t.Errorf("%s: read %d bytes, want %d; first difference at %d", rel, len(got), len(w), firstByteDiff(got, w))
+		}
+		f, err := os.Open(tm.path("large", rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, off := range []int64{int64(len(w)) - 100, 300 << 10, 129 << 10, 7} {
+			buf := make([]byte, 64)
+			n, err := f.ReadAt(buf, off)
+			if err != nil && !(err == io.EOF && off+int64(n) == int64(len(w))) {
+				t.Errorf("%s: ReadAt %d: %v", rel, off, err)
+			}
+			if !bytes.Equal(buf[:n], w[off:off+int64(n)]) {
+				t.Errorf("%s: at %d read %q, want %q", rel, off, buf[:n], w[off:off+int64(n)])
+			}
+		}
+		f.Close()
+	}
+}
+
+// firstByteDiff is the first index where a and b differ.
+func firstByteDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
