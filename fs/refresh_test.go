@@ -2,6 +2,7 @@ package fs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -171,4 +172,33 @@ func TestRefreshFailureThroughMount(t *testing.T) {
 	if st := tm.statusOf("flaky"); st.State != eval.StateOK {
 		t.Fatalf("status after recovery = %+v", st)
 	}
+}
+
+// TestReadInMarginRenews: the kernel caches an environment's entries only
+// until its refresh point, so a read in the margin (fresh no longer,
+// expired not yet) reaches escfs and starts a renewal, with nothing
+// keeping it warm; cached until expiry, that read would never get here.
+func TestReadInMarginRenews(t *testing.T) {
+	dir := t.TempDir()
+	tm := mountT(t, map[string]string{"margin.yaml": token.Definition("4s", "0s", filepath.Join(dir, "nofail"))},
+		withRefresh(eval.RefreshPolicy{Margin: 2 * time.Second, KeepWarm: -1}))
+	b, _, err := readLive(t, tm, "margin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.Parse(time.RFC3339Nano, string(expiresLine.FindStringSubmatch(b)[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(exp.Add(-time.Second))) // in the margin
+	if got := tm.store.Evaluations(); got != 1 {
+		t.Fatalf("%d evaluations before the read in the margin, want 1", got)
+	}
+	if _, _, err := readLive(t, tm, "margin"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Until(exp), "a renewal started by the read in the margin", func() (bool, string) {
+		n := tm.store.Evaluations()
+		return n >= 2, fmt.Sprintf("%d evaluations", n)
+	})
 }
