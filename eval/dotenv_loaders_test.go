@@ -411,6 +411,7 @@ func TestDotenvRefusalsAreNeeded(t *testing.T) {
 		"$x\nline",                // godotenv and compose expand $, python keeps \$
 		" it's $5",                // not bare (space, $), not single (')
 		" a\\\\b $",               // not bare, \\ breaks single quotes, $ breaks double
+		" ends in a backslash\\",  // not bare; godotenv and compose read '...\' as an escaped quote
 		"x\\",                     // fine bare: control case below
 	}
 	for _, v := range refused[:len(refused)-1] {
