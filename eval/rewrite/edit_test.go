@@ -252,3 +252,37 @@ func TestEditCorruptBlock(t *testing.T) {
 		t.Errorf("Begin on a corrupt ciphertext: %v; want it located at app.yaml:4:7", err)
 	}
 }
+
+// TestEditRuleGoneKeepsCiphertexts: when the rule stops covering a file
+// that holds ciphertexts while it is being edited, Finish refuses (nobody
+// to encrypt to) rather than write the shown plaintext back; a file of
+// plaintext secrets only is left as written.
+func TestEditRuleGoneKeepsCiphertexts(t *testing.T) {
+	ctx := context.Background()
+	f, _ := setUpForm(t, editForms[0])
+	s, err := f.ed.Begin(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ed.Rules = nil // the rules file lost the rule meanwhile
+	edited := strings.Replace(string(s.View()), "hunter22", "changed-hunter22", 1)
+	c, err := s.Finish(ctx, []byte(edited))
+	if err == nil || !strings.Contains(err.Error(), "no rule in") {
+		t.Fatalf("Finish = %v; want the missing rule", err)
+	}
+	if strings.Contains(string(c.New), "hunter22") || strings.Contains(string(c.New), "other-value") {
+		t.Fatalf("plaintext to write:\n%s", c.New)
+	}
+
+	// The control: plaintext secrets only, no rule: left as written.
+	p := newFixture(t, map[string]string{"app.yaml": "values:\n  pw: {fn::secret: plain-pw}\n"})
+	p.ed.Rules = nil
+	s, err = p.ed.Begin(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.Finish(ctx, append(s.View(), "# touched\n"...))
+	if err != nil || !strings.Contains(string(c.New), "plain-pw") {
+		t.Fatalf("plaintext-only file: %v\n%s", err, c.New)
+	}
+}
