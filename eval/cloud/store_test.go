@@ -108,7 +108,7 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 			var worst time.Duration
 			for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 				t0 := time.Now()
-				snap, err := s.Snapshot(context.Background(), n)
+				snap, err := s.Snapshot(bounded(t), n)
 				if reads > 0 {
 					worst = max(worst, time.Since(t0))
 				}
@@ -162,7 +162,7 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 	}
 	read := func(env, v string) string {
 		t.Helper()
-		snap, err := s.Snapshot(context.Background(), name(t, env))
+		snap, err := s.Snapshot(bounded(t), name(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 		}
 	}
 	for _, env := range []string{"idle", "app"} {
-		if _, err := s.Snapshot(context.Background(), name(t, env)); !errors.Is(err, eval.ErrNotFound) {
+		if _, err := s.Snapshot(bounded(t), name(t, env)); !errors.Is(err, eval.ErrNotFound) {
 			t.Errorf("read of vanished %s: %v", env, err)
 		}
 	}
@@ -255,8 +255,11 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 func whileFresh(t *testing.T, s *eval.Store, n eval.Name, good *eval.Snapshot, check func(opens int, st eval.Status) bool, sim *cloudtest.Server) {
 	t.Helper()
 	judged := false
+	if limit := time.Now().Add(readLimit); good.ExpiresAt.IsZero() || good.ExpiresAt.After(limit) {
+		t.Fatalf("the snapshot expires at %v, not within %v: the test would wait for it", good.ExpiresAt, readLimit)
+	}
 	for time.Now().Before(good.ExpiresAt.Add(-100 * time.Millisecond)) {
-		snap, err := s.Snapshot(context.Background(), n)
+		snap, err := s.Snapshot(bounded(t), n)
 		opens := sim.Requests(cloudtest.Open)
 		st, _ := s.Status(n)
 		if !time.Now().Before(good.ExpiresAt) {
@@ -273,6 +276,18 @@ func whileFresh(t *testing.T, s *eval.Store, n eval.Name, good *eval.Snapshot, c
 	if !judged {
 		t.Errorf("%d opens before expiry: the renewal was not retried with backoff", sim.Requests(cloudtest.Open))
 	}
+}
+
+// readLimit bounds every read of these tests: a store that waits for
+// ever (a renewal retried past the snapshot's expiry) fails the test
+// within it rather than hanging for the service's retries.
+const readLimit = 20 * time.Second
+
+// bounded returns a context that ends after readLimit, or with the test.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), readLimit)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // outagePolicy renews 3s sessions 1.5s before they expire and retries
@@ -298,7 +313,7 @@ func TestStoreOutage(t *testing.T) {
 			w := newWorld(t, map[string]string{"infra/aws": creds("1h")}, cloud.Config{OpenDuration: 3 * time.Second})
 			s := newStore(t, w, outagePolicy)
 			n := name(t, "infra/aws")
-			good, err := s.Snapshot(context.Background(), n)
+			good, err := s.Snapshot(bounded(t), n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -318,7 +333,7 @@ func TestStoreOutage(t *testing.T) {
 			time.Sleep(time.Until(good.ExpiresAt) + 50*time.Millisecond)
 			// The read waits for a renewal if one may start, and gets its
 			// error, else the expiry's.
-			if snap, err := s.Snapshot(context.Background(), n); err == nil || !(errors.Is(err, eval.ErrExpired) || strings.Contains(err.Error(), c.says)) {
+			if snap, err := s.Snapshot(bounded(t), n); err == nil || !(errors.Is(err, eval.ErrExpired) || strings.Contains(err.Error(), c.says)) {
 				t.Errorf("read after expiry during the outage: %v, %v; want an error", snap, err)
 			}
 			if st, _ := s.Status(n); st.State != eval.StateError {
@@ -326,7 +341,7 @@ func TestStoreOutage(t *testing.T) {
 			}
 			w.sim.Heal()
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				if snap, err := s.Snapshot(context.Background(), n); err == nil && snap.Serial != good.Serial {
+				if snap, err := s.Snapshot(bounded(t), n); err == nil && snap.Serial != good.Serial {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -356,7 +371,7 @@ func TestStoreBadToken(t *testing.T) {
 	token := w.sim.Token()
 	s := newStore(t, w, outagePolicy)
 	n := name(t, "app")
-	good, err := s.Snapshot(context.Background(), n)
+	good, err := s.Snapshot(bounded(t), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +386,7 @@ func TestStoreBadToken(t *testing.T) {
 		return true
 	}, w.sim)
 	time.Sleep(time.Until(good.ExpiresAt) + 50*time.Millisecond)
-	_, err = s.Snapshot(context.Background(), n)
+	_, err = s.Snapshot(bounded(t), n)
 	if err == nil || !strings.Contains(err.Error(), loginHint) {
 		t.Errorf("read after expiry with a revoked token: %v; want the hint", err)
 	}
@@ -399,7 +414,7 @@ func TestStoreSingleFlight(t *testing.T) {
 	errs := make(chan error, 32)
 	for range 32 {
 		wg.Go(func() {
-			if _, err := s.Snapshot(context.Background(), name(t, "app")); err != nil {
+			if _, err := s.Snapshot(bounded(t), name(t, "app")); err != nil {
 				errs <- err
 			}
 		})
