@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -29,7 +30,7 @@ func TestStatusExpiredWhenIdle(t *testing.T) {
 	}{
 		{name: "before expiry", do: func() *eval.Snapshot { return first }, state: eval.StateOK, opens: 1},
 		{name: "after expiry, idle", do: func() *eval.Snapshot {
-			time.Sleep(time.Until(first.ExpiresAt.Add(50 * time.Millisecond)))
+			testutil.SleepUntil(t, first.ExpiresAt.Add(50*time.Millisecond), 10*time.Second)
 			return first
 		}, state: eval.StateExpired, opens: 1},
 		{name: "read after expiry", do: func() *eval.Snapshot {

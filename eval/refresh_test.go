@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/token"
 )
@@ -205,7 +206,7 @@ func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past the refresh point, before expiry: the previous snapshot, marked stale.
-	time.Sleep(time.Until(good.ExpiresAt.Add(-300 * time.Millisecond)))
+	testutil.SleepUntil(t, good.ExpiresAt.Add(-300*time.Millisecond), 10*time.Second)
 	snap, err := readToken(t, s, "flaky")
 	if err != nil || snap != good {
 		t.Fatalf("before expiry: got %p, %v; want the previous snapshot", snap, err)
@@ -215,7 +216,7 @@ func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 		t.Fatalf("status before expiry = %+v, want stale with the error and the expiry", st)
 	}
 	// After expiry: an error naming the cause, never the expired snapshot.
-	time.Sleep(time.Until(good.ExpiresAt.Add(50 * time.Millisecond)))
+	testutil.SleepUntil(t, good.ExpiresAt.Add(50*time.Millisecond), 10*time.Second)
 	if _, err := readToken(t, s, "flaky"); !errors.Is(err, eval.ErrExpired) && !isDiagnostics(err) {
 		t.Fatalf("after expiry: err = %v, want expired or diagnostics", err)
 	}

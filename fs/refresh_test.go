@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -147,7 +148,7 @@ func TestRefreshFailureThroughMount(t *testing.T) {
 	if err := os.WriteFile(fail, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(expires.Add(-350 * time.Millisecond)))
+	testutil.SleepUntil(t, expires.Add(-350*time.Millisecond), 10*time.Second)
 	stale, _, err := readLive(t, tm, "flaky")
 	if err != nil || stale != good {
 		t.Fatalf("before expiry, while renewals fail: err %v, same bytes %v; want the previous snapshot", err, stale == good)
@@ -155,7 +156,7 @@ func TestRefreshFailureThroughMount(t *testing.T) {
 	if st := tm.statusOf("flaky"); st.State != eval.StateStale || st.LastError == "" || st.ExpiresAt == nil {
 		t.Fatalf("status before expiry = %+v, want stale with lastError and expiresAt", st)
 	}
-	time.Sleep(time.Until(expires.Add(100 * time.Millisecond)))
+	testutil.SleepUntil(t, expires.Add(100*time.Millisecond), 10*time.Second)
 	if _, err := os.ReadFile(tm.path("flaky", "env")); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("after expiry: err = %v, want EIO", err)
 	}
@@ -190,7 +191,7 @@ func TestReadInMarginRenews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(exp.Add(-time.Second))) // in the margin
+	testutil.SleepUntil(t, exp.Add(-time.Second), 10*time.Second) // in the margin
 	if got := tm.store.Evaluations(); got != 1 {
 		t.Fatalf("%d evaluations before the read in the margin, want 1", got)
 	}

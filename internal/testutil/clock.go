@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -27,4 +28,15 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// SleepUntil sleeps until when, failing the test at once if when is more
+// than limit away (an expiry a mutation pushed an hour out would
+// otherwise hold the test that long).
+func SleepUntil(tb testing.TB, when time.Time, limit time.Duration) {
+	tb.Helper()
+	if d := time.Until(when); d > limit {
+		tb.Fatalf("asked to wait %v, until %v: more than %v", d, when, limit)
+	}
+	time.Sleep(time.Until(when))
 }
