@@ -19,7 +19,7 @@ test: ## vet, then every test with the race detector (fuzz seeds included; build
 e2e: ## end-to-end tests against real services on 127.0.0.1 (etcd + kube-apiserver; builds kube-apiserver once, ~8 min)
 	ESCFS_KUBE_APISERVER=$$(bash .ci/build-kube-apiserver) ESCFS_KUMO=$$(bash .ci/build-kumo) $(GO) test -tags e2e -count=1 -timeout 30m ./e2e/...
 
-torture: ## torture suite against the real binary (hostile definitions, layouts, edit races, lifecycle, secret probes); prints a table; needs root and /dev/fuse (~1 min)
+torture: ## torture suite against the real binary (hostile definitions, layouts, edit races, lifecycle, secret probes, the attacks of a colleague without keys); prints a table; needs root and /dev/fuse (~1 min)
 	cd torture && $(GO) test -tags torture -count=1 -timeout 10m
 
 # The fs benchmarks take a fixed number of samples per iteration (percentiles

@@ -22,9 +22,10 @@ const (
 	groupRaces     = "edit races"
 	groupLifecycle = "lifecycle"
 	groupSecrets   = "secrets"
+	groupAttacks   = "attacks"
 )
 
-var groupOrder = []string{groupHostile, groupLayouts, groupRaces, groupLifecycle, groupSecrets}
+var groupOrder = []string{groupHostile, groupLayouts, groupRaces, groupLifecycle, groupSecrets, groupAttacks}
 
 // tally is one group's row of the table.
 type tally struct {

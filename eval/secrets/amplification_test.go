@@ -5,45 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"testing"
 
 	"filippo.io/age"
 )
 
-// stanzaRecipient is an age recipient that writes the stanzas it is given:
-// how an attacker forges an envelope of KMS stanzas for keys of their
-// choosing (only public information is needed).
-type stanzaRecipient struct{ stanzas []*age.Stanza }
-
-func (r stanzaRecipient) Wrap([]byte) ([]*age.Stanza, error) { return r.stanzas, nil }
-
-// forgedKMSEnvelope returns a version-2 envelope bound to b whose wrapped
-// key holds n escfs-awskms stanzas for attacker-chosen key ARNs in us-east-1
-// (each listed `repeat` times), after the given real ones.
+// forgedKMSEnvelope is ForgeKMSEnvelope for the tests of this package.
 func forgedKMSEnvelope(t *testing.T, b Binding, n, repeat int) []byte {
 	t.Helper()
-	var stanzas []*age.Stanza
-	var arns []string
-	for i := range n {
-		arn := fmt.Sprintf("arn:aws:kms:us-east-1:666666666666:key/%08d-aaaa-bbbb-cccc-000000000000", i)
-		arns = append(arns, arn)
-		for range repeat {
-			body := make([]byte, 8)
-			rand.Read(body)
-			stanzas = append(stanzas, &age.Stanza{Type: kmsStanzaType, Args: []string{arn}, Body: body})
-		}
-	}
-	var wrapped bytes.Buffer
-	w, err := age.Encrypt(&wrapped, stanzaRecipient{stanzas})
+	inner, err := ForgeKMSEnvelope(b, n, repeat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(make([]byte, dataKeySize))
-	w.Close()
-	listed := arns[:min(len(arns), maxRecipients)]
-	inner := appendBinding(appendHeader(nil, listed, wrapped.Bytes()), b)
-	return append(inner, make([]byte, nonceSize+tagSize+4)...)
+	return inner
 }
 
 // TestKMSAmplification: an envelope of many KMS stanzas for keys the rules
