@@ -156,6 +156,22 @@ func TestHostileListings(t *testing.T) {
 		if err := wait(t, src); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want the request timeout", err)
 		}
+		// An open (escfs --cloud open, run) is bounded the same way.
+		done := make(chan error, 1)
+		go func() {
+			name, _ := eval.ParseName("app/prod")
+			tree := eval.NewTree(src.Root(), []eval.Definition{{Name: name, Path: src.Path(name)}}, nil)
+			_, err := src.Produce(context.Background(), tree, name, t.TempDir())
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("open: err = %v, want the request timeout", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("Produce still waiting after 60 s")
+		}
 	})
 	t.Run("redirect to another port", func(t *testing.T) {
 		var leaked []string

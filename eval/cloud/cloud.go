@@ -395,6 +395,13 @@ func (s *Source) Produce(ctx context.Context, _ *eval.Tree, name eval.Name, file
 		}
 		return nil, err
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		// escfs --cloud open and run pass a context without one: a
+		// service that never answers must not hold them for ever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	deps, err := s.resolve(ctx, name)
 	if err != nil {
 		return fail("read the definition of", err)
