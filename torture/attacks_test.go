@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"github.com/escfs/escfs/eval/secrets"
 	"github.com/escfs/escfs/eval/yamledit"
 	"github.com/escfs/escfs/internal/cloudtest"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // The attacks of issue 18, each from the side of a colleague who can write
@@ -135,38 +135,6 @@ func runEscfs(t *testing.T, env []string, stdin string, args ...string) ran {
 	return r
 }
 
-// attackerRecorder is a server on 127.0.0.1 in the attacker's hands: it
-// counts the requests that carry a credential.
-type attackerRecorder struct {
-	*httptest.Server
-	mu    sync.Mutex
-	creds int
-}
-
-func newAttacker(t *testing.T, answer http.HandlerFunc) *attackerRecorder {
-	a := &attackerRecorder{}
-	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "" || r.Header.Get("X-Amz-Security-Token") != "" {
-			a.mu.Lock()
-			a.creds++
-			a.mu.Unlock()
-		}
-		if answer != nil {
-			answer(w, r)
-			return
-		}
-		http.Error(w, "{}", http.StatusNotFound)
-	}))
-	t.Cleanup(a.Close)
-	return a
-}
-
-func (a *attackerRecorder) credentials() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.creds
-}
-
 // TestAttacks runs the ten attacks.
 func TestAttacks(t *testing.T) {
 	w := newAttackWorld(t)
@@ -270,7 +238,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("4-kms-amplification", func(t *testing.T) {
 		track(t, groupAttacks, w.e)
 		var calls sync.Map
-		kms := newAttacker(t, func(rw http.ResponseWriter, r *http.Request) {
+		kms := testutil.NewRecorder(t, func(rw http.ResponseWriter, r *http.Request) {
 			n, _ := calls.LoadOrStore(r.Header.Get("X-Amz-Target"), new(int))
 			*(n.(*int))++
 			rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -330,7 +298,7 @@ func TestAttacks(t *testing.T) {
 
 	t.Run("6-credentials-to-a-definition's-url", func(t *testing.T) {
 		track(t, groupAttacks, w.e)
-		attacker := newAttacker(t, nil)
+		attacker := testutil.NewRecorder(t, nil)
 		orig := w.file(t, "dev/app")
 		env := append(w.env, "PULUMI_ACCESS_TOKEN=pul-torture-0123456789abcdef", "PULUMI_API=https://api.pulumi.com", "ESCFS_ALLOW_HOSTS=",
 			"AWS_ACCESS_KEY_ID=AKIATORTURE", "AWS_SECRET_ACCESS_KEY=torture-secret-key", "AWS_SESSION_TOKEN=torture-session-token", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
@@ -341,17 +309,17 @@ func TestAttacks(t *testing.T) {
 			}
 		}
 		writeFile(t, w.dir, "dev/app.yaml", orig)
-		if n := attacker.credentials(); n > 0 {
+		if n := attacker.Carrying(""); n > 0 {
 			record(groupAttacks, func(g *tally) { g.leaked += n })
 			t.Errorf("the definition's URL got credentials %d times", n)
 		}
-		note(groupAttacks, "6: %d requests with credentials reached a backend URL a definition named", attacker.credentials())
+		note(groupAttacks, "6: %d requests with credentials reached a backend URL a definition named", attacker.Carrying(""))
 	})
 
 	t.Run("7-redirect", func(t *testing.T) {
 		track(t, groupAttacks, w.e)
-		attacker := newAttacker(t, nil)
-		redirector := newAttacker(t, func(rw http.ResponseWriter, r *http.Request) {
+		attacker := testutil.NewRecorder(t, nil)
+		redirector := testutil.NewRecorder(t, func(rw http.ResponseWriter, r *http.Request) {
 			http.Redirect(rw, r, attacker.URL+r.URL.Path, http.StatusTemporaryRedirect)
 		})
 		orig := w.file(t, "dev/app")
@@ -359,14 +327,14 @@ func TestAttacks(t *testing.T) {
 		env := append(w.env, "PULUMI_ACCESS_TOKEN=pul-torture-0123456789abcdef", "PULUMI_API="+redirector.URL)
 		r := runEscfs(t, env, "", "--dir", w.dir, "open", "dev/app")
 		writeFile(t, w.dir, "dev/app.yaml", orig)
-		if r.code == 0 || !strings.Contains(r.stderr, "refused a redirect") || redirector.credentials() == 0 {
-			t.Errorf("open: exit %d (the Cloud got %d tokens): %.500s", r.code, redirector.credentials(), r.stderr)
+		if r.code == 0 || !strings.Contains(r.stderr, "refused a redirect") || redirector.Carrying("") == 0 {
+			t.Errorf("open: exit %d (the Cloud got %d tokens): %.500s", r.code, redirector.Carrying(""), r.stderr)
 		}
-		if n := attacker.credentials(); n > 0 {
+		if n := attacker.Carrying(""); n > 0 {
 			record(groupAttacks, func(g *tally) { g.leaked += n })
 			t.Errorf("the redirect's target got the token %d times", n)
 		}
-		note(groupAttacks, "7: %d tokens followed a redirect to another port", attacker.credentials())
+		note(groupAttacks, "7: %d tokens followed a redirect to another port", attacker.Carrying(""))
 	})
 
 	t.Run("8-echoed-token", func(t *testing.T) {
@@ -377,7 +345,7 @@ func TestAttacks(t *testing.T) {
 			status int
 			body   string
 		}{{401, `{"code":401,"message":"bad token %s"}`}, {500, `{"code":500,"message":"crash on %s"}`}, {400, "<html><pre>%s</pre></html>"}} {
-			echo := newAttacker(t, func(rw http.ResponseWriter, r *http.Request) {
+			echo := testutil.NewRecorder(t, func(rw http.ResponseWriter, r *http.Request) {
 				rw.WriteHeader(c.status)
 				fmt.Fprintf(rw, c.body, r.Header.Get("Authorization"))
 			})
@@ -394,7 +362,7 @@ func TestAttacks(t *testing.T) {
 
 	t.Run("9-unbounded-cloud", func(t *testing.T) {
 		track(t, groupAttacks, w.e)
-		big := newAttacker(t, func(rw http.ResponseWriter, r *http.Request) {
+		big := testutil.NewRecorder(t, func(rw http.ResponseWriter, r *http.Request) {
 			io.WriteString(rw, `{"environments":[`)
 			entry := []byte(strings.Repeat(`{"organization":"acme","project":"p","name":"e"},`, 2000))
 			for sent := 0; sent < 1536<<20; sent += len(entry) {
@@ -403,7 +371,7 @@ func TestAttacks(t *testing.T) {
 				}
 			}
 		})
-		slow := newAttacker(t, func(rw http.ResponseWriter, r *http.Request) {
+		slow := testutil.NewRecorder(t, func(rw http.ResponseWriter, r *http.Request) {
 			for range 200 {
 				rw.Write([]byte(" "))
 				rw.(http.Flusher).Flush()

@@ -3,39 +3,13 @@ package main
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
-
-// recorder is a server on 127.0.0.1 that keeps the Authorization header
-// of each request, answering each with answer.
-type recorder struct {
-	*httptest.Server
-	mu   sync.Mutex
-	auth []string
-}
-
-func newRecorder(t *testing.T, answer http.HandlerFunc) *recorder {
-	r := &recorder{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.auth = append(r.auth, req.Header.Get("Authorization"))
-		r.mu.Unlock()
-		answer(w, req)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *recorder) got() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.auth...)
-}
 
 // TestAllowHost: a definition's pulumi-stacks backend on a host the user
 // did not configure gets no token, and the refusal says how to allow it;
@@ -46,7 +20,7 @@ func TestAllowHost(t *testing.T) {
 	t.Setenv("PULUMI_ACCESS_TOKEN", token)
 	t.Setenv("PULUMI_API", "https://api.pulumi.com") // what the user configured
 	t.Setenv("ESCFS_ALLOW_HOSTS", "")
-	other := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusNotFound) })
+	other := testutil.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusNotFound) })
 	u, _ := url.Parse(other.URL)
 	dir := writeDefinitions(t, map[string]string{"app.yaml": `values:
   stacks:
@@ -59,11 +33,11 @@ func TestAllowHost(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "--allow-host "+u.Host) {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 	}
-	if got := other.got(); len(got) != 0 {
+	if got := other.Requests(); len(got) != 0 {
 		t.Fatalf("the definition's backend got %d requests", len(got))
 	}
 	escfsBounded(t, time.Minute, "--allow-host", u.Host, "--dir", dir, "open", "app")
-	if got := other.got(); len(got) == 0 || got[0] != "token "+token {
+	if got := other.Requests(); len(got) == 0 || got[0].Authorization != "token "+token {
 		t.Fatalf("with --allow-host, the backend got %q", got)
 	}
 }
@@ -73,7 +47,7 @@ func TestAllowHost(t *testing.T) {
 func TestCredentialsNeverPrinted(t *testing.T) {
 	isolatePulumi(t)
 	const token = "pul-echoed-back-0123456789abcdef"
-	echo := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	echo := testutil.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, "<html><pre>"+r.Header.Get("Authorization")+"</pre></html>")
@@ -81,8 +55,8 @@ func TestCredentialsNeverPrinted(t *testing.T) {
 	t.Setenv("PULUMI_BACKEND_URL", echo.URL)
 	t.Setenv("PULUMI_ACCESS_TOKEN", token)
 	r := escfsBounded(t, time.Minute, "--cloud", "acme", "--request-timeout", "5s", "ls")
-	if r.code == 0 || len(echo.got()) == 0 {
-		t.Fatalf("exit %d after %d requests: the service was not asked", r.code, len(echo.got()))
+	if r.code == 0 || len(echo.Requests()) == 0 {
+		t.Fatalf("exit %d after %d requests: the service was not asked", r.code, len(echo.Requests()))
 	}
 	if strings.Contains(r.stderr+r.stdout, token) || !strings.Contains(r.stderr, "[REDACTED]") {
 		t.Fatalf("output:\n%s%s", r.stdout, r.stderr)

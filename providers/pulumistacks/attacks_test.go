@@ -4,59 +4,16 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/safehttp"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/pulumiaccount"
 	"github.com/escfs/escfs/providers/pulumistacks"
 )
-
-// listener is a server on 127.0.0.1 that records the credentials each
-// request carries: the attacker's, in these tests.
-type listener struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []string // Authorization headers, one per request
-}
-
-func newListener(t *testing.T, h http.Handler) *listener {
-	l := &listener{}
-	l.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l.mu.Lock()
-		l.got = append(l.got, r.Header.Get("Authorization")+" "+r.Header.Get("X-Amz-Security-Token"))
-		l.mu.Unlock()
-		if h != nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "no", http.StatusNotFound)
-	}))
-	t.Cleanup(l.Close)
-	return l
-}
-
-// requests returns what the listener received.
-func (l *listener) requests() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.got...)
-}
-
-// carrying counts the requests that carried secret.
-func (l *listener) carrying(secret string) int {
-	n := 0
-	for _, r := range l.requests() {
-		if strings.Contains(r, secret) {
-			n++
-		}
-	}
-	return n
-}
 
 func hostOf(t *testing.T, raw string) string {
 	u, err := url.Parse(raw)
@@ -74,7 +31,7 @@ func TestTokenGoesOnlyToTheConfiguredCloud(t *testing.T) {
 	ctx := context.Background()
 	t.Run("definition names another URL", func(t *testing.T) {
 		newCloud(t) // PULUMI_API: the Cloud the user configured
-		attacker := newListener(t, nil)
+		attacker := testutil.NewRecorder(t, nil)
 		_, err := (&pulumistacks.Provider{}).Open(ctx, inputs(t, attacker.URL, "acme/net/prod"), nil)
 		if !errors.Is(err, pulumiaccount.ErrNotAllowed) {
 			t.Fatalf("err = %v, want ErrNotAllowed", err)
@@ -87,7 +44,7 @@ func TestTokenGoesOnlyToTheConfiguredCloud(t *testing.T) {
 		if strings.Contains(err.Error(), cloudToken) {
 			t.Errorf("error shows the token: %v", err)
 		}
-		if got := attacker.requests(); len(got) != 0 {
+		if got := attacker.Requests(); len(got) != 0 {
 			t.Fatalf("the definition's URL got %d requests", len(got))
 		}
 	})
@@ -95,11 +52,11 @@ func TestTokenGoesOnlyToTheConfiguredCloud(t *testing.T) {
 		// The control: once the user allows the host, the token goes
 		// there (so the refusal above is the check, not a broken URL).
 		newCloud(t)
-		attacker := newListener(t, nil)
+		attacker := testutil.NewRecorder(t, nil)
 		t.Setenv(safehttp.AllowHostsEnv, "example.com, "+hostOf(t, attacker.URL))
 		(&pulumistacks.Provider{}).Open(ctx, inputs(t, attacker.URL, "acme/net/prod"), nil)
-		if attacker.carrying(cloudToken) == 0 {
-			t.Fatalf("an allowed host got no token: %q", attacker.requests())
+		if attacker.Carrying(cloudToken) == 0 {
+			t.Fatalf("an allowed host got no token: %q", attacker.Requests())
 		}
 	})
 	t.Run("plain http to another machine", func(t *testing.T) {
@@ -117,20 +74,20 @@ func TestTokenGoesOnlyToTheConfiguredCloud(t *testing.T) {
 // never sees the token.
 func TestRedirectsKeepTheToken(t *testing.T) {
 	c := newCloud(t)
-	attacker := newListener(t, nil)
-	redirector := newListener(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	attacker := testutil.NewRecorder(t, nil)
+	redirector := testutil.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, attacker.URL+r.URL.Path, http.StatusTemporaryRedirect)
-	}))
+	})
 	_ = c
 	t.Setenv("PULUMI_API", redirector.URL)
 	_, err := (&pulumistacks.Provider{}).Open(context.Background(), inputs(t, "", "acme/net/prod"), nil)
 	if err == nil || !strings.Contains(err.Error(), "refused a redirect to another origin") {
 		t.Fatalf("err = %v, want the redirect refused", err)
 	}
-	if redirector.carrying(cloudToken) == 0 {
+	if redirector.Carrying(cloudToken) == 0 {
 		t.Fatal("the configured Cloud got no token: the test proves nothing")
 	}
-	if got := attacker.requests(); len(got) != 0 {
+	if got := attacker.Requests(); len(got) != 0 {
 		t.Fatalf("the redirect's target got %d requests: %q", len(got), got)
 	}
 }
@@ -145,7 +102,7 @@ func TestS3EndpointNamedByDefinition(t *testing.T) {
 	kumotest.Env(t, endpoint)
 	t.Setenv("AWS_SESSION_TOKEN", "session-token-of-the-user")
 	const keyID = "AKIAKUMOTEST"
-	attacker := newListener(t, nil)
+	attacker := testutil.NewRecorder(t, nil)
 	backend := "s3://state?region=us-east-1&s3ForcePathStyle=true&endpoint=" + attacker.URL
 	open := func(t *testing.T) error {
 		_, err := (&pulumistacks.Provider{}).Open(context.Background(), inputs(t, backend, "eks-cluster/demo"), nil)
@@ -158,14 +115,14 @@ func TestS3EndpointNamedByDefinition(t *testing.T) {
 	if strings.Contains(err.Error(), keyID) || strings.Contains(err.Error(), "session-token-of-the-user") {
 		t.Errorf("error shows a credential: %v", err)
 	}
-	if got := attacker.requests(); len(got) != 0 {
+	if got := attacker.Requests(); len(got) != 0 {
 		t.Fatalf("the definition's endpoint got %d requests: %q", len(got), got)
 	}
 	t.Run("configured as AWS_ENDPOINT_URL_S3", func(t *testing.T) {
 		t.Setenv("AWS_ENDPOINT_URL_S3", attacker.URL)
 		open(t)
-		if attacker.carrying(keyID) == 0 || attacker.carrying("session-token-of-the-user") == 0 {
-			t.Fatalf("the configured endpoint got no credentials: %q", attacker.requests())
+		if attacker.Carrying(keyID) == 0 || attacker.Carrying("session-token-of-the-user") == 0 {
+			t.Fatalf("the configured endpoint got no credentials: %q", attacker.Requests())
 		}
 	})
 	t.Run("plain http to another machine", func(t *testing.T) {
