@@ -88,11 +88,14 @@ func newSecretsBench(tb testing.TB) *secretsBench {
 		tb.Fatal(err)
 	}
 	dir := tb.TempDir()
-	rules := fmt.Sprintf("secrets:\n  - environments: age\n    age: [%s]\n  - environments: kms\n    awskms: [%s]\n",
+	rules := fmt.Sprintf("secrets:\n  - environments: age*\n    age: [%s]\n  - environments: kms*\n    awskms: [%s]\n",
 		id.Recipient(), aws.ToString(key.KeyMetadata.Arn))
 	files := map[string]string{".escfs.yaml": rules}
 	for _, name := range []string{"plain", "age", "kms"} {
 		files[name+".yaml"] = secretsDefinition()
+	}
+	for _, name := range []string{"age-sets", "kms-sets"} {
+		files[name+".yaml"] = setsDefinition()
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -121,10 +124,38 @@ func newSecretsBench(tb testing.TB) *secretsBench {
 			tb.Fatal(err)
 		}
 	}
+	// The same values written by one escfs set each: escfs reuses no data
+	// key, so each holds its own.
+	for _, name := range []string{"age-sets", "kms-sets"} {
+		for i := range benchSecrets {
+			c, err := ed.Set(ctx, name, fmt.Sprintf("app.s%02d", i), fmt.Sprintf("plaintext-%02d-%s", i, strings.Repeat("x", 27)), Secret)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := c.Write(); err != nil {
+				tb.Fatal(err)
+			}
+			if sb.tree, err = eval.ScanDir(dir); err != nil {
+				tb.Fatal(err)
+			}
+			ed.Tree = sb.tree
+		}
+	}
 	if sb.tree, err = eval.ScanDir(dir); err != nil {
 		tb.Fatal(err)
 	}
 	return sb
+}
+
+// setsDefinition is secretsDefinition without its values, which escfs set
+// adds one at a time.
+func setsDefinition() string {
+	var b strings.Builder
+	b.WriteString("# benchmark: 50 secrets, one set each\nvalues:\n  app:\n    none: 0\n  environmentVariables:\n")
+	for i := range benchSecrets {
+		fmt.Fprintf(&b, "    S%02d: ${app.s%02d}\n", i, i)
+	}
+	return b.String()
 }
 
 // keyring returns a Keyring with the benchmark's age identity and KMS
@@ -166,7 +197,7 @@ func BenchmarkEvaluateSecrets(b *testing.B) {
 			plain()
 		}
 	})
-	for _, name := range []string{"age", "kms"} {
+	for _, name := range []string{"age", "kms", "age-sets", "kms-sets"} {
 		b.Run(name+"/warm", func(b *testing.B) {
 			keys := sb.keyring(nil)
 			defer keys.Close()
@@ -183,10 +214,11 @@ func BenchmarkEvaluateSecrets(b *testing.B) {
 				clock.Advance(secrets.DefaultCacheTTL + time.Second)
 				sb.evaluate(b, keys, name)
 			})
-			if name == "kms" {
+			if strings.HasPrefix(name, "kms") {
 				perOp := float64(sb.decrypts.Load()-before) / float64(b.N)
-				if perOp != 1 {
-					b.Errorf("%.2f KMS Decrypt calls per cold evaluation of %d secrets, want 1", perOp, benchSecrets)
+				want := map[string]float64{"kms": 1, "kms-sets": benchSecrets}[name] // one per data key
+				if perOp != want {
+					b.Errorf("%.2f KMS Decrypt calls per cold evaluation of %d secrets, want %v", perOp, benchSecrets, want)
 				}
 				b.ReportMetric(perOp, "kms-decrypts/op")
 			}
@@ -201,7 +233,7 @@ func BenchmarkEvaluateSecrets(b *testing.B) {
 // one none).
 func TestSecretsBenchIsHonest(t *testing.T) {
 	sb := newSecretsBench(t)
-	for _, name := range []string{"age", "kms"} {
+	for _, name := range []string{"age", "kms", "age-sets", "kms-sets"} {
 		def, err := sb.tree.Lookup(name)
 		if err != nil {
 			t.Fatal(err)
@@ -216,8 +248,8 @@ func TestSecretsBenchIsHonest(t *testing.T) {
 		if n := strings.Count(string(src), "ciphertext:"); n != benchSecrets {
 			t.Errorf("%s: %d ciphertexts, want %d", def.Path, n, benchSecrets)
 		}
-		if n := dataKeys(t, src); n != 1 {
-			t.Errorf("%s: %d data keys, want 1", def.Path, n)
+		if n, want := dataKeys(t, src), map[bool]int{false: 1, true: benchSecrets}[strings.HasSuffix(name, "-sets")]; n != want {
+			t.Errorf("%s: %d data keys, want %d", def.Path, n, want)
 		}
 	}
 	keys := sb.keyring(nil)
@@ -234,6 +266,15 @@ func TestSecretsBenchIsHonest(t *testing.T) {
 	}
 	if n := sb.decrypts.Load() - before; n != 1 {
 		t.Errorf("two evaluations of 50 KMS secrets made %d KMS Decrypt calls, want 1 (one per data key, then cached)", n)
+	}
+	before = sb.decrypts.Load()
+	for _, name := range []string{"age-sets", "kms-sets", "kms-sets"} {
+		if got := sb.evaluate(t, keys, name); got != want {
+			t.Errorf("%s renders differently from plain:\n%s", name, got)
+		}
+	}
+	if n := sb.decrypts.Load() - before; n != benchSecrets {
+		t.Errorf("two evaluations of 50 KMS secrets of 50 data keys made %d KMS Decrypt calls, want %d", n, benchSecrets)
 	}
 }
 
