@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,6 +74,12 @@ type Options struct {
 // Load returns an SDK configuration with the standard retryer and an HTTP
 // client bounded by CallTimeout.
 func Load(ctx context.Context, o Options) (aws.Config, error) {
+	if o.Region != "" && !ValidRegion(o.Region) {
+		// The SDK builds hosts from the region (s3.REGION.amazonaws.com):
+		// "evil.example#" would send the signed request, session token
+		// and all, to evil.example.
+		return aws.Config{}, fmt.Errorf("region %q is not an AWS region name (lowercase letters, digits and '-', such as us-east-1)", o.Region)
+	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(CallTimeout)), // buildable: AWS_CA_BUNDLE needs it
 		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
@@ -97,6 +104,21 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// ValidRegion reports whether region has the form of an AWS region name:
+// lowercase letters and digits in groups joined by '-', at most 63 bytes
+// (one host label), so that no region can move a request to another host.
+func ValidRegion(region string) bool {
+	if region == "" || len(region) > 63 || region[0] == '-' || region[len(region)-1] == '-' || strings.Contains(region, "--") {
+		return false
+	}
+	for _, r := range region {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // WithCallTimeout bounds ctx by CallTimeout.

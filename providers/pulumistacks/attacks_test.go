@@ -125,6 +125,14 @@ func TestS3EndpointNamedByDefinition(t *testing.T) {
 			t.Fatalf("the configured endpoint got no credentials: %q", attacker.Requests())
 		}
 	})
+	t.Run("region that names a host", func(t *testing.T) {
+		// The SDK would send the signed request, session token and all,
+		// to https://s3.attacker.example/ (the '#' ends the host).
+		backend = "s3://state?region=attacker.example%23"
+		if err := open(t); err == nil || !strings.Contains(err.Error(), `region "attacker.example#" is not an AWS region name`) {
+			t.Fatalf("err = %v, want the region refused", err)
+		}
+	})
 	t.Run("plain http to another machine", func(t *testing.T) {
 		backend = "s3://state?endpoint=http://attacker.example:9000"
 		t.Setenv(safehttp.AllowHostsEnv, "attacker.example")
