@@ -50,8 +50,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -88,10 +86,6 @@ const (
 
 // defaultSTSRegion is the region of STS calls when none is configured.
 const defaultSTSRegion = "us-east-1"
-
-// maxTokenSize bounds what is read from a token file. STS takes web
-// identity tokens of up to 20,000 characters.
-const maxTokenSize = 1 << 20
 
 // Provider is the aws-login provider.
 type Provider struct{}
@@ -249,11 +243,11 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 	if err != nil {
 		return credentials{}, err
 	}
-	roleArn, err := requiredString(in, "roleArn")
+	roleArn, err := providers.RequiredString(in, "roleArn")
 	if err != nil {
 		return credentials{}, err
 	}
-	sessionName, err := requiredString(in, "sessionName")
+	sessionName, err := providers.RequiredString(in, "sessionName")
 	if err != nil {
 		return credentials{}, err
 	}
@@ -265,7 +259,7 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 	if err != nil {
 		return credentials{}, err
 	}
-	token, err := webIdentityToken(ctx, in)
+	token, err := providers.SubjectToken(ctx, in, "AWS_WEB_IDENTITY_TOKEN_FILE")
 	if err != nil {
 		return credentials{}, err
 	}
@@ -298,68 +292,12 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 	return fromSTS(op, out.Credentials)
 }
 
-// webIdentityToken returns the token of an oidc form: its token input, or
-// the content of its tokenFile, by default $AWS_WEB_IDENTITY_TOKEN_FILE.
-// Errors name the file, never the token.
-func webIdentityToken(ctx context.Context, in map[string]esc.Value) (string, error) {
-	token, err := providers.String(in, "token")
-	if err != nil {
-		return "", err
-	}
-	file, err := providers.String(in, "tokenFile")
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case token != "" && file != "":
-		return "", errors.New("give token or tokenFile, not both")
-	case token != "":
-		if token = strings.TrimSpace(token); token == "" {
-			return "", errors.New("token is blank")
-		}
-		return token, nil
-	case file == "":
-		if file = os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE"); file == "" {
-			return "", errors.New("no web identity token: set token or tokenFile, or AWS_WEB_IDENTITY_TOKEN_FILE")
-		}
-	}
-	// The file's token changes as it is rotated, and a missing file may
-	// appear: either way the environment is worth evaluating again.
-	providers.ReportFile(ctx, file)
-	b, err := readLimited(file, maxTokenSize)
-	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
-	}
-	if token = strings.TrimSpace(string(b)); token == "" {
-		return "", fmt.Errorf("token file %s is empty", file)
-	}
-	return token, nil
-}
-
-// readLimited reads the file at path, failing if it holds more than limit
-// bytes. Its errors name the path.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err // an *os.PathError
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
-}
-
 func openAssumeRole(ctx context.Context, inputs map[string]esc.Value, execCtx esc.EnvExecContext) (credentials, error) {
 	in, err := formObject(inputs, formAssumeRole, "roleArn", "sessionName", "duration", "externalId", "profile")
 	if err != nil {
 		return credentials{}, err
 	}
-	roleArn, err := requiredString(in, "roleArn")
+	roleArn, err := providers.RequiredString(in, "roleArn")
 	if err != nil {
 		return credentials{}, err
 	}
@@ -499,16 +437,6 @@ func formObject(inputs map[string]esc.Value, form string, known ...string) (map[
 		return nil, fmt.Errorf("unknown input %s (%s takes %s)", quoteList(unknown), form, strings.Join(known, ", "))
 	}
 	return in, nil
-}
-
-// requiredString returns the string input at key, failing if it is absent
-// or empty.
-func requiredString(in map[string]esc.Value, key string) (string, error) {
-	s, err := providers.String(in, key)
-	if err == nil && s == "" {
-		err = fmt.Errorf("%s is required", key)
-	}
-	return s, err
 }
 
 // durationInput returns the session duration input: a Go duration string

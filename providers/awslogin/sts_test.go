@@ -696,7 +696,7 @@ func TestInputErrors(t *testing.T) {
 		{name: "oidc policyArns item not a string", inputs: oidc("token", testToken, "policyArns", []esc.Value{esc.NewValue(true)}), wantErr: `aws-login oidc: input "policyArns": item 0 must be a non-empty string`},
 		{name: "oidc token and tokenFile", inputs: oidc("token", testToken, "tokenFile", emptyFile), wantErr: "aws-login oidc: give token or tokenFile, not both"},
 		{name: "oidc blank token", inputs: oidc("token", " \n"), env: map[string]string{"AWS_WEB_IDENTITY_TOKEN_FILE": ""}, wantErr: "aws-login oidc: token is blank"},
-		{name: "oidc no token", inputs: oidc(), env: map[string]string{"AWS_WEB_IDENTITY_TOKEN_FILE": ""}, wantErr: "aws-login oidc: no web identity token: set token or tokenFile, or AWS_WEB_IDENTITY_TOKEN_FILE"},
+		{name: "oidc no token", inputs: oidc(), env: map[string]string{"AWS_WEB_IDENTITY_TOKEN_FILE": ""}, wantErr: "aws-login oidc: no token: set token or tokenFile, or AWS_WEB_IDENTITY_TOKEN_FILE"},
 		{name: "oidc missing token file", inputs: oidc("tokenFile", missing), wantErr: "aws-login oidc: read token file: open " + missing + ": no such file or directory", watched: missing},
 		{name: "oidc missing default token file", inputs: oidc(), env: map[string]string{"AWS_WEB_IDENTITY_TOKEN_FILE": missing}, wantErr: "aws-login oidc: read token file: open " + missing + ": no such file or directory", watched: missing},
 		{name: "oidc empty token file", inputs: oidc("tokenFile", emptyFile), wantErr: "aws-login oidc: token file " + emptyFile + " is empty", watched: emptyFile},

@@ -1,0 +1,99 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pulumi/esc"
+)
+
+// MaxTokenSize bounds what is read from a token file: far above any JWT a
+// cloud accepts (STS takes up to 20,000 characters).
+const MaxTokenSize = 1 << 20
+
+// SubjectToken returns the token of a login form that proves its identity
+// with one (an OIDC token, a JWT): the form's token input, or the content
+// of its tokenFile input, by default the file that the environment
+// variable envVar names (AWS_WEB_IDENTITY_TOKEN_FILE,
+// AZURE_FEDERATED_TOKEN_FILE, ...). The file is reported to the evaluation
+// (ReportFile), as its token is rotated. Errors name the file, never the
+// token.
+func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string) (string, error) {
+	token, err := String(in, "token")
+	if err != nil {
+		return "", err
+	}
+	file, err := String(in, "tokenFile")
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case token != "" && file != "":
+		return "", errors.New("give token or tokenFile, not both")
+	case token != "":
+		if token = strings.TrimSpace(token); token == "" {
+			return "", errors.New("token is blank")
+		}
+		return token, nil
+	case file == "":
+		if file = os.Getenv(envVar); file == "" {
+			return "", fmt.Errorf("no token: set token or tokenFile, or %s", envVar)
+		}
+	}
+	// The file's token changes as it is rotated, and a missing file may
+	// appear: either way the environment is worth evaluating again.
+	ReportFile(ctx, file)
+	b, err := ReadLimited(file, MaxTokenSize)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	if token = strings.TrimSpace(string(b)); token == "" {
+		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	return token, nil
+}
+
+// ReadLimited reads the file at path, failing if it holds more than limit
+// bytes. Its errors name the path.
+func ReadLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err // an *os.PathError
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// RequiredString returns the string input at key, failing if it is absent
+// or empty.
+func RequiredString(in map[string]esc.Value, key string) (string, error) {
+	s, err := String(in, key)
+	if err == nil && s == "" {
+		err = fmt.Errorf("%s is required", key)
+	}
+	return s, err
+}
+
+// KnownObject returns the object input at key (nil if absent), failing if
+// it holds an input not in known.
+func KnownObject(inputs map[string]esc.Value, key string, known ...string) (map[string]esc.Value, error) {
+	in, err := Object(inputs, key)
+	if err != nil || in == nil {
+		return in, err
+	}
+	if err := CheckKnown(in, known); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return in, nil
+}
