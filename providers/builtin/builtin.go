@@ -9,6 +9,8 @@ import (
 	"github.com/escfs/escfs/providers/awslogin"
 	"github.com/escfs/escfs/providers/awsparams"
 	"github.com/escfs/escfs/providers/awssecrets"
+	"github.com/escfs/escfs/providers/gcplogin"
+	"github.com/escfs/escfs/providers/gcpsecrets"
 	"github.com/escfs/escfs/providers/pulumistacks"
 	"github.com/escfs/escfs/providers/token"
 )
@@ -19,6 +21,8 @@ func Registry() *providers.Registry {
 		awslogin.Name:     awslogin.New(),
 		awssecrets.Name:   awssecrets.New(),
 		awsparams.Name:    awsparams.New(),
+		gcplogin.Name:     gcplogin.New(),
+		gcpsecrets.Name:   gcpsecrets.New(),
 		token.Name:        &token.Provider{},
 		pulumistacks.Name: &pulumistacks.Provider{},
 	})
