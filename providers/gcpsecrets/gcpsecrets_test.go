@@ -90,6 +90,8 @@ func TestErrors(t *testing.T) {
 			want: "UNAUTHENTICATED: Request had invalid authentication credentials."},
 		{name: "down", setup: func(t *testing.T) { s.SetDown(true); t.Cleanup(func() { s.SetDown(false) }) },
 			in: inputs(token, map[string][2]string{"a": {"ok", ""}}), want: "UNAVAILABLE: The service is currently unavailable."},
+		{name: "corrupted", setup: func(t *testing.T) { s.SetCorrupt(true); t.Cleanup(func() { s.SetCorrupt(false) }) },
+			in: inputs(token, map[string][2]string{"a": {"ok", ""}}), want: "the payload does not match its CRC32C checksum"},
 		{name: "unreachable", setup: func(t *testing.T) { t.Setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER", "http://127.0.0.1:1") },
 			in: inputs(token, map[string][2]string{"a": {"ok", ""}}), want: "endpoint unreachable"},
 		{name: "path in a name", in: inputs(token, map[string][2]string{"a": {"../../x", ""}}),

@@ -50,6 +50,7 @@ type Server struct {
 	secrets   map[string][]version // GUARDED_BY(mu); secret -> versions (1-based)
 	ttl       time.Duration        // GUARDED_BY(mu); 0: as requested
 	down      bool                 // GUARDED_BY(mu)
+	corrupt   bool                 // GUARDED_BY(mu)
 	calls     map[string]int       // GUARDED_BY(mu); by API
 	subjects  []string             // GUARDED_BY(mu); subject tokens exchanged
 }
@@ -151,6 +152,14 @@ func (s *Server) SetDown(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down = down
+}
+
+// SetCorrupt makes Secret Manager's payloads differ from their checksums,
+// as a payload corrupted in transit would.
+func (s *Server) SetCorrupt(corrupt bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.corrupt = corrupt
 }
 
 // Calls returns how many requests an API ("sts", "iamcredentials",
@@ -384,10 +393,14 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, project, secret,
 		apiError(w, http.StatusBadRequest, "FAILED_PRECONDITION", "Secret Version ["+name+"] is in DISABLED state.")
 		return
 	}
+	data := v.data
+	if s.corrupt {
+		data += "\x00"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name": name,
 		"payload": map[string]any{
-			"data":       base64.StdEncoding.EncodeToString([]byte(v.data)),
+			"data":       base64.StdEncoding.EncodeToString([]byte(data)),
 			"dataCrc32c": strconv.FormatUint(uint64(crc32.Checksum([]byte(v.data), crc32.MakeTable(crc32.Castagnoli))), 10),
 		},
 	})
