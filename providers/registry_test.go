@@ -3,6 +3,8 @@ package providers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -93,7 +95,7 @@ func TestBuiltinRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.(awslogin.Provider); !ok {
+	if _, ok := p.(providers.Scrubbed).Provider.(awslogin.Provider); !ok {
 		t.Errorf("aws-login is %T", p)
 	}
 	_, err = r.LoadProvider(context.Background(), "no-such-provider")
@@ -137,4 +139,41 @@ func TestInputs(t *testing.T) {
 			t.Errorf("Object(%q) error %q", tt.key, err)
 		}
 	}
+}
+
+// TestScrubbed checks that no secret input (marked, or beneath a marked
+// value) survives in a provider's error, that plain inputs do, and that
+// the error still wraps the provider's.
+func TestScrubbed(t *testing.T) {
+	base := errors.New("base")
+	p := providers.Scrubbed{Provider: quoting{base}}
+	inputs := map[string]esc.Value{
+		"plain":  esc.NewValue("visible-name"),
+		"secret": esc.NewSecret("top-secret-name"),
+		"nested": esc.NewSecret(map[string]esc.Value{"inner": esc.NewValue("nested-secret"), "list": esc.NewValue([]esc.Value{esc.NewValue("listed-secret")})}),
+		"short":  esc.NewSecret("ab"),
+	}
+	_, err := p.Open(context.Background(), inputs, nil)
+	msg := err.Error()
+	for _, s := range []string{"top-secret-name", "nested-secret", "listed-secret"} {
+		if strings.Contains(msg, s) {
+			t.Errorf("the error shows %q: %s", s, msg)
+		}
+	}
+	if !strings.Contains(msg, "visible-name") || !strings.Contains(msg, providers.SecretMark) {
+		t.Errorf("the error %q lost its plain input or its marks", msg)
+	}
+	if !errors.Is(err, base) {
+		t.Errorf("the scrubbed error does not wrap the provider's")
+	}
+}
+
+// quoting fails with every string of its inputs in the message.
+type quoting struct{ base error }
+
+func (quoting) Schema() (*schema.Schema, *schema.Schema) { return nil, nil }
+
+func (q quoting) Open(_ context.Context, inputs map[string]esc.Value, _ esc.EnvExecContext) (esc.Value, error) {
+	b, _ := json.Marshal(inputs)
+	return esc.Value{}, fmt.Errorf("failed on %s: %w", b, q.base)
 }
