@@ -20,7 +20,7 @@ const MaxTokenSize = 1 << 20
 // of its tokenFile input, by default the file that the environment
 // variable envVar names (AWS_WEB_IDENTITY_TOKEN_FILE,
 // AZURE_FEDERATED_TOKEN_FILE, ...). The file is reported to the evaluation
-// (ReportFile), as its token is rotated. Errors name the file, never the
+// (ReportFile), as its token is rotated. envVar "" means no default. Errors name the file, never the
 // token.
 func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string) (string, error) {
 	token, err := String(in, "token")
@@ -39,6 +39,8 @@ func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string) (
 			return "", errors.New("token is blank")
 		}
 		return token, nil
+	case file == "" && envVar == "":
+		return "", errors.New("no token: set token or tokenFile")
 	case file == "":
 		if file = os.Getenv(envVar); file == "" {
 			return "", fmt.Errorf("no token: set token or tokenFile, or %s", envVar)
@@ -96,4 +98,26 @@ func KnownObject(inputs map[string]esc.Value, key string, known ...string) (map[
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return in, nil
+}
+
+// StringList returns the array of strings at key, or nil if it is absent
+// or null.
+func StringList(in map[string]esc.Value, key string) ([]string, error) {
+	v, ok := in[key]
+	if !ok || v.Value == nil {
+		return nil, nil
+	}
+	items, ok := v.Value.([]esc.Value)
+	if !ok {
+		return nil, fmt.Errorf("input %q must be an array of strings", key)
+	}
+	out := make([]string, 0, len(items))
+	for i, item := range items {
+		s, ok := item.Value.(string)
+		if !ok || s == "" {
+			return nil, fmt.Errorf("input %q: item %d must be a non-empty string", key, i)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

@@ -255,7 +255,7 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 	if err != nil {
 		return credentials{}, err
 	}
-	policyArns, err := stringList(in, "policyArns")
+	policyArns, err := providers.StringList(in, "policyArns")
 	if err != nil {
 		return credentials{}, err
 	}
@@ -458,28 +458,6 @@ func durationInput(in map[string]esc.Value) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %s is not a whole number of seconds", s)
 	}
 	return d, nil
-}
-
-// stringList returns the array of strings at key, or nil if it is absent
-// or null.
-func stringList(in map[string]esc.Value, key string) ([]string, error) {
-	v, ok := in[key]
-	if !ok || v.Value == nil {
-		return nil, nil
-	}
-	items, ok := v.Value.([]esc.Value)
-	if !ok {
-		return nil, fmt.Errorf("input %q must be an array of strings", key)
-	}
-	out := make([]string, 0, len(items))
-	for i, item := range items {
-		s, ok := item.Value.(string)
-		if !ok || s == "" {
-			return nil, fmt.Errorf("input %q: item %d must be a non-empty string", key, i)
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 func quoteList(names []string) string {

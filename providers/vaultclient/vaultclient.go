@@ -1,0 +1,138 @@
+// Package vaultclient holds what the HashiCorp Vault providers (vault-login,
+// vault-secrets) share: a client of github.com/hashicorp/vault/api for an
+// address a definition names, refused unless the user configured that
+// address, and the translation of Vault's errors.
+//
+// A definition names its Vault's address, and what vault-login sends there
+// is a credential: a JWT (often the user's own, from a token file) or a
+// parent token. So the address must be the user's: the origin of VAULT_ADDR,
+// or a host the user allowed with escfs --allow-host (ESCFS_ALLOW_HOSTS).
+// Plain http:// is refused but for loopback hosts. The client takes TLS
+// settings from the environment as Vault's own CLI does (VAULT_CACERT,
+// VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME,
+// VAULT_SKIP_VERIFY) but never the user's VAULT_TOKEN or VAULT_NAMESPACE:
+// what a provider sends is what its inputs say. Redirects are not followed
+// (Vault's client would carry the token to any host a 307 names).
+package vaultclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/escfs/escfs/internal/safehttp"
+)
+
+// CallTimeout bounds one provider's calls to Vault, retries included.
+const CallTimeout = 30 * time.Second
+
+// ErrNotAllowed is the error of an address the user did not configure.
+var ErrNotAllowed = errors.New("escfs sends Vault credentials only to the address the user configured")
+
+// CheckAddress refuses an address that is not the user's Vault: its
+// origin must be that of VAULT_ADDR, or its host allowed by
+// ESCFS_ALLOW_HOSTS; http:// only on loopback.
+func CheckAddress(address string) (*url.URL, error) {
+	u, err := url.Parse(address)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		return nil, errors.New("address is not an http(s) URL such as https://vault.example.com:8200")
+	}
+	if err := safehttp.CheckScheme(u); err != nil {
+		return nil, err
+	}
+	if c, err := url.Parse(os.Getenv("VAULT_ADDR")); err == nil && c.Host != "" && safehttp.Origin(c) == safehttp.Origin(u) {
+		return u, nil
+	}
+	if safehttp.Allowed(u) {
+		return u, nil
+	}
+	return nil, fmt.Errorf("address %s: %w (VAULT_ADDR is %q; allow this host with escfs --allow-host %s or %s)",
+		safehttp.Origin(u), ErrNotAllowed, os.Getenv("VAULT_ADDR"), u.Host, safehttp.AllowHostsEnv)
+}
+
+// New returns a client of the Vault at address (which CheckAddress must
+// accept) in namespace, carrying token ("" for none), and the function
+// that closes its connections once the provider is done with it.
+func New(address, namespace, token string) (*vault.Client, func(), error) {
+	u, err := CheckAddress(address)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := vault.DefaultConfig() // reads VAULT_* for TLS and retries
+	if cfg.Error != nil {
+		return nil, nil, fmt.Errorf("vault configuration: %w", cfg.Error)
+	}
+	base := cfg.HttpClient.Transport
+	cfg.Address = strings.TrimRight(u.String(), "/")
+	cfg.Timeout = CallTimeout
+	cfg.DisableRedirects = true
+	cfg.MaxRetries = 2
+	safehttp.Harden(cfg.HttpClient, 0)
+	cfg.HttpClient.CheckRedirect = func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault client: %w", err)
+	}
+	c.ClearToken() // never the user's VAULT_TOKEN
+	c.ClearNamespace()
+	if token != "" {
+		c.SetToken(token)
+	}
+	if namespace != "" {
+		c.SetNamespace(namespace)
+	}
+	done := func() {
+		if t, ok := base.(interface{ CloseIdleConnections() }); ok {
+			t.CloseIdleConnections()
+		}
+	}
+	return c, done, nil
+}
+
+// WithCallTimeout bounds ctx by CallTimeout.
+func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, CallTimeout)
+}
+
+// Describe turns an error of a call to Vault into "OP: HTTP STATUS: Vault's
+// errors", without the request's URL or anything the request carried.
+func Describe(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		msgs := re.Errors
+		if re.RawError {
+			msgs = []string{"the answer is not Vault's"}
+		}
+		if re.StatusCode == 301 || re.StatusCode == 302 || re.StatusCode == 307 {
+			msgs = []string{"Vault answered with a redirect, which escfs does not follow (it would carry the token): name the active node or the load balancer as address"}
+		}
+		msg := strings.Join(msgs, "; ")
+		if len(msg) > 512 {
+			msg = strings.ToValidUTF8(msg[:512], "") + "..."
+		}
+		return fmt.Errorf("%s: %d: %s", op, re.StatusCode, msg)
+	}
+	var netErr *net.OpError
+	switch {
+	case errors.As(err, &netErr):
+		return fmt.Errorf("%s: address unreachable: %v", op, netErr)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return fmt.Errorf("%s: %v", op, urlErr.Err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
