@@ -101,7 +101,10 @@ func Describe(op string, err error) error {
 		if authErr.RawResponse != nil {
 			return fmt.Errorf("%s: %s", op, parseEntraError(authErr.RawResponse))
 		}
-		return fmt.Errorf("%s: authentication failed", op)
+		// No answer: the message is MSAL's, as text (the connection's error).
+		msg, _, _ := strings.Cut(authErr.Error(), " To troubleshoot")
+		msg = strings.Join(strings.Fields(msg), " ")
+		return fmt.Errorf("%s: %s", op, bound(strings.TrimSuffix(msg, ".")))
 	}
 	var respErr *azcore.ResponseError
 	if errors.As(err, &respErr) {
