@@ -75,6 +75,7 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 	}, schema.BuilderMap{
 		"clientSecret": schema.String().Description("The application's client secret."),
 		"oidc":         oidc,
+		"scope":        schema.String().Description("The access token's scope (escfs); default " + azureclient.ManagementScope + "."),
 	}).Description("The application, and clientSecret or oidc.").Schema()
 	outputs = providers.ObjectSchema(schema.BuilderMap{
 		"clientId":       schema.String(),
@@ -94,6 +95,8 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 var (
 	guid   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	domain = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}(\.[a-zA-Z0-9-]{1,63})+$`)
+	// scopeRE is a resource's .default scope: an application ID URI or GUID.
+	scopeRE = regexp.MustCompile(`^(https://[a-zA-Z0-9.-]+(/[a-zA-Z0-9._-]+)*|api://[a-zA-Z0-9._-]+|[0-9a-fA-F-]{36})/\.default$`)
 )
 
 // Open logs in and returns the credentials and an access token.
@@ -106,7 +109,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 }
 
 func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
-	if err := providers.CheckKnown(inputs, []string{"clientId", "tenantId", "subscriptionId", "clientSecret", "oidc"}); err != nil {
+	if err := providers.CheckKnown(inputs, []string{"clientId", "tenantId", "subscriptionId", "clientSecret", "oidc", "scope"}); err != nil {
 		return esc.Value{}, err
 	}
 	var ids [3]string
@@ -150,15 +153,24 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	} else {
 		redact.Add(secret)
 	}
+	scope, err := providers.String(inputs, "scope")
+	if err != nil {
+		return esc.Value{}, err
+	}
+	if scope == "" {
+		scope = azureclient.ManagementScope
+	} else if !scopeRE.MatchString(scope) {
+		return esc.Value{}, errors.New("scope is not a resource's /.default scope, such as https://management.azure.com/.default")
+	}
 	cred, err := login.Credential()
 	if err != nil {
 		return esc.Value{}, err
 	}
 	ctx, cancel := azureclient.WithCallTimeout(ctx)
 	defer cancel()
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{azureclient.ManagementScope}})
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
-		return esc.Value{}, azureclient.Describe("token for "+azureclient.ManagementScope, err)
+		return esc.Value{}, azureclient.Describe("token for "+scope, err)
 	}
 	redact.Add(tok.Token)
 	expiry := tok.ExpiresOn

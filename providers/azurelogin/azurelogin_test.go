@@ -89,6 +89,22 @@ func TestClientSecret(t *testing.T) {
 	}
 }
 
+// TestScope asks for a token of another resource (AKS's server application).
+func TestScope(t *testing.T) {
+	s := sim(t)
+	const aks = "6dae42f8-4368-4678-94ff-3960e28e3630"
+	out, _, err := open(t, inputs(secretApp, map[string]esc.Value{"clientSecret": esc.NewValue(appSecret), "scope": esc.NewValue(aks + "/.default")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := out["accessToken"].Value.(string); !s.TokenValid(tok, aks) || s.TokenValid(tok, azuretest.Management) {
+		t.Errorf("the token is not AKS's alone")
+	}
+	if _, _, err := open(t, inputs(secretApp, map[string]esc.Value{"clientSecret": esc.NewValue(appSecret), "scope": esc.NewValue("https://evil.example/x y/.default")})); err == nil {
+		t.Errorf("a malformed scope was asked for")
+	}
+}
+
 // TestOIDC logs in with a federated assertion, from AZURE_FEDERATED_TOKEN_FILE
 // (oidc: true, as on AKS) and from token; the reported expiry is the
 // assertion's when it ends before the access token.

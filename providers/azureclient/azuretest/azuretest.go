@@ -273,6 +273,15 @@ func (s *Server) Assertion(sub, aud string, ttl time.Duration) string {
 	return signing + "." + b64(s.sign(signing))
 }
 
+// TokenValid reports whether token is one the simulation issued for
+// audience and has not expired.
+func (s *Server) TokenValid(token, audience string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[token]
+	return ok && t.audience == audience && time.Now().Before(t.expires)
+}
+
 // Works reports the status Key Vault answers a read of name with token.
 func (s *Server) Works(token, name string) int {
 	req := httptest.NewRequest(http.MethodGet, "/secrets/"+name+"/?api-version=7.6", nil)
