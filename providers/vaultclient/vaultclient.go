@@ -11,8 +11,9 @@
 // settings from the environment as Vault's own CLI does (VAULT_CACERT,
 // VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME,
 // VAULT_SKIP_VERIFY) but never the user's VAULT_TOKEN or VAULT_NAMESPACE:
-// what a provider sends is what its inputs say. Redirects are not followed
-// (Vault's client would carry the token to any host a 307 names).
+// what a provider sends is what its inputs say. Redirects are followed only
+// within the address's origin (Vault's client would carry the token to any
+// host a 307 names).
 package vaultclient
 
 import (
@@ -20,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -73,10 +73,12 @@ func New(address, namespace, token string) (*vault.Client, func(), error) {
 	base := cfg.HttpClient.Transport
 	cfg.Address = strings.TrimRight(u.String(), "/")
 	cfg.Timeout = CallTimeout
+	// Vault's client follows a 307 to any host, token and all; Go's
+	// client, within the origin only (safehttp.CheckRedirect): a standby
+	// behind the same address still works.
 	cfg.DisableRedirects = true
 	cfg.MaxRetries = 2
 	safehttp.Harden(cfg.HttpClient, 0)
-	cfg.HttpClient.CheckRedirect = func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault client: %w", err)
@@ -114,14 +116,14 @@ func Describe(op string, err error) error {
 		if re.RawError {
 			msgs = []string{"the answer is not Vault's"}
 		}
-		if re.StatusCode == 301 || re.StatusCode == 302 || re.StatusCode == 307 {
-			msgs = []string{"Vault answered with a redirect, which escfs does not follow (it would carry the token): name the active node or the load balancer as address"}
-		}
 		msg := strings.Join(msgs, "; ")
 		if len(msg) > 512 {
 			msg = strings.ToValidUTF8(msg[:512], "") + "..."
 		}
 		return fmt.Errorf("%s: %d: %s", op, re.StatusCode, msg)
+	}
+	if errors.Is(err, safehttp.ErrCrossOriginRedirect) {
+		return fmt.Errorf("%s: Vault answered with a redirect to another address, which escfs does not follow (it would carry the token there): name the active node or the load balancer as address", op)
 	}
 	var netErr *net.OpError
 	switch {
