@@ -8,6 +8,7 @@ package providers
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -99,7 +100,7 @@ func collectSecrets(v esc.Value, inside bool, out *[]string) {
 	switch x := v.Value.(type) {
 	case string:
 		if inside && len(x) >= minSecret {
-			*out = append(*out, x)
+			*out = append(*out, variants(x)...)
 		}
 	case []esc.Value:
 		for _, item := range x {
@@ -110,6 +111,24 @@ func collectSecrets(v esc.Value, inside bool, out *[]string) {
 			collectSecrets(item, inside, out)
 		}
 	}
+}
+
+// variants returns s and the forms of it that messages print: lowercased
+// (as hosts are), and, for a URL, its host and host name, which a service
+// names on their own ("the resource principal named https://HOST").
+func variants(s string) []string {
+	out := []string{s}
+	if l := strings.ToLower(s); l != s {
+		out = append(out, l)
+	}
+	if u, err := url.Parse(s); err == nil && u.Host != "" {
+		for _, h := range []string{u.Host, u.Hostname()} {
+			if len(h) >= minSecret {
+				out = append(out, h, strings.ToLower(h))
+			}
+		}
+	}
+	return out
 }
 
 // scrubbedError is an error whose message had secrets replaced; it still

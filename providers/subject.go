@@ -121,3 +121,11 @@ func StringList(in map[string]esc.Value, key string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// IsSecret reports whether the input at key is marked secret: a provider
+// then names it in errors by its key alone, never by its value or by
+// anything derived from it (a URL's host, a path it builds).
+func IsSecret(in map[string]esc.Value, key string) bool {
+	v, ok := in[key]
+	return ok && v.Secret
+}

@@ -44,7 +44,8 @@ func fnOf(s, fn string) string {
 	return "values:\n  s: " + secretValue(s) + "\n  out:\n    " + fn + ": ${s}\n  environmentVariables:\n    OUT: ${out}\n"
 }
 
-// secretCases returns the probes: every input of the token provider, the
+// secretCases returns the probes (clouds.cases adds those of the Google,
+// Azure and Vault providers): every input of the token provider, the
 // provider's inputs as a whole, builtins that fail on their secret
 // argument, property access into a secret, a provider input that names a
 // backend, and a value dotenv cannot hold.
@@ -103,15 +104,16 @@ func newMarker(t *testing.T) string {
 func TestSecrets(t *testing.T) {
 	dir, scratch := t.TempDir(), t.TempDir()
 	writeFile(t, dir, "good.yaml", goodDef)
-	cases := secretCases()
+	cl := startClouds(t)
+	cases := append(secretCases(), cl.cases()...)
 	markers := map[string]string{}
 	for _, c := range cases {
 		markers[c.name] = newMarker(t)
 		writeFile(t, dir, c.name+".yaml", c.def(t, markers[c.name], scratch))
 	}
-	stdout, stderr, _ := e2e.Check(t, dir, nil)
+	stdout, stderr, _ := e2e.Check(t, dir, cl.env)
 	check := stdout + stderr
-	e := e2e.Mount(t, dir, nil, "--eval-timeout", "10s")
+	e := e2e.Mount(t, dir, cl.env, "--eval-timeout", "10s")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			track(t, groupSecrets, e)

@@ -170,7 +170,11 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	defer cancel()
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
-		return esc.Value{}, azureclient.Describe("token for "+scope, err)
+		shown := scope
+		if providers.IsSecret(inputs, "scope") {
+			shown = "(a secret scope)"
+		}
+		return esc.Value{}, azureclient.Describe("token for "+shown, err)
 	}
 	redact.Add(tok.Token)
 	expiry := tok.ExpiresOn

@@ -114,6 +114,9 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	}
 	vaultURL, allowed, err := resolveVault(vault)
 	if err != nil {
+		if providers.IsSecret(inputs, "vault") {
+			return esc.Value{}, errors.New("vault (a secret) is neither a Key Vault of Azure's clouds nor an allowed host")
+		}
 		return esc.Value{}, err
 	}
 	reqs, err := getInput(inputs)
@@ -129,7 +132,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 		DisableChallengeResourceVerification: allowed,
 	})
 	if err != nil {
-		return esc.Value{}, fmt.Errorf("vault %s: %w", vaultURL, err)
+		return esc.Value{}, fmt.Errorf("vault client: %w", err)
 	}
 	ctx, cancel := azureclient.WithCallTimeout(ctx)
 	defer cancel()

@@ -67,6 +67,7 @@ func (Provider) Schema() (inputs, outputs *schema.Schema) {
 
 type request struct {
 	output, path, field string
+	secretPath          bool // the path is secret: errors do not show it
 }
 
 // Open reads every secret of the read input.
@@ -144,6 +145,7 @@ func readInput(inputs map[string]esc.Value) ([]request, error) {
 		if r.path, err = providers.RequiredString(obj, "path"); err != nil {
 			return nil, fmt.Errorf("%s: %w", at, err)
 		}
+		r.secretPath = providers.IsSecret(obj, "path")
 		if r.path = strings.Trim(r.path, "/"); !validPath(r.path) {
 			return nil, fmt.Errorf("%s: path is not a secret path such as secret/app/db", at)
 		}
@@ -212,6 +214,9 @@ func read(ctx context.Context, c *vault.Client, mounts map[string]kvMount, r req
 		}
 	}
 	op := "read " + path
+	if r.secretPath {
+		op = "read (a secret path)"
+	}
 	secret, err := c.Logical().ReadWithContext(ctx, path)
 	if err != nil {
 		return esc.Value{}, vaultclient.Describe(op, err)

@@ -35,6 +35,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,7 +55,11 @@ const AssertionAudience = "api://AzureADTokenExchange"
 const (
 	Management = "https://management.azure.com"
 	KeyVault   = "https://vault.azure.net"
+	// AKS is the Azure Kubernetes Service AAD server application.
+	AKS = "6dae42f8-4368-4678-94ff-3960e28e3630"
 )
+
+var resources = []string{Management, KeyVault, AKS}
 
 var (
 	caOnce sync.Once
@@ -393,6 +398,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		entraError(w, http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+		return
+	}
+	if resource := strings.TrimSuffix(scope, "/.default"); !slices.Contains(resources, resource) {
+		entraError(w, http.StatusBadRequest, "invalid_resource", 500011, "The resource principal named "+resource+" was not found in the tenant named "+Tenant+". This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")
 		return
 	}
 	ttl := time.Hour
