@@ -7,6 +7,7 @@
 package redact
 
 import (
+	"cmp"
 	"io"
 	"os"
 	"slices"
@@ -30,37 +31,81 @@ var EnvCredentials = []string{
 	"AWS_SECRET_ACCESS_KEY",
 	"AWS_SESSION_TOKEN",
 	"AWS_SECURITY_TOKEN",
+	"VAULT_TOKEN",
+	"AZURE_CLIENT_SECRET",
+	"CLOUDSDK_AUTH_ACCESS_TOKEN",
+	"GOOGLE_OAUTH_ACCESS_TOKEN",
 }
 
 var (
-	mu       sync.RWMutex
-	secrets  []string
-	replacer *strings.Replacer // nil when nothing is registered
+	mu      sync.Mutex
+	secrets = map[string]uint64{} // GUARDED_BY(mu); credential -> when added (a counter)
+	added   uint64                // GUARDED_BY(mu)
+	// replacer scrubs the current secrets; nil when it must be rebuilt
+	// (after an Add) or when nothing is registered.
+	replacer *strings.Replacer // GUARDED_BY(mu)
 )
 
+// MaxSecrets bounds the credentials held: renewals register a new token
+// each time, and a mount that runs for months must not grow without end.
+// Past it, the oldest go first: long expired by then.
+const MaxSecrets = 4096
+
 // Add registers credentials to scrub from output; values shorter than
-// MinLen are ignored.
+// MinLen are ignored. It is cheap: the scrubber is rebuilt at the next
+// String, once however many were added.
 func Add(values ...string) {
 	mu.Lock()
 	defer mu.Unlock()
-	changed := false
 	for _, v := range values {
-		if len(v) < MinLen || slices.Contains(secrets, v) {
+		if len(v) < MinLen {
 			continue
 		}
-		secrets = append(secrets, v)
-		changed = true
+		if _, ok := secrets[v]; ok {
+			continue
+		}
+		added++
+		secrets[v] = added
+		replacer = nil
 	}
-	if !changed {
-		return
+	if len(secrets) > MaxSecrets {
+		evictLocked()
+	}
+}
+
+// evictLocked drops the oldest credentials down to three quarters of
+// MaxSecrets, so that eviction is rare.
+func evictLocked() {
+	order := make([]string, 0, len(secrets))
+	for s := range secrets {
+		order = append(order, s)
+	}
+	slices.SortFunc(order, func(a, b string) int { return cmp.Compare(secrets[a], secrets[b]) })
+	for _, s := range order[:len(order)-MaxSecrets*3/4] {
+		delete(secrets, s)
+	}
+}
+
+// scrubber returns the replacer of the current secrets, building it if an
+// Add made it stale; nil when nothing is registered.
+func scrubber() *strings.Replacer {
+	mu.Lock()
+	defer mu.Unlock()
+	if replacer != nil || len(secrets) == 0 {
+		return replacer
 	}
 	// Longest first: a token that contains another is replaced whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	pairs := make([]string, 0, 2*len(secrets))
-	for _, s := range secrets {
+	order := make([]string, 0, len(secrets))
+	for s := range secrets {
+		order = append(order, s)
+	}
+	slices.SortFunc(order, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	pairs := make([]string, 0, 2*len(order))
+	for _, s := range order {
 		pairs = append(pairs, s, Mark)
 	}
 	replacer = strings.NewReplacer(pairs...)
+	return replacer
 }
 
 // FromEnv registers the values of EnvCredentials in the environment.
@@ -72,9 +117,7 @@ func FromEnv() {
 
 // String returns s with every registered credential replaced by Mark.
 func String(s string) string {
-	mu.RLock()
-	r := replacer
-	mu.RUnlock()
+	r := scrubber()
 	if r == nil {
 		return s
 	}

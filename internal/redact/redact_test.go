@@ -65,3 +65,25 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+// TestBounded: renewals register a token each, and the set stays bounded,
+// the newest kept and scrubbed, the oldest dropped.
+func TestBounded(t *testing.T) {
+	first := fmt.Sprintf("bounded-token-%08d", 0)
+	for i := range MaxSecrets + 10 {
+		Add(fmt.Sprintf("bounded-token-%08d", i))
+	}
+	mu.Lock()
+	n := len(secrets)
+	mu.Unlock()
+	if n > MaxSecrets {
+		t.Errorf("%d secrets held, more than %d", n, MaxSecrets)
+	}
+	last := fmt.Sprintf("bounded-token-%08d", MaxSecrets+9)
+	if got := String("a " + last + " b"); got != "a "+Mark+" b" {
+		t.Errorf("the newest token is not scrubbed: %q", got)
+	}
+	if got := String(first); got != first {
+		t.Errorf("the oldest token is still held")
+	}
+}

@@ -25,12 +25,22 @@ const (
 
 // sim starts a simulation that knows pool/prov and lets it impersonate
 // account, and points the provider at it.
-func sim(t *testing.T) *gcptest.Server {
-	s := gcptest.New(t)
+func sim(t *testing.T) *gcptest.Server { return gcptestSim(t) }
+
+func gcptestSim(tb testing.TB) *gcptest.Server {
+	s := gcptest.New(tb)
 	s.AddProvider(pool, prov)
 	s.AllowImpersonation(account)
-	s.SetEnv(t)
+	for k, v := range s.Env() {
+		tb.Setenv(k, v)
+	}
 	return s
+}
+
+// oidcInputs are the oidc form's inputs with subject as the token.
+func oidcInputs(subject string) map[string]esc.Value {
+	return obj(map[string]any{"project": 123456789, "oidc": map[string]any{
+		"workloadPoolId": pool, "providerId": prov, "serviceAccount": account, "token": subject}}).Value.(map[string]esc.Value)
 }
 
 func obj(m map[string]any) esc.Value {

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -59,29 +60,20 @@ func CheckAddress(address string) (*url.URL, error) {
 }
 
 // New returns a client of the Vault at address (which CheckAddress must
-// accept) in namespace, carrying token ("" for none), and the function
-// that closes its connections once the provider is done with it.
-func New(address, namespace, token string) (*vault.Client, func(), error) {
+// accept) in namespace, carrying token ("" for none). Clients of one
+// address share their connections (see base).
+func New(address, namespace, token string) (*vault.Client, error) {
 	u, err := CheckAddress(address)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cfg := vault.DefaultConfig() // reads VAULT_* for TLS and retries
-	if cfg.Error != nil {
-		return nil, nil, fmt.Errorf("vault configuration: %w", cfg.Error)
-	}
-	base := cfg.HttpClient.Transport
-	cfg.Address = strings.TrimRight(u.String(), "/")
-	cfg.Timeout = CallTimeout
-	// Vault's client follows a 307 to any host, token and all; Go's
-	// client, within the origin only (safehttp.CheckRedirect): a standby
-	// behind the same address still works.
-	cfg.DisableRedirects = true
-	cfg.MaxRetries = 2
-	safehttp.Harden(cfg.HttpClient, 0)
-	c, err := vault.NewClient(cfg)
+	b, err := base(strings.TrimRight(u.String(), "/"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("vault client: %w", err)
+		return nil, err
+	}
+	c, err := b.Clone() // the same http.Client; neither token nor headers
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
 	}
 	c.ClearToken() // never the user's VAULT_TOKEN
 	c.ClearNamespace()
@@ -91,12 +83,47 @@ func New(address, namespace, token string) (*vault.Client, func(), error) {
 	if namespace != "" {
 		c.SetNamespace(namespace)
 	}
-	done := func() {
-		if t, ok := base.(interface{ CloseIdleConnections() }); ok {
-			t.CloseIdleConnections()
-		}
+	return c, nil
+}
+
+// bases holds one client an address and TLS configuration, so renewals
+// reuse their connections (a new transport each time cost a connection,
+// and made a renewal 3x the login call it wraps).
+var bases sync.Map // string -> *vault.Client
+
+// tlsEnv are the variables that shape the client's transport.
+var tlsEnv = []string{"VAULT_CACERT", "VAULT_CACERT_BYTES", "VAULT_CAPATH", "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY",
+	"VAULT_TLS_SERVER_NAME", "VAULT_SKIP_VERIFY", "VAULT_HTTP_PROXY", "VAULT_PROXY_ADDR", "VAULT_MAX_RETRIES", "VAULT_CLIENT_TIMEOUT"}
+
+// base returns the shared client of address.
+func base(address string) (*vault.Client, error) {
+	key := address
+	for _, k := range tlsEnv {
+		key += "\x00" + os.Getenv(k)
 	}
-	return c, done, nil
+	if c, ok := bases.Load(key); ok {
+		return c.(*vault.Client), nil
+	}
+	cfg := vault.DefaultConfig() // reads VAULT_* for TLS and retries
+	if cfg.Error != nil {
+		return nil, fmt.Errorf("vault configuration: %w", cfg.Error)
+	}
+	cfg.Address = address
+	cfg.Timeout = CallTimeout
+	// Vault's client follows a 307 to any host, token and all; Go's
+	// client, within the origin only (safehttp.CheckRedirect): a standby
+	// behind the same address still works.
+	cfg.DisableRedirects = true
+	cfg.MaxRetries = 2
+	safehttp.Harden(cfg.HttpClient, 0)
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	c.ClearToken()
+	c.ClearNamespace()
+	actual, _ := bases.LoadOrStore(key, c)
+	return actual.(*vault.Client), nil
 }
 
 // WithCallTimeout bounds ctx by CallTimeout.

@@ -197,11 +197,10 @@ func childToken(ctx context.Context, address, namespace string, in map[string]es
 	} else if policies != nil {
 		body["policies"] = policies
 	}
-	c, done, err := vaultclient.New(address, namespace, parent)
+	c, err := vaultclient.New(address, namespace, parent)
 	if err != nil {
 		return "", 0, err
 	}
-	defer done()
 	const op = "token: auth/token/create"
 	secret, err := c.Logical().WriteWithContext(ctx, "auth/token/create", body)
 	if err != nil {
@@ -231,11 +230,10 @@ func jwtLogin(ctx context.Context, address, namespace string, in map[string]esc.
 		return "", 0, fmt.Errorf("jwt: %w", err)
 	}
 	redact.Add(jwt)
-	c, done, err := vaultclient.New(address, namespace, "")
+	c, err := vaultclient.New(address, namespace, "")
 	if err != nil {
 		return "", 0, err
 	}
-	defer done()
 	op := "jwt: auth/" + mount + "/login"
 	secret, err := c.Logical().WriteWithContext(ctx, "auth/"+mount+"/login", map[string]any{"role": role, "jwt": jwt})
 	if err != nil {

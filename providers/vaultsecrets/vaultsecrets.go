@@ -103,11 +103,10 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, err
 	}
-	c, done, err := vaultclient.New(address, namespace, token)
+	c, err := vaultclient.New(address, namespace, token)
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("login: %w", err)
 	}
-	defer done()
 	ctx, cancel := vaultclient.WithCallTimeout(ctx)
 	defer cancel()
 	out := make(map[string]esc.Value, len(reqs))
