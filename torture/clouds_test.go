@@ -124,12 +124,27 @@ func (c *clouds) cases() []secretCase {
 		{name: "gcp-login-project", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return "values:\n  l:\n    fn::open::gcp-login:\n      project: " + sv(m) + "\n      accessToken: {accessToken: t}\n  environmentVariables:\n    T: ${l.accessToken}\n"
 		}},
+		{name: "gcp-login-region", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return gcpLogin(gcpOIDC(map[string]string{"region": sv(m)}))
+		}},
+		{name: "gcp-login-token-file", fails: true, def: func(_ *testing.T, m, scratch string) string {
+			return gcpLogin(gcpOIDC(map[string]string{"token": `""`, "tokenFile": sv(scratch + "/" + m)}))
+		}},
 		{name: "gcp-secrets-name", fails: true, def: func(_ *testing.T, m, _ string) string { return gcpSecrets(sv(m)) }},
 		{name: "gcp-secrets-version", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return strings.Replace(gcpSecrets("present"), "name: present", "name: present, version: "+sv(m), 1)
 		}},
 		{name: "azure-login-client-id", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return azureLogin(map[string]string{"clientId": sv(m)})
+		}},
+		{name: "azure-login-tenant", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return azureLogin(map[string]string{"tenantId": sv(strings.ToLower(m) + ".onmicrosoft.com")})
+		}},
+		{name: "azure-login-subscription", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return azureLogin(map[string]string{"subscriptionId": sv(m)})
+		}},
+		{name: "azure-login-token-file", fails: true, def: func(_ *testing.T, m, scratch string) string {
+			return azureLogin(map[string]string{"clientSecret": "", "oidc": "{tokenFile: " + sv(scratch+"/"+m) + "}"})
 		}},
 		{name: "azure-login-client-secret", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return azureLogin(map[string]string{"clientSecret": sv(m)})
@@ -152,6 +167,21 @@ func (c *clouds) cases() []secretCase {
 		}},
 		{name: "vault-login-jwt", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return vaultLogin(c.vault.URL, "jwt: {role: r, token: "+sv(m+".x.y")+"}")
+		}},
+		{name: "vault-login-namespace", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return vaultLogin(c.vault.URL, "namespace: "+sv(m)+"\n      token: {token: "+root+"}")
+		}},
+		{name: "vault-login-mount", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return vaultLogin(c.vault.URL, "jwt: {role: r, mount: "+sv(m)+", token: a.b.c}")
+		}},
+		{name: "vault-login-ttl", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return vaultLogin(c.vault.URL, "token: {token: "+root+", ttl: "+sv(m)+"}")
+		}},
+		{name: "vault-login-policies", fails: true, def: func(_ *testing.T, m, _ string) string {
+			return vaultLogin(c.vault.URL, "token: {token: "+c.vault.Token("", time.Hour, "default")+", policies: ["+sv(m)+"]}")
+		}},
+		{name: "vault-login-token-file", fails: true, def: func(_ *testing.T, m, scratch string) string {
+			return vaultLogin(c.vault.URL, "jwt: {role: r, tokenFile: "+sv(scratch+"/"+m)+"}")
 		}},
 		{name: "vault-login-parent", fails: true, def: func(_ *testing.T, m, _ string) string {
 			return vaultLogin(c.vault.URL, "token: {token: "+sv("hvs."+m)+"}")
