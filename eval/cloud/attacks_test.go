@@ -122,7 +122,9 @@ func TestHostileListings(t *testing.T) {
 		}
 	}
 	t.Run("endless listing", func(t *testing.T) {
-		src, _ := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		// 64 MiB under the race detector on a loaded machine takes seconds:
+		// the bound must be what ends it, not the request timeout.
+		src, _ := hostileFor(t, 30*time.Second, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"environments":[`)
 			entry := []byte(strings.Repeat(`{"organization":"acme","project":"p","name":"e"},`, 1000))
