@@ -211,3 +211,21 @@ func (t *Tree) Definitions() []Definition {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name.Short() < out[j].Name.Short() })
 	return out
 }
+
+// Unchanged reports whether each of names resolves in t to the same file,
+// unmodified, as in old (or is absent from both): whether an evaluation
+// that read those definitions from old still holds for t.
+func (t *Tree) Unchanged(old *Tree, names []Name) bool {
+	if t == old {
+		return true
+	}
+	for _, n := range names {
+		key := n.String()
+		d, ok := t.defs[key]
+		od, ook := old.defs[key]
+		if ok != ook || ok && (d.Path != od.Path || t.stamps[key] != old.stamps[key]) {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/esc"
@@ -22,7 +23,11 @@ const MaxTokenSize = 1 << 20
 // AZURE_FEDERATED_TOKEN_FILE, ...). The file is reported to the evaluation
 // (ReportFile), as its token is rotated. envVar "" means no default. Errors name the file, never the
 // token.
-func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string) (string, error) {
+//
+// When the evaluation is for a Kubernetes pod (WithPodTokens), the pod's
+// service-account token is the default instead, before envVar's file: the
+// one token, or the one whose audience is among audiences.
+func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string, audiences ...string) (string, error) {
 	token, err := String(in, "token")
 	if err != nil {
 		return "", err
@@ -39,9 +44,15 @@ func SubjectToken(ctx context.Context, in map[string]esc.Value, envVar string) (
 			return "", errors.New("token is blank")
 		}
 		return token, nil
-	case file == "" && envVar == "":
-		return "", errors.New("no token: set token or tokenFile")
 	case file == "":
+		// A pod's own token, when the evaluation is for a pod (the CSI
+		// provider), comes before the process's default file.
+		if t, ok, err := podToken(ctx, audiences); ok || err != nil {
+			return t, err
+		}
+		if envVar == "" {
+			return "", errors.New("no token: set token or tokenFile")
+		}
 		if file = os.Getenv(envVar); file == "" {
 			return "", fmt.Errorf("no token: set token or tokenFile, or %s", envVar)
 		}
@@ -128,4 +139,39 @@ func StringList(in map[string]esc.Value, key string) ([]string, error) {
 func IsSecret(in map[string]esc.Value, key string) bool {
 	v, ok := in[key]
 	return ok && v.Secret
+}
+
+// podTokensKey is the context key of a pod's service-account tokens.
+type podTokensKey struct{}
+
+// WithPodTokens returns a context whose evaluation is for a pod holding
+// tokens (audience -> token), as the Secrets Store CSI Driver hands them
+// over: login forms without token or tokenFile use them.
+func WithPodTokens(ctx context.Context, tokens map[string]string) context.Context {
+	return context.WithValue(ctx, podTokensKey{}, tokens)
+}
+
+// podToken returns the pod's token for one of audiences (or its only
+// token), if the evaluation is for a pod.
+func podToken(ctx context.Context, audiences []string) (string, bool, error) {
+	tokens, _ := ctx.Value(podTokensKey{}).(map[string]string)
+	if len(tokens) == 0 {
+		return "", false, nil
+	}
+	for _, a := range audiences {
+		if t, ok := tokens[a]; ok {
+			return t, true, nil
+		}
+	}
+	if len(tokens) == 1 {
+		for _, t := range tokens {
+			return t, true, nil
+		}
+	}
+	names := make([]string, 0, len(tokens))
+	for a := range tokens {
+		names = append(names, a)
+	}
+	slices.Sort(names)
+	return "", false, fmt.Errorf("the pod has tokens for several audiences (%s) and none this login uses (%s): set token or tokenFile", strings.Join(names, ", "), strings.Join(audiences, ", "))
 }

@@ -259,7 +259,7 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 	if err != nil {
 		return credentials{}, err
 	}
-	token, err := providers.SubjectToken(ctx, in, "AWS_WEB_IDENTITY_TOKEN_FILE")
+	token, err := providers.SubjectToken(ctx, in, "AWS_WEB_IDENTITY_TOKEN_FILE", "sts.amazonaws.com")
 	if err != nil {
 		return credentials{}, err
 	}

@@ -141,7 +141,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	}
 	var assertionExpiry time.Time
 	if useOIDC {
-		token, err := providers.SubjectToken(ctx, oidc, TokenFileEnv)
+		token, err := providers.SubjectToken(ctx, oidc, TokenFileEnv, "api://AzureADTokenExchange")
 		if err != nil {
 			return esc.Value{}, fmt.Errorf("oidc: %w", err)
 		}

@@ -230,7 +230,8 @@ func openOIDC(ctx context.Context, project string, in map[string]esc.Value) (*oa
 	if err != nil {
 		return nil, err
 	}
-	subject, err := providers.SubjectToken(ctx, in, TokenFileEnv)
+	audience := fmt.Sprintf("//iam.googleapis.com/projects/%s/locations/global/workloadIdentityPools/%s/providers/%s", project, ids[0], ids[1])
+	subject, err := providers.SubjectToken(ctx, in, TokenFileEnv, "https:"+audience, audience)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +244,7 @@ func openOIDC(ctx context.Context, project string, in map[string]esc.Value) (*oa
 	client.Transport = calls
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, &client)
 	ts, err := externalaccount.NewTokenSource(ctx, externalaccount.Config{
-		Audience:                       fmt.Sprintf("//iam.googleapis.com/projects/%s/locations/global/workloadIdentityPools/%s/providers/%s", project, ids[0], ids[1]),
+		Audience:                       audience,
 		SubjectTokenType:               "urn:ietf:params:oauth:token-type:jwt",
 		TokenURL:                       stsURL,
 		ServiceAccountImpersonationURL: impURL,

@@ -225,7 +225,7 @@ func jwtLogin(ctx context.Context, address, namespace string, in map[string]esc.
 	if !mountPath.MatchString(mount) {
 		return "", 0, errors.New("jwt: mount is not a mount path such as jwt or k8s/jwt")
 	}
-	jwt, err := providers.SubjectToken(ctx, in, "")
+	jwt, err := providers.SubjectToken(ctx, in, "", "vault")
 	if err != nil {
 		return "", 0, fmt.Errorf("jwt: %w", err)
 	}

@@ -1,0 +1,442 @@
+package csiprovider_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/escfs/escfs/csiprovider"
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/providers/gcpclient/gcptest"
+)
+
+// world is a provider serving a definitions directory on a unix socket,
+// and the driver's client of it.
+type world struct {
+	dir    string
+	srv    *csiprovider.Server
+	client v1alpha1.CSIDriverProviderClient
+}
+
+const authzRules = `allow:
+  - namespace: prod
+    serviceAccount: web
+    environments: [prod/*]
+  - namespace: prod
+    serviceAccount: batch
+    environments: [prod/app]
+`
+
+func start(t *testing.T, files map[string]string, rules string) *world {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := &eval.Evaluator{Providers: builtin.Registry()}
+	store, err := eval.NewStore(eval.StoreOptions{Dir: dir, Evaluator: ev, FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir },
+		Debounce: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Watch(); err != nil {
+		t.Fatal(err)
+	}
+	var authz *csiprovider.Authz
+	if rules != "" {
+		f := filepath.Join(t.TempDir(), "authz.yaml")
+		os.WriteFile(f, []byte(rules), 0o644)
+		if authz, err = csiprovider.LoadAuthz(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := csiprovider.New(csiprovider.Options{Store: store, Evaluator: ev, Authz: authz, Version: "1.2.3"})
+	t.Cleanup(srv.Close)
+	socket := filepath.Join(t.TempDir(), "escfs.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- csiprovider.Serve(ctx, socket, srv) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not stop within 10 s")
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no socket after 5 s")
+		}
+	}
+	// As the driver dials its providers (pkg/secrets-store/provider_client.go).
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &world{dir: dir, srv: srv, client: v1alpha1.NewCSIDriverProviderClient(conn)}
+}
+
+// pod is what the driver knows of a pod: its namespace, service account
+// and tokens (audience -> token).
+type pod struct {
+	namespace, serviceAccount string
+	tokens                    map[string]string
+}
+
+// mount calls Mount as the driver's node server fills the request: the
+// class's parameters, the volume attributes the kubelet passes (pod name,
+// namespace, UID, service account), the tokens as the driver encodes them,
+// JSON; permission 0644 as JSON; the current object versions.
+func (w *world) mount(t *testing.T, p pod, params map[string]string, current map[string]string) (*v1alpha1.MountResponse, error) {
+	t.Helper()
+	attrs := map[string]string{
+		"csi.storage.k8s.io/pod.name":            "web-7d4f9",
+		"csi.storage.k8s.io/pod.namespace":       p.namespace,
+		"csi.storage.k8s.io/pod.uid":             "0d7c9e4e-0000-0000-0000-000000000001",
+		"csi.storage.k8s.io/serviceAccount.name": p.serviceAccount,
+		"csi.storage.k8s.io/ephemeral":           "false",
+		"secretProviderClass":                    "escfs-app",
+	}
+	for k, v := range params {
+		attrs[k] = v
+	}
+	if len(p.tokens) > 0 {
+		toks := map[string]map[string]string{}
+		for aud, tok := range p.tokens {
+			toks[aud] = map[string]string{"token": tok, "expirationTimestamp": time.Now().Add(time.Hour).Format(time.RFC3339)}
+		}
+		b, _ := json.Marshal(toks)
+		attrs["csi.storage.k8s.io/serviceAccount.tokens"] = string(b)
+	}
+	a, _ := json.Marshal(attrs)
+	perm, _ := json.Marshal(os.FileMode(0o644))
+	req := &v1alpha1.MountRequest{Attributes: string(a), TargetPath: "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/escfs/mount", Permission: string(perm)}
+	for id, v := range current {
+		req.CurrentObjectVersion = append(req.CurrentObjectVersion, &v1alpha1.ObjectVersion{Id: id, Version: v})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return w.client.Mount(ctx, req)
+}
+
+func files(resp *v1alpha1.MountResponse) map[string]*v1alpha1.File {
+	m := map[string]*v1alpha1.File{}
+	for _, f := range resp.GetFiles() {
+		m[f.Path] = f
+	}
+	return m
+}
+
+func versions(resp *v1alpha1.MountResponse) map[string]string {
+	m := map[string]string{}
+	for _, v := range resp.GetObjectVersion() {
+		m[v.Id] = v.Version
+	}
+	return m
+}
+
+const appDef = `values:
+  creds:
+    fn::open::token: {ttl: 1h}
+  db:
+    password: {fn::secret: hunter2}
+    port: 5432
+  files:
+    KUBECONFIG: "apiVersion: v1\nkind: Config\n"
+  environmentVariables:
+    TOKEN: ${creds.token}
+    DB_PASSWORD: ${db.password}
+`
+
+var web = pod{namespace: "prod", serviceAccount: "web"}
+
+func TestVersion(t *testing.T) {
+	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	v, err := w.client.Version(context.Background(), &v1alpha1.VersionRequest{Version: "v1alpha1"})
+	if err != nil || v.RuntimeName != "escfs" || v.RuntimeVersion != "1.2.3" {
+		t.Fatalf("Version = %+v, %v", v, err)
+	}
+}
+
+// TestMountEverything: without objects, the renderings and every files
+// entry, each with a content-hash version and the request's mode.
+func TestMountEverything(t *testing.T) {
+	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	resp, err := w.mount(t, web, map[string]string{"environment": "prod/app"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := files(resp)
+	for _, p := range []string{"env", "dotenv", "values.json", "files/KUBECONFIG"} {
+		if got[p] == nil || got[p].Mode != 0o644 {
+			t.Errorf("%s: %+v", p, got[p])
+		}
+	}
+	if !strings.Contains(string(got["env"].Contents), "export DB_PASSWORD='hunter2'") ||
+		!strings.Contains(string(got["env"].Contents), "export KUBECONFIG='"+csiprovider.DefaultFilesDir+"/KUBECONFIG'") {
+		t.Errorf("env:\n%s", got["env"].Contents)
+	}
+	if string(got["files/KUBECONFIG"].Contents) != "apiVersion: v1\nkind: Config\n" {
+		t.Errorf("KUBECONFIG: %q", got["files/KUBECONFIG"].Contents)
+	}
+	v := versions(resp)
+	if len(v) != 4 || len(v["env"]) != 24 || v["env"] == v["dotenv"] {
+		t.Errorf("versions %v: want a content hash per file", v)
+	}
+}
+
+// TestObjects: property paths to file names, with modes; and refusals of
+// what the driver would refuse to write.
+func TestObjects(t *testing.T) {
+	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	objects := `
+- render: dotenv
+  path: app.env
+  mode: "0400"
+- property: db.password
+  path: db/password
+  mode: "0440"
+- property: db
+  path: db.json
+- file: KUBECONFIG
+  path: kube/config
+`
+	resp, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := files(resp)
+	want := map[string]struct {
+		content string
+		mode    int32
+	}{
+		"db/password": {"hunter2", 0o440},
+		"db.json":     {`{"password":"hunter2","port":5432}`, 0o644},
+		"kube/config": {"apiVersion: v1\nkind: Config\n", 0o644},
+	}
+	for p, w := range want {
+		if got[p] == nil || string(got[p].Contents) != w.content || got[p].Mode != w.mode {
+			t.Errorf("%s = %+v, want %q mode %o", p, got[p], w.content, w.mode)
+		}
+	}
+	if got["app.env"] == nil || got["app.env"].Mode != 0o400 || len(got) != 4 {
+		t.Errorf("files %v", got)
+	}
+	for name, objects := range map[string]string{
+		"traversal":     "- render: env\n  path: ../../etc/cron.d/x\n",
+		"absolute":      "- render: env\n  path: /etc/passwd\n",
+		"twice":         "- render: env\n  path: a\n- render: dotenv\n  path: a\n",
+		"two kinds":     "- render: env\n  file: KUBECONFIG\n",
+		"unknown field": "- render: env\n  owner: root\n",
+		"bad mode":      "- render: env\n  mode: rwx\n",
+	} {
+		_, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	_, err = w.mount(t, web, map[string]string{"environment": "prod/app", "objects": "- property: db.nope\n  path: x\n"}, nil)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), `no property "nope"`) {
+		t.Errorf("a missing property: %v", err)
+	}
+}
+
+// TestAuthorization: only what the rules allow mounts; refusals are clear
+// PermissionDenied errors, and cost no evaluation.
+func TestAuthorization(t *testing.T) {
+	files := map[string]string{"prod/app.yaml": appDef, "prod/admin.yaml": appDef, "dev/app.yaml": appDef}
+	w := start(t, files, authzRules)
+	for _, tc := range []struct {
+		p   pod
+		env string
+		ok  bool
+	}{
+		{web, "prod/app", true},
+		{web, "prod/admin", true},
+		{pod{namespace: "prod", serviceAccount: "batch"}, "prod/app", true},
+		{pod{namespace: "prod", serviceAccount: "batch"}, "prod/admin", false},
+		{pod{namespace: "dev", serviceAccount: "web"}, "prod/app", false},
+		{web, "dev/app", false},
+		{pod{namespace: "prod", serviceAccount: "default"}, "prod/app", false},
+	} {
+		resp, err := w.mount(t, tc.p, map[string]string{"environment": tc.env}, nil)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s/%s %s: %v", tc.p.namespace, tc.p.serviceAccount, tc.env, err)
+		case !tc.ok && (status.Code(err) != codes.PermissionDenied || len(resp.GetFiles()) != 0):
+			t.Errorf("%s/%s %s: %v, want PermissionDenied and no files", tc.p.namespace, tc.p.serviceAccount, tc.env, err)
+		case !tc.ok && !strings.Contains(err.Error(), "service account "+tc.p.namespace+"/"+tc.p.serviceAccount+" may not mount environment "+tc.env):
+			t.Errorf("refusal %q does not say who and what", err)
+		}
+	}
+	if n := w.srv.Evaluations(); n != 3 {
+		t.Errorf("%d evaluations, want 3 (one per allowed service account and environment)", n)
+	}
+	// Without rules, nothing mounts.
+	none := start(t, files, "")
+	if _, err := none.mount(t, web, map[string]string{"environment": "prod/app"}, nil); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("no rules: %v, want PermissionDenied", err)
+	}
+}
+
+// TestOneEvaluationPerServiceAccount: 100 pods of one service account cost
+// one evaluation; another service account its own.
+func TestOneEvaluationPerServiceAccount(t *testing.T) {
+	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	var first string
+	for i := range 100 {
+		resp, err := w.mount(t, web, map[string]string{"environment": "prod/app"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := versions(resp)["env"]; i == 0 {
+			first = v
+		} else if v != first {
+			t.Fatalf("mount %d got another evaluation's env", i)
+		}
+	}
+	if n := w.srv.Evaluations(); n != 1 {
+		t.Errorf("%d evaluations for 100 pods of one service account, want 1", n)
+	}
+	resp, err := w.mount(t, pod{namespace: "prod", serviceAccount: "batch"}, map[string]string{"environment": "prod/app"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := w.srv.Evaluations(); n != 2 || versions(resp)["env"] == first {
+		t.Errorf("another service account: %d evaluations, same env %v; want its own", n, versions(resp)["env"] == first)
+	}
+}
+
+// TestRotation: the driver's rotation polls get the same versions while
+// the credentials are fresh, new ones after their refresh point, and never
+// expired credentials, over 3 lifetimes.
+func TestRotation(t *testing.T) {
+	const ttl = 3 * time.Second
+	def := strings.Replace(appDef, "ttl: 1h", "ttl: 3s", 1) + "    EXPIRES: ${creds.expiresAt}\n"
+	w := start(t, map[string]string{"prod/app.yaml": def}, authzRules)
+	current := map[string]string{}
+	seen := map[string]bool{}
+	for end := time.Now().Add(3 * ttl); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		at := time.Now()
+		resp, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": "- render: dotenv\n"}, current)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var expires time.Time
+		for _, line := range strings.Split(string(files(resp)["dotenv"].Contents), "\n") {
+			if v, ok := strings.CutPrefix(line, "EXPIRES="); ok {
+				expires, _ = time.Parse(time.RFC3339Nano, strings.Trim(v, `'"`))
+			}
+		}
+		if !expires.After(at) {
+			t.Fatalf("a Mount at %v returned credentials that expire at %v", at, expires)
+		}
+		// Renewed at two thirds of their life: a pod never gets less than
+		// a third (less the Mount's own time) to last until the next poll.
+		if left := expires.Sub(at); left < ttl/4 {
+			t.Fatalf("a Mount returned credentials with %v left of %v", left, ttl)
+		}
+		current = versions(resp)
+		seen[current["dotenv"]] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("%d versions over 3 lifetimes, want a renewal in each", len(seen))
+	}
+}
+
+// TestDefinitionChanges: an edit reaches the next Mount; a definition that
+// breaks fails the Mount (the driver then leaves the pod's files as they
+// were) with the located error.
+func TestDefinitionChanges(t *testing.T) {
+	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	params := map[string]string{"environment": "prod/app", "objects": "- property: db.port\n  path: port\n"}
+	resp, err := w.mount(t, web, params, nil)
+	if err != nil || string(files(resp)["port"].Contents) != "5432" {
+		t.Fatalf("first mount: %v", err)
+	}
+	path := filepath.Join(w.dir, "prod/app.yaml")
+	os.WriteFile(path, []byte(strings.Replace(appDef, "5432", "6432", 1)), 0o644)
+	waitFor(t, func() bool {
+		resp, err := w.mount(t, web, params, nil)
+		return err == nil && string(files(resp)["port"].Contents) == "6432"
+	})
+	os.WriteFile(path, []byte("values: {broken: ${nope}\n"), 0o644)
+	waitFor(t, func() bool {
+		_, err := w.mount(t, web, params, nil)
+		return err != nil
+	})
+	_, err = w.mount(t, web, params, nil)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), path+":1:") {
+		t.Errorf("a broken definition: %v, want its located error", err)
+	}
+}
+
+// TestPodIdentity: the pod's service-account token is the subject token of
+// gcp-login's oidc form (no token or tokenFile in the definition): each
+// pod's own token reaches STS, and the result is cached per service account.
+func TestPodIdentity(t *testing.T) {
+	g := gcptest.New(t)
+	g.AddProvider("k8s", "cluster")
+	g.AllowImpersonation("web@acme.iam.gserviceaccount.com")
+	g.SetEnv(t)
+	t.Setenv("GOOGLE_OIDC_TOKEN_FILE", "")
+	def := `values:
+  gcp:
+    fn::open::gcp-login:
+      project: 123456789
+      oidc: {workloadPoolId: k8s, providerId: cluster, serviceAccount: web@acme.iam.gserviceaccount.com}
+  environmentVariables:
+    TOKEN: ${gcp.accessToken}
+`
+	w := start(t, map[string]string{"prod/gcp.yaml": def}, authzRules)
+	audience := "https:" + g.Audience("k8s", "cluster")
+	webToken := g.SubjectToken("k8s", "cluster", "system:serviceaccount:prod:web", "", time.Hour)
+	batchToken := g.SubjectToken("k8s", "cluster", "system:serviceaccount:prod:batch", "", time.Hour)
+	for _, p := range []pod{
+		{"prod", "web", map[string]string{audience: webToken, "vault": "other-audience-token"}},
+		{"prod", "web", map[string]string{audience: webToken}},
+		{"prod", "batch", map[string]string{audience: batchToken}},
+	} {
+		if _, err := w.mount(t, p, map[string]string{"environment": "prod/gcp"}, nil); (err == nil) != (p.serviceAccount == "web") {
+			t.Errorf("%s: %v", p.serviceAccount, err)
+		}
+	}
+	subjects := g.Subjects()
+	if len(subjects) != 1 || subjects[0] != webToken {
+		t.Errorf("STS saw %d subject tokens, want web's once (batch may not mount prod/gcp)", len(subjects))
+	}
+	// Without the pod's token there is nothing to log in with.
+	if _, err := w.mount(t, pod{namespace: "prod", serviceAccount: "web-2"}, map[string]string{"environment": "prod/gcp"}, nil); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("web-2: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+	}
+}
