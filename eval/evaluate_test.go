@@ -234,7 +234,7 @@ func TestEvaluateImports(t *testing.T) {
 		{
 			name:  "unknown provider",
 			env:   "unknownProvider",
-			diags: []wantDiag{{"unknownProvider.yaml", 3, 5, SeverityError, `unknown provider "no-such-provider" (escfs knows: aws-login, aws-parameter-store, aws-secrets, pulumi-stacks, token)`}},
+			diags: []wantDiag{{"unknownProvider.yaml", 3, 5, SeverityError, `unknown provider "no-such-provider" (escfs knows: aws-login, aws-parameter-store, aws-secrets, azure-login, azure-secrets, gcp-login, gcp-secrets, pulumi-stacks, token, vault-login, vault-secrets)`}},
 			deps:  []string{"default/unknownProvider"},
 		},
 	}
