@@ -3,9 +3,9 @@ package main
 import (
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
-	"os/signal"
 	"syscall"
 	"time"
 
