@@ -33,8 +33,13 @@ func TestCSIManifests(t *testing.T) {
 	if out, err := kubectl(t, kc, "wait", "--for=condition=established", "--timeout=60s", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"); err != nil {
 		t.Fatalf("CRD not established: %v\n%s", err, out)
 	}
+	// The example's namespace, and its service account (a dry run creates
+	// nothing, and the pod's admission looks the account up).
 	if out, err := kubectl(t, kc, "create", "namespace", "prod"); err != nil {
 		t.Fatalf("create namespace: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, kc, "create", "serviceaccount", "web", "-n", "prod"); err != nil {
+		t.Fatalf("create service account: %v\n%s", err, out)
 	}
 	dir, err := testutil.FindUp("deploy/csi")
 	if err != nil {
