@@ -2,32 +2,20 @@ package csiprovider_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/escfs/escfs/csiprovider"
-	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/csiprovider/csitest"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )
-
-// world is a provider serving a definitions directory on a unix socket,
-// and the driver's client of it.
-type world struct {
-	dir    string
-	srv    *csiprovider.Server
-	client v1alpha1.CSIDriverProviderClient
-}
 
 const authzRules = `allow:
   - namespace: prod
@@ -37,124 +25,6 @@ const authzRules = `allow:
     serviceAccount: batch
     environments: [prod/app]
 `
-
-func start(t *testing.T, files map[string]string, rules string) *world {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ev := &eval.Evaluator{Providers: builtin.Registry()}
-	store, err := eval.NewStore(eval.StoreOptions{Dir: dir, Evaluator: ev, FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir },
-		Debounce: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if err := store.Watch(); err != nil {
-		t.Fatal(err)
-	}
-	var authz *csiprovider.Authz
-	if rules != "" {
-		f := filepath.Join(t.TempDir(), "authz.yaml")
-		os.WriteFile(f, []byte(rules), 0o644)
-		if authz, err = csiprovider.LoadAuthz(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := csiprovider.New(csiprovider.Options{Store: store, Evaluator: ev, Authz: authz, Version: "1.2.3"})
-	t.Cleanup(srv.Close)
-	socket := filepath.Join(t.TempDir(), "escfs.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- csiprovider.Serve(ctx, socket, srv) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not stop within 10 s")
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(socket); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no socket after 5 s")
-		}
-	}
-	// As the driver dials its providers (pkg/secrets-store/provider_client.go).
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &world{dir: dir, srv: srv, client: v1alpha1.NewCSIDriverProviderClient(conn)}
-}
-
-// pod is what the driver knows of a pod: its namespace, service account
-// and tokens (audience -> token).
-type pod struct {
-	namespace, serviceAccount string
-	tokens                    map[string]string
-}
-
-// mount calls Mount as the driver's node server fills the request: the
-// class's parameters, the volume attributes the kubelet passes (pod name,
-// namespace, UID, service account), the tokens as the driver encodes them,
-// JSON; permission 0644 as JSON; the current object versions.
-func (w *world) mount(t *testing.T, p pod, params map[string]string, current map[string]string) (*v1alpha1.MountResponse, error) {
-	t.Helper()
-	attrs := map[string]string{
-		"csi.storage.k8s.io/pod.name":            "web-7d4f9",
-		"csi.storage.k8s.io/pod.namespace":       p.namespace,
-		"csi.storage.k8s.io/pod.uid":             "0d7c9e4e-0000-0000-0000-000000000001",
-		"csi.storage.k8s.io/serviceAccount.name": p.serviceAccount,
-		"csi.storage.k8s.io/ephemeral":           "false",
-		"secretProviderClass":                    "escfs-app",
-	}
-	for k, v := range params {
-		attrs[k] = v
-	}
-	if len(p.tokens) > 0 {
-		toks := map[string]map[string]string{}
-		for aud, tok := range p.tokens {
-			toks[aud] = map[string]string{"token": tok, "expirationTimestamp": time.Now().Add(time.Hour).Format(time.RFC3339)}
-		}
-		b, _ := json.Marshal(toks)
-		attrs["csi.storage.k8s.io/serviceAccount.tokens"] = string(b)
-	}
-	a, _ := json.Marshal(attrs)
-	perm, _ := json.Marshal(os.FileMode(0o644))
-	req := &v1alpha1.MountRequest{Attributes: string(a), TargetPath: "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/escfs/mount", Permission: string(perm)}
-	for id, v := range current {
-		req.CurrentObjectVersion = append(req.CurrentObjectVersion, &v1alpha1.ObjectVersion{Id: id, Version: v})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return w.client.Mount(ctx, req)
-}
-
-func files(resp *v1alpha1.MountResponse) map[string]*v1alpha1.File {
-	m := map[string]*v1alpha1.File{}
-	for _, f := range resp.GetFiles() {
-		m[f.Path] = f
-	}
-	return m
-}
-
-func versions(resp *v1alpha1.MountResponse) map[string]string {
-	m := map[string]string{}
-	for _, v := range resp.GetObjectVersion() {
-		m[v.Id] = v.Version
-	}
-	return m
-}
 
 const appDef = `values:
   creds:
@@ -169,11 +39,11 @@ const appDef = `values:
     DB_PASSWORD: ${db.password}
 `
 
-var web = pod{namespace: "prod", serviceAccount: "web"}
+var web = csitest.Pod{Namespace: "prod", ServiceAccount: "web"}
 
 func TestVersion(t *testing.T) {
-	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
-	v, err := w.client.Version(context.Background(), &v1alpha1.VersionRequest{Version: "v1alpha1"})
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	v, err := w.Client.Version(context.Background(), &v1alpha1.VersionRequest{Version: "v1alpha1"})
 	if err != nil || v.RuntimeName != "escfs" || v.RuntimeVersion != "1.2.3" {
 		t.Fatalf("Version = %+v, %v", v, err)
 	}
@@ -182,12 +52,12 @@ func TestVersion(t *testing.T) {
 // TestMountEverything: without objects, the renderings and every files
 // entry, each with a content-hash version and the request's mode.
 func TestMountEverything(t *testing.T) {
-	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
-	resp, err := w.mount(t, web, map[string]string{"environment": "prod/app"}, nil)
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	resp, err := w.Mount(t, web, map[string]string{"environment": "prod/app"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := files(resp)
+	got := csitest.Files(resp)
 	for _, p := range []string{"env", "dotenv", "values.json", "files/KUBECONFIG"} {
 		if got[p] == nil || got[p].Mode != 0o644 {
 			t.Errorf("%s: %+v", p, got[p])
@@ -200,7 +70,7 @@ func TestMountEverything(t *testing.T) {
 	if string(got["files/KUBECONFIG"].Contents) != "apiVersion: v1\nkind: Config\n" {
 		t.Errorf("KUBECONFIG: %q", got["files/KUBECONFIG"].Contents)
 	}
-	v := versions(resp)
+	v := csitest.Versions(resp)
 	if len(v) != 4 || len(v["env"]) != 24 || v["env"] == v["dotenv"] {
 		t.Errorf("versions %v: want a content hash per file", v)
 	}
@@ -209,7 +79,7 @@ func TestMountEverything(t *testing.T) {
 // TestObjects: property paths to file names, with modes; and refusals of
 // what the driver would refuse to write.
 func TestObjects(t *testing.T) {
-	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
 	objects := `
 - render: dotenv
   path: app.env
@@ -222,11 +92,11 @@ func TestObjects(t *testing.T) {
 - file: KUBECONFIG
   path: kube/config
 `
-	resp, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
+	resp, err := w.Mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := files(resp)
+	got := csitest.Files(resp)
 	want := map[string]struct {
 		content string
 		mode    int32
@@ -251,12 +121,12 @@ func TestObjects(t *testing.T) {
 		"unknown field": "- render: env\n  owner: root\n",
 		"bad mode":      "- render: env\n  mode: rwx\n",
 	} {
-		_, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
+		_, err := w.Mount(t, web, map[string]string{"environment": "prod/app", "objects": objects}, nil)
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)
 		}
 	}
-	_, err = w.mount(t, web, map[string]string{"environment": "prod/app", "objects": "- property: db.nope\n  path: x\n"}, nil)
+	_, err = w.Mount(t, web, map[string]string{"environment": "prod/app", "objects": "- property: db.nope\n  path: x\n"}, nil)
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), `no property "nope"`) {
 		t.Errorf("a missing property: %v", err)
 	}
@@ -266,36 +136,36 @@ func TestObjects(t *testing.T) {
 // PermissionDenied errors, and cost no evaluation.
 func TestAuthorization(t *testing.T) {
 	files := map[string]string{"prod/app.yaml": appDef, "prod/admin.yaml": appDef, "dev/app.yaml": appDef}
-	w := start(t, files, authzRules)
+	w := csitest.Start(t, files, authzRules)
 	for _, tc := range []struct {
-		p   pod
+		p   csitest.Pod
 		env string
 		ok  bool
 	}{
 		{web, "prod/app", true},
 		{web, "prod/admin", true},
-		{pod{namespace: "prod", serviceAccount: "batch"}, "prod/app", true},
-		{pod{namespace: "prod", serviceAccount: "batch"}, "prod/admin", false},
-		{pod{namespace: "dev", serviceAccount: "web"}, "prod/app", false},
+		{csitest.Pod{Namespace: "prod", ServiceAccount: "batch"}, "prod/app", true},
+		{csitest.Pod{Namespace: "prod", ServiceAccount: "batch"}, "prod/admin", false},
+		{csitest.Pod{Namespace: "dev", ServiceAccount: "web"}, "prod/app", false},
 		{web, "dev/app", false},
-		{pod{namespace: "prod", serviceAccount: "default"}, "prod/app", false},
+		{csitest.Pod{Namespace: "prod", ServiceAccount: "default"}, "prod/app", false},
 	} {
-		resp, err := w.mount(t, tc.p, map[string]string{"environment": tc.env}, nil)
+		resp, err := w.Mount(t, tc.p, map[string]string{"environment": tc.env}, nil)
 		switch {
 		case tc.ok && err != nil:
-			t.Errorf("%s/%s %s: %v", tc.p.namespace, tc.p.serviceAccount, tc.env, err)
+			t.Errorf("%s/%s %s: %v", tc.p.Namespace, tc.p.ServiceAccount, tc.env, err)
 		case !tc.ok && (status.Code(err) != codes.PermissionDenied || len(resp.GetFiles()) != 0):
-			t.Errorf("%s/%s %s: %v, want PermissionDenied and no files", tc.p.namespace, tc.p.serviceAccount, tc.env, err)
-		case !tc.ok && !strings.Contains(err.Error(), "service account "+tc.p.namespace+"/"+tc.p.serviceAccount+" may not mount environment "+tc.env):
+			t.Errorf("%s/%s %s: %v, want PermissionDenied and no files", tc.p.Namespace, tc.p.ServiceAccount, tc.env, err)
+		case !tc.ok && !strings.Contains(err.Error(), "service account "+tc.p.Namespace+"/"+tc.p.ServiceAccount+" may not mount environment "+tc.env):
 			t.Errorf("refusal %q does not say who and what", err)
 		}
 	}
-	if n := w.srv.Evaluations(); n != 3 {
+	if n := w.Server.Evaluations(); n != 3 {
 		t.Errorf("%d evaluations, want 3 (one per allowed service account and environment)", n)
 	}
 	// Without rules, nothing mounts.
-	none := start(t, files, "")
-	if _, err := none.mount(t, web, map[string]string{"environment": "prod/app"}, nil); status.Code(err) != codes.PermissionDenied {
+	none := csitest.Start(t, files, "")
+	if _, err := none.Mount(t, web, map[string]string{"environment": "prod/app"}, nil); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("no rules: %v, want PermissionDenied", err)
 	}
 }
@@ -303,28 +173,28 @@ func TestAuthorization(t *testing.T) {
 // TestOneEvaluationPerServiceAccount: 100 pods of one service account cost
 // one evaluation; another service account its own.
 func TestOneEvaluationPerServiceAccount(t *testing.T) {
-	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
 	var first string
 	for i := range 100 {
-		resp, err := w.mount(t, web, map[string]string{"environment": "prod/app"}, nil)
+		resp, err := w.Mount(t, web, map[string]string{"environment": "prod/app"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := versions(resp)["env"]; i == 0 {
+		if v := csitest.Versions(resp)["env"]; i == 0 {
 			first = v
 		} else if v != first {
 			t.Fatalf("mount %d got another evaluation's env", i)
 		}
 	}
-	if n := w.srv.Evaluations(); n != 1 {
+	if n := w.Server.Evaluations(); n != 1 {
 		t.Errorf("%d evaluations for 100 pods of one service account, want 1", n)
 	}
-	resp, err := w.mount(t, pod{namespace: "prod", serviceAccount: "batch"}, map[string]string{"environment": "prod/app"}, nil)
+	resp, err := w.Mount(t, csitest.Pod{Namespace: "prod", ServiceAccount: "batch"}, map[string]string{"environment": "prod/app"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := w.srv.Evaluations(); n != 2 || versions(resp)["env"] == first {
-		t.Errorf("another service account: %d evaluations, same env %v; want its own", n, versions(resp)["env"] == first)
+	if n := w.Server.Evaluations(); n != 2 || csitest.Versions(resp)["env"] == first {
+		t.Errorf("another service account: %d evaluations, same env %v; want its own", n, csitest.Versions(resp)["env"] == first)
 	}
 }
 
@@ -334,17 +204,17 @@ func TestOneEvaluationPerServiceAccount(t *testing.T) {
 func TestRotation(t *testing.T) {
 	const ttl = 3 * time.Second
 	def := strings.Replace(appDef, "ttl: 1h", "ttl: 3s", 1) + "    EXPIRES: ${creds.expiresAt}\n"
-	w := start(t, map[string]string{"prod/app.yaml": def}, authzRules)
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": def}, authzRules)
 	current := map[string]string{}
 	seen := map[string]bool{}
 	for end := time.Now().Add(3 * ttl); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		at := time.Now()
-		resp, err := w.mount(t, web, map[string]string{"environment": "prod/app", "objects": "- render: dotenv\n"}, current)
+		resp, err := w.Mount(t, web, map[string]string{"environment": "prod/app", "objects": "- render: dotenv\n"}, current)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var expires time.Time
-		for _, line := range strings.Split(string(files(resp)["dotenv"].Contents), "\n") {
+		for _, line := range strings.Split(string(csitest.Files(resp)["dotenv"].Contents), "\n") {
 			if v, ok := strings.CutPrefix(line, "EXPIRES="); ok {
 				expires, _ = time.Parse(time.RFC3339Nano, strings.Trim(v, `'"`))
 			}
@@ -357,7 +227,7 @@ func TestRotation(t *testing.T) {
 		if left := expires.Sub(at); left < ttl/4 {
 			t.Fatalf("a Mount returned credentials with %v left of %v", left, ttl)
 		}
-		current = versions(resp)
+		current = csitest.Versions(resp)
 		seen[current["dotenv"]] = true
 	}
 	if len(seen) < 3 {
@@ -369,24 +239,24 @@ func TestRotation(t *testing.T) {
 // breaks fails the Mount (the driver then leaves the pod's files as they
 // were) with the located error.
 func TestDefinitionChanges(t *testing.T) {
-	w := start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
+	w := csitest.Start(t, map[string]string{"prod/app.yaml": appDef}, authzRules)
 	params := map[string]string{"environment": "prod/app", "objects": "- property: db.port\n  path: port\n"}
-	resp, err := w.mount(t, web, params, nil)
-	if err != nil || string(files(resp)["port"].Contents) != "5432" {
+	resp, err := w.Mount(t, web, params, nil)
+	if err != nil || string(csitest.Files(resp)["port"].Contents) != "5432" {
 		t.Fatalf("first mount: %v", err)
 	}
-	path := filepath.Join(w.dir, "prod/app.yaml")
+	path := filepath.Join(w.Dir, "prod/app.yaml")
 	os.WriteFile(path, []byte(strings.Replace(appDef, "5432", "6432", 1)), 0o644)
 	waitFor(t, func() bool {
-		resp, err := w.mount(t, web, params, nil)
-		return err == nil && string(files(resp)["port"].Contents) == "6432"
+		resp, err := w.Mount(t, web, params, nil)
+		return err == nil && string(csitest.Files(resp)["port"].Contents) == "6432"
 	})
 	os.WriteFile(path, []byte("values: {broken: ${nope}\n"), 0o644)
 	waitFor(t, func() bool {
-		_, err := w.mount(t, web, params, nil)
+		_, err := w.Mount(t, web, params, nil)
 		return err != nil
 	})
-	_, err = w.mount(t, web, params, nil)
+	_, err = w.Mount(t, web, params, nil)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), path+":1:") {
 		t.Errorf("a broken definition: %v, want its located error", err)
 	}
@@ -409,17 +279,17 @@ func TestPodIdentity(t *testing.T) {
   environmentVariables:
     TOKEN: ${gcp.accessToken}
 `
-	w := start(t, map[string]string{"prod/gcp.yaml": def}, authzRules)
+	w := csitest.Start(t, map[string]string{"prod/gcp.yaml": def}, authzRules)
 	audience := "https:" + g.Audience("k8s", "cluster")
 	webToken := g.SubjectToken("k8s", "cluster", "system:serviceaccount:prod:web", "", time.Hour)
 	batchToken := g.SubjectToken("k8s", "cluster", "system:serviceaccount:prod:batch", "", time.Hour)
-	for _, p := range []pod{
-		{"prod", "web", map[string]string{audience: webToken, "vault": "other-audience-token"}},
-		{"prod", "web", map[string]string{audience: webToken}},
-		{"prod", "batch", map[string]string{audience: batchToken}},
+	for _, p := range []csitest.Pod{
+		{Namespace: "prod", ServiceAccount: "web", Tokens: map[string]string{audience: webToken, "vault": "other-audience-token"}},
+		{Namespace: "prod", ServiceAccount: "web", Tokens: map[string]string{audience: webToken}},
+		{Namespace: "prod", ServiceAccount: "batch", Tokens: map[string]string{audience: batchToken}},
 	} {
-		if _, err := w.mount(t, p, map[string]string{"environment": "prod/gcp"}, nil); (err == nil) != (p.serviceAccount == "web") {
-			t.Errorf("%s: %v", p.serviceAccount, err)
+		if _, err := w.Mount(t, p, map[string]string{"environment": "prod/gcp"}, nil); (err == nil) != (p.ServiceAccount == "web") {
+			t.Errorf("%s: %v", p.ServiceAccount, err)
 		}
 	}
 	subjects := g.Subjects()
@@ -427,7 +297,7 @@ func TestPodIdentity(t *testing.T) {
 		t.Errorf("STS saw %d subject tokens, want web's once (batch may not mount prod/gcp)", len(subjects))
 	}
 	// Without the pod's token there is nothing to log in with.
-	if _, err := w.mount(t, pod{namespace: "prod", serviceAccount: "web-2"}, map[string]string{"environment": "prod/gcp"}, nil); status.Code(err) != codes.PermissionDenied {
+	if _, err := w.Mount(t, csitest.Pod{Namespace: "prod", ServiceAccount: "web-2"}, map[string]string{"environment": "prod/gcp"}, nil); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("web-2: %v", err)
 	}
 }
