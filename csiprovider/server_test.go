@@ -14,6 +14,7 @@ import (
 
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/csiprovider/csitest"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )
 
@@ -308,5 +309,21 @@ func waitFor(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 10 s")
 		}
+	}
+}
+
+// TestConfigMapLayout: definitions in a ConfigMap volume (as the provider's
+// DaemonSet mounts them): each publish the kubelet makes (a new timestamped
+// directory, ..data swapped) reaches the next Mount.
+func TestConfigMapLayout(t *testing.T) {
+	w := csitest.Start(t, nil, authzRules)
+	cm := &testutil.ConfigMap{Dir: filepath.Join(w.Dir, "prod")}
+	params := map[string]string{"environment": "prod/app", "objects": "- property: db.port\n  path: port\n"}
+	for _, port := range []string{"5432", "6432", "7432"} {
+		cm.Publish(t, map[string]string{"app.yaml": strings.Replace(appDef, "5432", port, 1)})
+		waitFor(t, func() bool {
+			resp, err := w.Mount(t, web, params, nil)
+			return err == nil && string(csitest.Files(resp)["port"].Contents) == port
+		})
 	}
 }

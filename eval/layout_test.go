@@ -17,6 +17,7 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/builtin"
 )
@@ -203,47 +204,6 @@ func TestLayoutStowSymlink(t *testing.T) {
 	}
 }
 
-// configMap writes a directory the way the kubelet fills a ConfigMap
-// volume (pkg/volume/util/atomic_writer.go): the data lives in a
-// timestamped hidden directory, "..data" points at it, and every key is a
-// symlink through "..data".
-type configMap struct {
-	dir string // the volume directory
-	ts  string // the current timestamped directory, by name
-}
-
-// publish writes files as the volume's new content: a new timestamped
-// directory, "..data_tmp" pointing at it, renamed over "..data" (the atomic
-// step), the keys' symlinks on first use, and the old directory removed.
-func (c *configMap) publish(t *testing.T, files map[string]string) {
-	t.Helper()
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ts, err := os.MkdirTemp(c.dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		mustWrite(t, filepath.Join(ts, name), content)
-	}
-	tmp := filepath.Join(c.dir, "..data_tmp")
-	mustSymlink(t, filepath.Base(ts), tmp)
-	mustRename(t, tmp, filepath.Join(c.dir, "..data"))
-	for name := range files {
-		link := filepath.Join(c.dir, name)
-		if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
-			mustSymlink(t, filepath.Join("..data", name), link)
-		}
-	}
-	if c.ts != "" {
-		if err := os.RemoveAll(filepath.Join(c.dir, c.ts)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.ts = filepath.Base(ts)
-}
-
 // TestLayoutConfigMap: a Kubernetes ConfigMap volume as the definitions
 // directory or as a project directory; each update swaps "..data" exactly
 // as the kubelet does, and shows in the environment and its importer. The
@@ -255,8 +215,8 @@ func TestLayoutConfigMap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defs := t.TempDir()
-			cm := &configMap{dir: filepath.Join(defs, tc.volume)}
-			cm.publish(t, map[string]string{"cm.yaml": valueDef("one")})
+			cm := &testutil.ConfigMap{Dir: filepath.Join(defs, tc.volume)}
+			cm.Publish(t, map[string]string{"cm.yaml": valueDef("one")})
 			mustWrite(t, filepath.Join(defs, "app.yaml"), importerDef(tc.env))
 			s := watchedStore(t, defs)
 			if got, want := defined(s), []string{"app", tc.env}; !slices.Equal(got, want) {
@@ -265,7 +225,7 @@ func TestLayoutConfigMap(t *testing.T) {
 			eventually(t, "initial", shows(s, tc.env, "V", "one"))
 			eventually(t, "initial importer", shows(s, "app", "W", "imported-one"))
 			for _, v := range []string{"two", "three"} {
-				cm.publish(t, map[string]string{"cm.yaml": valueDef(v)})
+				cm.Publish(t, map[string]string{"cm.yaml": valueDef(v)})
 				eventually(t, "update "+v, shows(s, tc.env, "V", v))
 				eventually(t, "update "+v+": importer", shows(s, "app", "W", "imported-"+v))
 			}
@@ -398,8 +358,8 @@ func TestLayoutContinuousNoise(t *testing.T) {
 // re-evaluates the environment, though no event names the file itself.
 func TestLayoutProviderFileInConfigMap(t *testing.T) {
 	defs, volume := t.TempDir(), t.TempDir()
-	cm := &configMap{dir: volume}
-	cm.publish(t, map[string]string{"state.txt": "one"})
+	cm := &testutil.ConfigMap{Dir: volume}
+	cm.Publish(t, map[string]string{"state.txt": "one"})
 	state := filepath.Join(volume, "state.txt")
 	mustWrite(t, filepath.Join(defs, "app.yaml"), "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
 	s := watchedStore(t, defs, func(o *eval.StoreOptions) {
@@ -407,7 +367,7 @@ func TestLayoutProviderFileInConfigMap(t *testing.T) {
 	})
 	eventually(t, "initial", shows(s, "app", "S", "one"))
 	for _, v := range []string{"two", "three"} {
-		cm.publish(t, map[string]string{"state.txt": v})
+		cm.Publish(t, map[string]string{"state.txt": v})
 		eventually(t, "update "+v, shows(s, "app", "S", v))
 	}
 }
