@@ -53,8 +53,13 @@ const RuntimeName = "escfs"
 // Options configure a Server.
 type Options struct {
 	// Store provides the definitions tree and its changes; the server
-	// evaluates with Evaluator itself, per service account.
+	// evaluates with Evaluator itself, per service account, unless Shared.
 	Store *eval.Store
+	// Shared serves the Store's own snapshots, one for every pod: for a
+	// source that evaluates by itself (Pulumi Cloud opens providers with
+	// its own OIDC issuer), where the pod's identity plays no part. The
+	// files directory is then the Store's (DefaultFilesDir).
+	Shared bool
 	// Evaluator evaluates definitions.
 	Evaluator *eval.Evaluator
 	// Authz says which pods may mount which environments; nil refuses all.
@@ -148,7 +153,20 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (*v1alph
 	for _, t := range r.tokens {
 		redact.Add(t)
 	}
-	snap, err := s.snapshot(ctx, r, env)
+	var snap *eval.Snapshot
+	if s.opts.Shared {
+		if r.filesDir != DefaultFilesDir {
+			return nil, status.Errorf(codes.InvalidArgument, "escfs: filesDir is %s when serving Pulumi Cloud", DefaultFilesDir)
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.opts.EvalTimeout)
+		snap, err = s.opts.Store.Snapshot(wctx, name)
+		cancel()
+		if err == nil {
+			err = snap.Err()
+		}
+	} else {
+		snap, err = s.snapshot(ctx, r, env)
+	}
 	if err != nil {
 		log.Warn("mount failed", "error", redact.String(err.Error()))
 		return nil, status.Errorf(codes.Unavailable, "escfs: %s", redact.String(err.Error()))

@@ -14,6 +14,9 @@ import (
 
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/csiprovider/csitest"
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/cloud"
+	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )
@@ -325,5 +328,36 @@ func TestConfigMapLayout(t *testing.T) {
 			resp, err := w.Mount(t, web, params, nil)
 			return err == nil && string(csitest.Files(resp)["port"].Contents) == port
 		})
+	}
+}
+
+// TestCloud: with Pulumi Cloud as the source (escfs --cloud csi-provider),
+// Mounts serve the Store's snapshots, one evaluation (an open at the
+// service) for every pod, and the authorization rules still hold.
+func TestCloud(t *testing.T) {
+	sim := cloudtest.Start(t, cloudtest.Options{})
+	sim.Put("acme", "prod/app", "values:\n  db: {port: 5432}\n  environmentVariables:\n    PORT: ${db.port}\n")
+	src, err := cloud.New(context.Background(), cloud.Config{URL: sim.URL, Token: sim.Token(), Org: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	store, err := eval.NewStore(eval.StoreOptions{Source: src, FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	w := csitest.Serve(t, csiprovider.New(csiprovider.Options{Store: store, Shared: true, Authz: csitest.Authz(t, authzRules)}))
+	for _, sa := range []string{"web", "batch"} {
+		resp, err := w.Mount(t, csitest.Pod{Namespace: "prod", ServiceAccount: sa}, map[string]string{"environment": "prod/app"}, nil)
+		if err != nil || !strings.Contains(string(csitest.Files(resp)["dotenv"].Contents), "PORT=5432") {
+			t.Fatalf("%s: %v", sa, err)
+		}
+	}
+	if n := sim.Requests(cloudtest.Open); n != 1 {
+		t.Errorf("%d opens at the service for 2 service accounts, want 1", n)
+	}
+	if _, err := w.Mount(t, csitest.Pod{Namespace: "dev", ServiceAccount: "web"}, map[string]string{"environment": "prod/app"}, nil); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("dev/web: %v, want PermissionDenied", err)
 	}
 }

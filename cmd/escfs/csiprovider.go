@@ -28,19 +28,17 @@ on a unix socket (the driver's provider API, v1alpha1). A SecretProviderClass na
 the environment (parameters.environment) and, optionally, what to write
 (parameters.objects); the pod's service-account token is the OIDC token of the
 environment's logins. Which pods may mount which environments is --authz's; without
-it every Mount is refused.`,
+it every Mount is refused. With --cloud, Pulumi Cloud's environments are served, the
+same evaluation to every pod (the service opens providers with its own identity).`,
 		Example: `  escfs --dir /etc/escfs/environments csi-provider \
     --socket /etc/kubernetes/secrets-store-csi-providers/escfs.sock \
     --authz /etc/escfs/authz.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			dir, err := g.definitionsDir()
-			if err != nil {
-				return err
-			}
 			var authz *csiprovider.Authz
 			if authzFile != "" {
+				var err error
 				if authz, err = csiprovider.LoadAuthz(authzFile); err != nil {
 					return err
 				}
@@ -48,10 +46,13 @@ it every Mount is refused.`,
 				log.Warn("no --authz rules: every Mount is refused")
 			}
 			ev := newEvaluator()
-			store, err := eval.NewStore(eval.StoreOptions{
-				Dir: dir, Evaluator: ev, Logger: log, EvalTimeout: evalTimeout,
-				FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir },
-			})
+			opts := eval.StoreOptions{Logger: log, EvalTimeout: evalTimeout,
+				FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir }}
+			root, err := g.storeSource(cmd.Context(), &opts, ev, log)
+			if err != nil {
+				return err
+			}
+			store, err := eval.NewStore(opts)
 			if err != nil {
 				return err
 			}
@@ -60,12 +61,13 @@ it every Mount is refused.`,
 				return err
 			}
 			srv := csiprovider.New(csiprovider.Options{
-				Store: store, Evaluator: ev, Authz: authz, Version: buildVersion(), EvalTimeout: evalTimeout, Logger: log,
+				Store: store, Evaluator: ev, Shared: g.cloudSelected(), Authz: authz,
+				Version: buildVersion(), EvalTimeout: evalTimeout, Logger: log,
 			})
 			defer srv.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			log.Info("serving", "socket", socket, "dir", dir)
+			log.Info("serving", "socket", socket, "source", root)
 			err = csiprovider.Serve(ctx, socket, srv)
 			os.Remove(socket)
 			return err

@@ -53,13 +53,32 @@ func Start(t testing.TB, files map[string]string, rules string) *World {
 	}
 	var authz *csiprovider.Authz
 	if rules != "" {
-		f := filepath.Join(t.TempDir(), "authz.yaml")
-		os.WriteFile(f, []byte(rules), 0o644)
-		if authz, err = csiprovider.LoadAuthz(f); err != nil {
-			t.Fatal(err)
-		}
+		authz = Authz(t, rules)
 	}
 	srv := csiprovider.New(csiprovider.Options{Store: store, Evaluator: ev, Authz: authz, Version: "1.2.3"})
+	w := Serve(t, srv)
+	w.Dir = dir
+	return w
+}
+
+// Authz returns the authorization rules of rules (YAML).
+func Authz(t testing.TB, rules string) *csiprovider.Authz {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "authz.yaml")
+	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := csiprovider.LoadAuthz(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Serve serves srv on a unix socket until t ends, and dials it as the
+// driver dials its providers (pkg/secrets-store/provider_client.go).
+func Serve(t testing.TB, srv *csiprovider.Server) *World {
+	t.Helper()
 	t.Cleanup(srv.Close)
 	socket := filepath.Join(t.TempDir(), "escfs.sock")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,13 +100,12 @@ func Start(t testing.TB, files map[string]string, rules string) *World {
 			t.Fatal("no socket after 5 s")
 		}
 	}
-	// As the driver dials its providers (pkg/secrets-store/provider_client.go).
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &World{Dir: dir, Server: srv, Client: v1alpha1.NewCSIDriverProviderClient(conn)}
+	return &World{Server: srv, Client: v1alpha1.NewCSIDriverProviderClient(conn)}
 }
 
 // Pod is what the driver knows of a pod: its namespace, service account
