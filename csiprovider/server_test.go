@@ -131,7 +131,7 @@ func TestObjects(t *testing.T) {
 		}
 	}
 	_, err = w.Mount(t, web, map[string]string{"environment": "prod/app", "objects": "- property: db.nope\n  path: x\n"}, nil)
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), `no property "nope"`) {
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), `no value at property path "db.nope"`) {
 		t.Errorf("a missing property: %v", err)
 	}
 }

@@ -8,6 +8,31 @@ import (
 	"github.com/escfs/escfs/eval/yamledit"
 )
 
+// Lookup returns the value at a parsed property path in v.
+func Lookup(path yamledit.Path, v esc.Value) (esc.Value, bool) {
+	for _, elem := range path {
+		switch x := v.Value.(type) {
+		case map[string]esc.Value:
+			key, ok := elem.(string)
+			if !ok {
+				return esc.Value{}, false
+			}
+			if v, ok = x[key]; !ok {
+				return esc.Value{}, false
+			}
+		case []esc.Value:
+			i, ok := elem.(int)
+			if !ok || i < 0 || i >= len(x) {
+				return esc.Value{}, false
+			}
+			v = x[i]
+		default:
+			return esc.Value{}, false
+		}
+	}
+	return v, true
+}
+
 // LookupPath returns the value at a property path (aws.creds, a["b"][0],
 // as esc open takes one) in v; the error names the path when it is
 // malformed or leads nowhere.
@@ -16,25 +41,8 @@ func LookupPath(path string, v esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("property path %q: %w", path, err)
 	}
-	for _, elem := range p {
-		switch x := v.Value.(type) {
-		case map[string]esc.Value:
-			key, ok := elem.(string)
-			if !ok {
-				return esc.Value{}, fmt.Errorf("property path %q: an object has no index", path)
-			}
-			if v, ok = x[key]; !ok {
-				return esc.Value{}, fmt.Errorf("property path %q: no property %q", path, key)
-			}
-		case []esc.Value:
-			i, ok := elem.(int)
-			if !ok || i < 0 || i >= len(x) {
-				return esc.Value{}, fmt.Errorf("property path %q: no such element of an array of %d", path, len(x))
-			}
-			v = x[i]
-		default:
-			return esc.Value{}, fmt.Errorf("property path %q leads into a value that is not an object or array", path)
-		}
+	if v, ok := Lookup(p, v); ok {
+		return v, nil
 	}
-	return v, nil
+	return esc.Value{}, fmt.Errorf("no value at property path %q", path)
 }
