@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -56,7 +55,7 @@ func LoadAuthz(file string) (*Authz, error) {
 }
 
 // Allows reports whether a pod of namespace running as serviceAccount may
-// mount env ("project/env").
+// mount env (canonical: "project/env").
 func (a *Authz) Allows(namespace, serviceAccount, env string) bool {
 	if a == nil {
 		return false
@@ -66,7 +65,7 @@ func (a *Authz) Allows(namespace, serviceAccount, env string) bool {
 			continue
 		}
 		for _, p := range r.Environments {
-			if match(p, env) || !strings.Contains(env, "/") && match(p, "default/"+env) {
+			if match(p, env) {
 				return true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -136,7 +137,7 @@ func parseObjects(text string, defaultMode int32) ([]Object, error) {
 		if kinds != 1 {
 			return nil, fmt.Errorf("objects[%d]: give exactly one of render, file or property", i)
 		}
-		if o.Render != "" && !contains(renderings, o.Render) {
+		if o.Render != "" && !slices.Contains(renderings, o.Render) {
 			return nil, fmt.Errorf("objects[%d]: render %q is not one of %s", i, o.Render, strings.Join(renderings, ", "))
 		}
 		if o.Path == "" {
@@ -180,13 +181,4 @@ func checkPath(p string) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -106,7 +106,7 @@ func (c *cached) current(tree *eval.Tree) bool {
 	return c.err == nil && tree.Unchanged(c.tree, c.snap.Deps)
 }
 
-// New returns a server; Close stops its subscription to the store.
+// New returns a server over opts.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -119,10 +119,6 @@ func New(opts Options) *Server {
 	}
 	return &Server{opts: opts, cache: map[cacheKey]*cached{}}
 }
-
-// Close releases the server's resources (none yet: the Store is the
-// caller's).
-func (s *Server) Close() {}
 
 // Evaluations returns how many evaluations the server has run.
 func (s *Server) Evaluations() int64 { return s.evaluations.Load() }

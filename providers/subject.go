@@ -133,9 +133,10 @@ func StringList(in map[string]esc.Value, key string) ([]string, error) {
 	return out, nil
 }
 
-// IsSecret reports whether the input at key is marked secret: a provider
-// then names it in errors by its key alone, never by its value or by
-// anything derived from it (a URL's host, a path it builds).
+// IsSecret reports whether the input at key is marked secret. The registry
+// scrubs a secret input, and a URL's host, from a provider's errors
+// (Scrubbed); a provider that prints something else built from one (a
+// path with segments inserted) names it by key instead.
 func IsSecret(in map[string]esc.Value, key string) bool {
 	v, ok := in[key]
 	return ok && v.Secret

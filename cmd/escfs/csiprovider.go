@@ -64,7 +64,6 @@ same evaluation to every pod (the service opens providers with its own identity)
 				Store: store, Evaluator: ev, Shared: g.cloudSelected(), Authz: authz,
 				Version: buildVersion(), EvalTimeout: evalTimeout, Logger: log,
 			})
-			defer srv.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			log.Info("serving", "socket", socket, "source", root)

@@ -79,7 +79,6 @@ func Authz(t testing.TB, rules string) *csiprovider.Authz {
 // driver dials its providers (pkg/secrets-store/provider_client.go).
 func Serve(t testing.TB, srv *csiprovider.Server) *World {
 	t.Helper()
-	t.Cleanup(srv.Close)
 	socket := filepath.Join(t.TempDir(), "escfs.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)

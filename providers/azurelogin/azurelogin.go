@@ -170,11 +170,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	defer cancel()
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
-		shown := scope
-		if providers.IsSecret(inputs, "scope") {
-			shown = "(a secret scope)"
-		}
-		return esc.Value{}, azureclient.Describe("token for "+shown, err)
+		return esc.Value{}, azureclient.Describe("token for "+scope, err)
 	}
 	redact.Add(tok.Token)
 	expiry := tok.ExpiresOn

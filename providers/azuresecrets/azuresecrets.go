@@ -114,9 +114,6 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	}
 	vaultURL, allowed, err := resolveVault(vault)
 	if err != nil {
-		if providers.IsSecret(inputs, "vault") {
-			return esc.Value{}, errors.New("vault (a secret) is neither a Key Vault of Azure's clouds nor an allowed host")
-		}
 		return esc.Value{}, err
 	}
 	reqs, err := getInput(inputs)

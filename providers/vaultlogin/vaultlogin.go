@@ -134,9 +134,6 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	}
 	// The address is checked before anything is read or sent.
 	if _, err := vaultclient.CheckAddress(address); err != nil {
-		if providers.IsSecret(inputs, "address") {
-			return esc.Value{}, errors.New("address (a secret) is not the Vault the user configured (VAULT_ADDR) nor an allowed host")
-		}
 		return esc.Value{}, err
 	}
 	ctx, cancel := vaultclient.WithCallTimeout(ctx)
