@@ -157,6 +157,8 @@ func TestErrors(t *testing.T) {
 			want: "invalid_client: AADSTS700213: No matching federated identity record found for presented assertion subject 'system:serviceaccount:dev:web'."},
 		{name: "wrong audience", in: inputs(oidcApp, map[string]esc.Value{"oidc": esc.NewValue(map[string]esc.Value{"token": esc.NewValue(s.Assertion(subjectAKS, "api://other", time.Minute))})}),
 			want: "invalid_client: AADSTS700212"},
+		{name: "forged assertion", in: inputs(oidcApp, map[string]esc.Value{"oidc": esc.NewValue(map[string]esc.Value{"token": esc.NewValue(func() string { a := s.Assertion(subjectAKS, "", time.Minute); return a[:len(a)-4] + "AAAA" }())})}),
+			want: "invalid_client: AADSTS5002738: Invalid JWT token. Signature validation failed."},
 		{name: "expired assertion", in: inputs(oidcApp, map[string]esc.Value{"oidc": esc.NewValue(map[string]esc.Value{"token": esc.NewValue(expired)})}),
 			want: "azure-login: oidc: the OIDC token expired at"},
 		{name: "unknown tenant", in: func() map[string]esc.Value {

@@ -211,6 +211,8 @@ func TestErrors(t *testing.T) {
 			want: `vault-login: jwt: auth/jwt/login: 400: role "nope" could not be found`},
 		{name: "wrong audience", in: in(s.URL, "jwt", obj("role", "ci", "token", jwt("repo:acme/app", "other", time.Hour))),
 			want: "vault-login: jwt: auth/jwt/login: 400: error validating token: invalid audience (aud) claim"},
+		{name: "forged jwt", in: in(s.URL, "jwt", obj("role", "ci", "token", esc.NewSecret(func() string { j := s.JWT("repo:acme/app", "vault", time.Hour); return j[:len(j)-4] + "AAAA" }()))),
+			want: "400: error validating token: failed to verify id token signature"},
 		{name: "expired jwt", in: in(s.URL, "jwt", obj("role", "ci", "token", jwt("repo:acme/app", "vault", -time.Minute))),
 			want: "400: error validating token: token is expired (exp)"},
 		{name: "bad parent", in: in(s.URL, "token", obj("token", esc.NewSecret("hvs.not-a-token"))),

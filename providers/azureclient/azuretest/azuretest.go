@@ -20,14 +20,12 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -40,13 +38,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/jwttest"
 )
 
 // Tenant is the simulated directory's ID.
 const Tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 // Issuer is the iss claim of the federated assertions the simulation accepts.
-const Issuer = "https://oidc.escfs.test"
+const Issuer = jwttest.IssuerURL
 
 // AssertionAudience is the audience Entra ID requires of federated assertions.
 const AssertionAudience = "api://AzureADTokenExchange"
@@ -121,7 +121,7 @@ type Server struct {
 	// URL is https://127.0.0.1:PORT: the authority host and the vault's URL.
 	URL string
 
-	key []byte // signs federated assertions
+	issuer *jwttest.Issuer // signs federated assertions
 
 	mu      sync.Mutex
 	apps    map[string]*app      // GUARDED_BY(mu); by client ID
@@ -153,7 +153,7 @@ type version struct {
 func New(t testing.TB) *Server {
 	initCA()
 	s := &Server{
-		key:     randomBytes(32),
+		issuer:  jwttest.New(),
 		apps:    map[string]*app{},
 		tokens:  map[string]issued{},
 		secrets: map[string][]version{},
@@ -223,7 +223,7 @@ func (s *Server) AddApp(clientID, secret, subject string, vaultRead bool) {
 func (s *Server) PutSecret(name, value string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := hex.EncodeToString(randomBytes(16))
+	id := jwttest.Opaque("")
 	s.secrets[name] = append(s.secrets[name], version{id: id, value: value, enabled: true})
 	return id
 }
@@ -272,10 +272,7 @@ func (s *Server) Assertion(sub, aud string, ttl time.Duration) string {
 	if aud == "" {
 		aud = AssertionAudience
 	}
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{"iss": Issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix()})
-	signing := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64(claims)
-	return signing + "." + b64(s.sign(signing))
+	return s.issuer.Token(sub, aud, ttl)
 }
 
 // TokenValid reports whether token is one the simulation issued for
@@ -294,22 +291,6 @@ func (s *Server) Works(token, name string) int {
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, req)
 	return w.Code
-}
-
-func (s *Server) sign(text string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(text))
-	return m.Sum(nil)
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // ServeHTTP answers Entra ID's and Key Vault's endpoints.
@@ -408,7 +389,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if s.ttl > 0 {
 		ttl = s.ttl
 	}
-	token := "eyJ0eXAi.sim-" + hex.EncodeToString(randomBytes(16))
+	token := jwttest.Opaque("eyJ0eXAi.sim-")
 	s.tokens[token] = issued{clientID: clientID, audience: strings.TrimSuffix(scope, "/.default"), expires: time.Now().Add(ttl)}
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": int(ttl / time.Second), "ext_expires_in": int(ttl / time.Second), "access_token": token})
 }
@@ -416,30 +397,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // checkAssertion verifies a federated client assertion as Entra ID does;
 // it returns the AADSTS code and message of what is wrong, or 0.
 func (s *Server) checkAssertion(assertion string, a *app) (int, string) {
-	parts := strings.Split(assertion, ".")
-	if len(parts) != 3 {
-		return 50027, "JWT token is invalid or malformed."
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(sig, s.sign(parts[0]+"."+parts[1])) {
-		return 5002738, "AADSTS5002738: Invalid JWT token. Signature validation failed."
-	}
-	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c struct {
-		Iss, Sub, Aud string
-		Exp           int64
-	}
-	if json.Unmarshal(raw, &c) != nil {
-		return 50027, "JWT token is invalid or malformed."
-	}
+	c, err := s.issuer.Verify(assertion)
 	switch {
+	case errors.Is(err, jwttest.ErrSignature):
+		return 5002738, "AADSTS5002738: Invalid JWT token. Signature validation failed."
+	case err != nil:
+		return 50027, "JWT token is invalid or malformed."
 	case c.Iss != Issuer:
 		return 700211, "No matching federated identity record found for presented assertion issuer '" + c.Iss + "'."
 	case c.Aud != AssertionAudience:
 		return 700212, "No matching federated identity record found for presented assertion audience '" + c.Aud + "'."
 	case a.subject == "" || c.Sub != a.subject:
 		return 700213, "No matching federated identity record found for presented assertion subject '" + c.Sub + "'."
-	case time.Now().Unix() >= c.Exp:
+	case c.Expired():
 		return 700024, "Client assertion is not within its valid time range."
 	}
 	return 0, ""

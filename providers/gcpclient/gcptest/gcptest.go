@@ -9,12 +9,9 @@
 package gcptest
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"net/http"
@@ -26,10 +23,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/jwttest"
 )
 
 // Issuer is the iss claim of the subject tokens the simulation accepts.
-const Issuer = "https://oidc.escfs.test"
+const Issuer = jwttest.IssuerURL
 
 // MaxLifetime is the longest impersonation lifetime IAM grants by default.
 const MaxLifetime = time.Hour
@@ -41,7 +40,7 @@ type Server struct {
 	// Project is the project number of the simulated project.
 	Project string
 
-	key []byte // signs subject tokens
+	issuer *jwttest.Issuer // signs subject tokens
 
 	mu        sync.Mutex
 	providers map[string]bool      // GUARDED_BY(mu); audience -> known
@@ -69,7 +68,7 @@ type version struct {
 func New(t testing.TB) *Server {
 	s := &Server{
 		Project:   "123456789",
-		key:       randomBytes(32),
+		issuer:    jwttest.New(),
 		providers: map[string]bool{},
 		accounts:  map[string]bool{},
 		tokens:    map[string]issued{},
@@ -184,27 +183,7 @@ func (s *Server) SubjectToken(pool, provider, sub, aud string, ttl time.Duration
 	if aud == "" {
 		aud = "https:" + s.Audience(pool, provider)
 	}
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{"iss": Issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": now.Add(ttl).Unix()})
-	head := b64([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	signing := head + "." + b64(claims)
-	return signing + "." + b64(s.sign(signing))
-}
-
-func (s *Server) sign(text string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(text))
-	return m.Sum(nil)
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return b
+	return s.issuer.Token(sub, aud, ttl)
 }
 
 var (
@@ -276,7 +255,7 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	if s.ttl > 0 {
 		ttl = s.ttl
 	}
-	token := "sts." + hex.EncodeToString(randomBytes(16))
+	token := jwttest.Opaque("sts.")
 	s.tokens[token] = issued{federated: true, expires: time.Now().Add(ttl)}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token":      token,
@@ -289,29 +268,17 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 // checkSubject verifies a subject token as STS verifies an OIDC provider's
 // token; it returns what is wrong, or "".
 func (s *Server) checkSubject(token, audience string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "Unable to parse the ID Token."
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(sig, s.sign(parts[0]+"."+parts[1])) {
-		return "Invalid ID Token signature."
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	var c struct {
-		Iss string `json:"iss"`
-		Aud string `json:"aud"`
-		Exp int64  `json:"exp"`
-	}
-	if err != nil || json.Unmarshal(raw, &c) != nil {
-		return "Unable to parse the ID Token."
-	}
+	c, err := s.issuer.Verify(token)
 	switch {
+	case errors.Is(err, jwttest.ErrSignature):
+		return "Invalid ID Token signature."
+	case err != nil:
+		return "Unable to parse the ID Token."
 	case c.Iss != Issuer:
 		return "The issuer in ID Token " + c.Iss + " does not match the expected ones."
 	case c.Aud != audience:
 		return "The audience in ID Token [" + c.Aud + "] does not match the expected audience."
-	case time.Now().Unix() >= c.Exp:
+	case c.Expired():
 		return "ID Token issued at " + strconv.FormatInt(c.Exp, 10) + " is stale to sign-in."
 	}
 	return ""
@@ -356,7 +323,7 @@ func (s *Server) impersonate(w http.ResponseWriter, r *http.Request, account str
 	if s.ttl > 0 {
 		lifetime = s.ttl
 	}
-	token := "ya29.sim-" + hex.EncodeToString(randomBytes(16))
+	token := jwttest.Opaque("ya29.sim-")
 	expires := time.Now().Add(lifetime).Truncate(time.Second)
 	s.tokens[token] = issued{expires: expires}
 	writeJSON(w, http.StatusOK, map[string]any{"accessToken": token, "expireTime": expires.UTC().Format(time.RFC3339)})

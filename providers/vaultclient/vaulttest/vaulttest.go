@@ -14,12 +14,8 @@
 package vaulttest
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -28,10 +24,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/jwttest"
 )
 
 // Issuer is the iss claim of the JWTs the simulated JWT auth method accepts.
-const Issuer = "https://oidc.escfs.test"
+const Issuer = jwttest.IssuerURL
 
 // Server is a running simulation. Its methods are safe for concurrent use.
 type Server struct {
@@ -40,7 +38,7 @@ type Server struct {
 	// RootToken is a root token of the root namespace, without expiry.
 	RootToken string
 
-	key []byte
+	issuer *jwttest.Issuer
 
 	mu       sync.Mutex
 	tokens   map[string]*token      // GUARDED_BY(mu)
@@ -78,7 +76,7 @@ type Role struct {
 // at kv/ in the root namespace, closed when t ends.
 func New(t testing.TB) *Server {
 	s := &Server{
-		key:      randomBytes(32),
+		issuer:   jwttest.New(),
 		tokens:   map[string]*token{},
 		roles:    map[string]Role{},
 		policies: map[string][]string{},
@@ -86,7 +84,7 @@ func New(t testing.TB) *Server {
 		data:     map[string][]kvVersion{},
 		calls:    map[string]int{},
 	}
-	s.RootToken = "hvs.root-" + hex.EncodeToString(randomBytes(8))
+	s.RootToken = jwttest.Opaque("hvs.root-")
 	s.tokens[s.RootToken] = &token{policies: []string{"root"}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -188,26 +186,7 @@ func (s *Server) Valid(tok string) bool {
 // JWT returns a JWT for sub with audience aud, signed by the simulation's
 // issuer, expiring after ttl.
 func (s *Server) JWT(sub, aud string, ttl time.Duration) string {
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{"iss": Issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": now.Add(ttl).Unix()})
-	signing := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64(claims)
-	return signing + "." + b64(s.sign(signing))
-}
-
-func (s *Server) sign(text string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(text))
-	return m.Sum(nil)
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return b
+	return s.issuer.Token(sub, aud, ttl)
 }
 
 // issueLocked makes a token; ttl 0 lives forever, unless maxTTL caps it.
@@ -219,7 +198,7 @@ func (s *Server) issueLocked(namespace string, ttl time.Duration, policies []str
 	if ttl > 0 {
 		t.expires = time.Now().Add(ttl)
 	}
-	id := "hvs.sim-" + hex.EncodeToString(randomBytes(12))
+	id := jwttest.Opaque("hvs.sim-")
 	s.tokens[id] = t
 	return id
 }
@@ -349,7 +328,7 @@ func (s *Server) answerAuth(w http.ResponseWriter, ns string, ttl time.Duration,
 		lease = int(time.Until(t.expires).Round(time.Second) / time.Second)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"auth": map[string]any{
-		"client_token": id, "accessor": hex.EncodeToString(randomBytes(8)), "policies": policies,
+		"client_token": id, "accessor": jwttest.Opaque(""), "policies": policies,
 		"lease_duration": lease, "renewable": true,
 	}})
 }
@@ -368,27 +347,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, ns, mount string)
 		vaultError(w, http.StatusBadRequest, fmt.Sprintf("role %q could not be found", body.Role))
 		return
 	}
-	parts := strings.Split(body.JWT, ".")
-	if len(parts) != 3 {
+	c, err := s.issuer.Verify(body.JWT)
+	switch {
+	case errors.Is(err, jwttest.ErrSignature):
+		vaultError(w, http.StatusBadRequest, "error validating token: failed to verify id token signature")
+		return
+	case err != nil:
 		vaultError(w, http.StatusBadRequest, "error validating token: invalid JWT: token contains an invalid number of segments")
 		return
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(sig, s.sign(parts[0]+"."+parts[1])) {
-		vaultError(w, http.StatusBadRequest, "error validating token: failed to verify id token signature")
-		return
-	}
-	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c struct {
-		Iss, Sub, Aud string
-		Exp           int64
-	}
-	json.Unmarshal(raw, &c)
 	switch {
 	case c.Iss != Issuer:
 		vaultError(w, http.StatusBadRequest, "error validating token: invalid issuer (iss) claim")
 		return
-	case time.Now().Unix() >= c.Exp:
+	case c.Expired():
 		vaultError(w, http.StatusBadRequest, "error validating token: token is expired (exp)")
 		return
 	case role.BoundAudience != "" && c.Aud != role.BoundAudience:
