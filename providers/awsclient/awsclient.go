@@ -12,9 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -29,7 +27,7 @@ import (
 )
 
 // CallTimeout bounds one provider's AWS calls, retries included.
-const CallTimeout = 30 * time.Second
+const CallTimeout = providers.CallTimeout
 
 // Login is a set of explicit AWS credentials, as the login input of the
 // AWS providers gives them.
@@ -147,12 +145,8 @@ func describe(op string, err error) error {
 	if errors.As(err, &apiErr) {
 		return fmt.Errorf("%s: %s: %s", op, apiErr.ErrorCode(), apiErr.ErrorMessage())
 	}
-	var netErr *net.OpError
-	if errors.As(err, &netErr) {
-		return fmt.Errorf("%s: endpoint unreachable: %v", op, netErr)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	if terr := providers.DescribeTransport(op, err); terr != nil {
+		return terr
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

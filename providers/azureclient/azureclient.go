@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -27,10 +26,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/escfs/escfs/internal/safehttp"
+	"github.com/escfs/escfs/providers"
 )
-
-// CallTimeout bounds one provider's calls to Azure, retries included.
-const CallTimeout = 30 * time.Second
 
 // ManagementScope is the scope of azure-login's access token: Azure
 // Resource Manager, which az, Terraform and Pulumi's azure-native use.
@@ -41,7 +38,7 @@ const ManagementScope = "https://management.azure.com/.default"
 var Client = newClient()
 
 func newClient() *http.Client {
-	c := &http.Client{Timeout: CallTimeout}
+	c := &http.Client{Timeout: providers.CallTimeout}
 	safehttp.Harden(c, 0)
 	return c
 }
@@ -80,14 +77,6 @@ func (l Login) Credential() (azcore.TokenCredential, error) {
 	return nil, errors.New("a client secret or an OIDC token is required")
 }
 
-// WithCallTimeout bounds ctx by CallTimeout.
-func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, CallTimeout)
-}
-
-// maxMessage bounds the service's message in an error.
-const maxMessage = 512
-
 // Describe turns an error of an Azure call into "OP: CODE: message",
 // CODE being Entra ID's (invalid_client, with its AADSTS number in the
 // message) or Key Vault's (SecretNotFound, Forbidden). It quotes neither
@@ -104,18 +93,14 @@ func Describe(op string, err error) error {
 		// No answer: the message is MSAL's, as text (the connection's error).
 		msg, _, _ := strings.Cut(authErr.Error(), " To troubleshoot")
 		msg = strings.Join(strings.Fields(msg), " ")
-		return fmt.Errorf("%s: %s", op, bound(strings.TrimSuffix(msg, ".")))
+		return fmt.Errorf("%s: %s", op, providers.Bound(strings.TrimSuffix(msg, ".")))
 	}
 	var respErr *azcore.ResponseError
 	if errors.As(err, &respErr) {
 		return fmt.Errorf("%s: %s", op, parseServiceError(respErr))
 	}
-	var netErr *net.OpError
-	switch {
-	case errors.As(err, &netErr):
-		return fmt.Errorf("%s: endpoint unreachable: %v", op, netErr)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	if terr := providers.DescribeTransport(op, err); terr != nil {
+		return terr
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -133,7 +118,7 @@ func parseEntraError(resp *http.Response) string {
 	// Entra ID appends "Trace ID: ... Correlation ID: ... Timestamp: ...".
 	desc, _, _ := strings.Cut(doc.Description, "\r\n")
 	desc, _, _ = strings.Cut(desc, " Trace ID:")
-	return bound(doc.Error) + ": " + bound(desc)
+	return providers.Bound(doc.Error) + ": " + providers.Bound(desc)
 }
 
 // parseServiceError reads an error answer of Key Vault (or ARM):
@@ -154,12 +139,12 @@ func parseServiceError(e *azcore.ResponseError) string {
 		if doc.Error.Inner.Code != "" {
 			code += "/" + doc.Error.Inner.Code
 		}
-		return bound(code) + ": " + bound(doc.Error.Message)
+		return providers.Bound(code) + ": " + providers.Bound(doc.Error.Message)
 	}
 	if code == "" {
 		code = fmt.Sprintf("HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
-	return bound(code)
+	return providers.Bound(code)
 }
 
 // payload is the body of resp, which azcore keeps readable again.
@@ -169,11 +154,4 @@ func payload(resp *http.Response) []byte {
 	}
 	b, _ := runtime.Payload(resp)
 	return b
-}
-
-func bound(s string) string {
-	if len(s) > maxMessage {
-		return strings.ToValidUTF8(s[:maxMessage], "") + "..."
-	}
-	return s
 }

@@ -166,7 +166,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, err
 	}
-	ctx, cancel := azureclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {

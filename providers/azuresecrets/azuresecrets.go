@@ -131,7 +131,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("vault client: %w", err)
 	}
-	ctx, cancel := azureclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	values := make([]string, len(reqs))
 	g, gctx := errgroup.WithContext(ctx)

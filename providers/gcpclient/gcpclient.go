@@ -13,23 +13,18 @@
 package gcpclient
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/escfs/escfs/internal/safehttp"
+	"github.com/escfs/escfs/providers"
 )
-
-// CallTimeout bounds one provider's calls to Google.
-const CallTimeout = 30 * time.Second
 
 // A Service is a Google API escfs calls.
 type Service struct {
@@ -77,14 +72,9 @@ func (s Service) URL(path string) (string, error) {
 var Client = newClient()
 
 func newClient() *http.Client {
-	c := &http.Client{Timeout: CallTimeout}
+	c := &http.Client{Timeout: providers.CallTimeout}
 	safehttp.Harden(c, 0)
 	return c
-}
-
-// WithCallTimeout bounds ctx by CallTimeout.
-func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, CallTimeout)
 }
 
 // statusRE finds the status and body of an error of golang.org/x/oauth2's
@@ -108,12 +98,8 @@ func Describe(op string, err error) error {
 		fmt.Sscan(m[1], &status)
 		return fmt.Errorf("%s: %s", op, ParseError(status, []byte(m[2])).Error())
 	}
-	var netErr *net.OpError
-	switch {
-	case errors.As(err, &netErr):
-		return fmt.Errorf("%s: endpoint unreachable: %v", op, netErr)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	if terr := providers.DescribeTransport(op, err); terr != nil {
+		return terr
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -131,10 +117,6 @@ func (e *APIError) Error() string {
 	}
 	return e.Code + ": " + e.Message
 }
-
-// maxMessage bounds the service's message in an error: an answer is not
-// a place to print pages from.
-const maxMessage = 512
 
 // ParseError reads an error answer: Google's API error document
 // ({"error": {"code", "message", "status"}}), OAuth's ({"error",
@@ -165,8 +147,6 @@ func ParseError(status int, body []byte) *APIError {
 	if len(e.Code) > 64 { // a code is a word, not a message
 		e.Code = strings.ToValidUTF8(e.Code[:64], "") + "..."
 	}
-	if len(e.Message) > maxMessage {
-		e.Message = strings.ToValidUTF8(e.Message[:maxMessage], "") + "..."
-	}
+	e.Message = providers.Bound(e.Message)
 	return e
 }

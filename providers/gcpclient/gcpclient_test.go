@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/escfs/escfs/providers"
 )
 
 func TestParseError(t *testing.T) {
@@ -54,7 +56,7 @@ func FuzzParseError(f *testing.F) {
 	f.Add(403, []byte(`{"error": {"message": "m", "status": "S"}}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		msg := ParseError(status, body).Error()
-		if len(msg) > maxMessage+len(body)+64 && len(msg) > 2*maxMessage+64 {
+		if len(msg) > providers.MaxMessage+len(body)+64 && len(msg) > 2*providers.MaxMessage+64 {
 			t.Errorf("message of %d bytes", len(msg))
 		}
 		if utf8.ValidString(string(body)) && !utf8.ValidString(msg) {

@@ -237,7 +237,7 @@ func openOIDC(ctx context.Context, project string, in map[string]esc.Value) (*oa
 	}
 	redact.Add(subject)
 
-	ctx, cancel := gcpclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	calls := &lastCall{base: gcpclient.Client.Transport}
 	client := *gcpclient.Client

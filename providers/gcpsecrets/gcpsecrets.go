@@ -111,7 +111,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, err
 	}
-	ctx, cancel := gcpclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	values := make([]string, len(reqs))
 	g, gctx := errgroup.WithContext(ctx)

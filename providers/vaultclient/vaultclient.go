@@ -17,23 +17,18 @@
 package vaultclient
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/escfs/escfs/internal/safehttp"
+	"github.com/escfs/escfs/providers"
 )
-
-// CallTimeout bounds one provider's calls to Vault, retries included.
-const CallTimeout = 30 * time.Second
 
 // ErrNotAllowed is the error of an address the user did not configure.
 var ErrNotAllowed = errors.New("escfs sends Vault credentials only to the address the user configured")
@@ -109,7 +104,7 @@ func base(address string) (*vault.Client, error) {
 		return nil, fmt.Errorf("vault configuration: %w", cfg.Error)
 	}
 	cfg.Address = address
-	cfg.Timeout = CallTimeout
+	cfg.Timeout = providers.CallTimeout
 	// Vault's client follows a 307 to any host, token and all; Go's
 	// client, within the origin only (safehttp.CheckRedirect): a standby
 	// behind the same address still works.
@@ -126,11 +121,6 @@ func base(address string) (*vault.Client, error) {
 	return actual.(*vault.Client), nil
 }
 
-// WithCallTimeout bounds ctx by CallTimeout.
-func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, CallTimeout)
-}
-
 // Describe turns an error of a call to Vault into "OP: HTTP STATUS: Vault's
 // errors", without the request's URL or anything the request carried.
 func Describe(op string, err error) error {
@@ -143,21 +133,13 @@ func Describe(op string, err error) error {
 		if re.RawError {
 			msgs = []string{"the answer is not Vault's"}
 		}
-		msg := strings.Join(msgs, "; ")
-		if len(msg) > 512 {
-			msg = strings.ToValidUTF8(msg[:512], "") + "..."
-		}
-		return fmt.Errorf("%s: %d: %s", op, re.StatusCode, msg)
+		return fmt.Errorf("%s: %d: %s", op, re.StatusCode, providers.Bound(strings.Join(msgs, "; ")))
 	}
 	if errors.Is(err, safehttp.ErrCrossOriginRedirect) {
 		return fmt.Errorf("%s: Vault answered with a redirect to another address, which escfs does not follow (it would carry the token there): name the active node or the load balancer as address", op)
 	}
-	var netErr *net.OpError
-	switch {
-	case errors.As(err, &netErr):
-		return fmt.Errorf("%s: address unreachable: %v", op, netErr)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: no answer within %v", op, CallTimeout)
+	if terr := providers.DescribeTransport(op, err); terr != nil {
+		return terr
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {

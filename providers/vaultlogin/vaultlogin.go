@@ -136,7 +136,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if _, err := vaultclient.CheckAddress(address); err != nil {
 		return esc.Value{}, err
 	}
-	ctx, cancel := vaultclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	var token string
 	var ttl time.Duration

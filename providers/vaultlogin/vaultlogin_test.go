@@ -222,7 +222,7 @@ func TestErrors(t *testing.T) {
 		{name: "sealed", setup: func(t *testing.T) { s.SetSealed(true); t.Cleanup(func() { s.SetSealed(false) }) },
 			in: in(s.URL, "token", obj("token", esc.NewSecret(s.RootToken))), want: "503: Vault is sealed"},
 		{name: "unreachable", setup: func(t *testing.T) { t.Setenv("VAULT_ADDR", "http://127.0.0.1:1") },
-			in: in("http://127.0.0.1:1", "token", obj("token", esc.NewSecret(s.RootToken))), want: "address unreachable"},
+			in: in("http://127.0.0.1:1", "token", obj("token", esc.NewSecret(s.RootToken))), want: "endpoint unreachable"},
 		{name: "both forms", in: in(s.URL, "token", obj("token", "x"), "jwt", obj("role", "ci")), want: "vault-login: give exactly one of token or jwt"},
 		{name: "mount traversal", in: in(s.URL, "jwt", obj("role", "ci", "mount", "../sys", "token", "x")), want: "vault-login: jwt: mount is not a mount path"},
 		{name: "bad ttl", in: in(s.URL, "token", obj("token", "x", "ttl", "soon")), want: "vault-login: token: ttl is not a duration"},

@@ -107,7 +107,7 @@ func open(ctx context.Context, inputs map[string]esc.Value) (esc.Value, error) {
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("login: %w", err)
 	}
-	ctx, cancel := vaultclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	out := make(map[string]esc.Value, len(reqs))
 	mounts := map[string]kvMount{}
