@@ -81,3 +81,50 @@ func TestCSIProviderProcess(t *testing.T) {
 		t.Errorf("the socket is still there: %v", err)
 	}
 }
+
+// TestCSIProviderAfterKill: a provider killed with SIGKILL leaves its socket
+// behind; the next one, as the DaemonSet restarts it, replaces the stale
+// socket and serves.
+func TestCSIProviderAfterKill(t *testing.T) {
+	dir := writeDefinitions(t, map[string]string{"prod/app.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
+	socket := filepath.Join(t.TempDir(), "escfs.sock")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(escfsBinary(t), "--dir", dir, "csi-provider", "--socket", socket)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	version := func() error {
+		conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = v1alpha1.NewCSIDriverProviderClient(conn).Version(ctx, &v1alpha1.VersionRequest{Version: "v1alpha1"})
+		return err
+	}
+	waitServing := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); version() != nil; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("not serving after 10 s")
+			}
+		}
+	}
+	first := start()
+	waitServing()
+	first.Process.Kill()
+	first.Wait()
+	if _, err := os.Stat(socket); err != nil {
+		t.Fatalf("after kill -9 the socket should be left behind: %v", err)
+	}
+	if version() == nil {
+		t.Fatal("a killed provider still answers")
+	}
+	start()
+	waitServing()
+}
