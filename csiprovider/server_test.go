@@ -15,7 +15,7 @@ import (
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/csiprovider/csitest"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/cloud"
+	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"

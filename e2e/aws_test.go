@@ -22,7 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/escfs/escfs/internal/kumotest"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 )
 
 const (

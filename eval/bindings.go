@@ -11,8 +11,8 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 	"gopkg.in/yaml.v3"
 
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // ciphertextAt is one fn::secret {ciphertext: ...} of a definition: its

@@ -15,7 +15,7 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/escfs/escfs/eval/secrets"
+	"github.com/escfs/escfs/secrets"
 )
 
 // bindingKit is an age identity, a keyring holding it and a sealer to its

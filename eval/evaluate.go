@@ -16,8 +16,8 @@ import (
 	"github.com/pulumi/esc"
 	esceval "github.com/pulumi/esc/eval"
 
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamlpos"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/internal/yamlpos"
 	"github.com/escfs/escfs/providers"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/pulumi/esc"
 
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // Lookup returns the value at a parsed property path in v.

@@ -16,7 +16,7 @@ import (
 // Source is where a Store's environments come from and how one of them
 // becomes a Snapshot: a directory of definitions that escfs evaluates itself
 // (DirSource), or a service that evaluates them and hands out the results
-// (the Pulumi Cloud source in eval/cloud). The Store does everything else
+// (the Pulumi Cloud source in package cloud). The Store does everything else
 // the same way for every source: caching, single-flight, expiry and
 // renewal, backoff, invalidation of importers, and telling the filesystem.
 type Source interface {

@@ -23,8 +23,8 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 
 	"github.com/escfs/escfs/e2e"
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
 )

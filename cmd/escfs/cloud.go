@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/cloud"
-	"github.com/escfs/escfs/providers/pulumiaccount"
+	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 
 // cloudDefaultOrg is --cloud's value when it is given without one: the

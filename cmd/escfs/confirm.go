@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/escfs/escfs/eval/rewrite"
+	"github.com/escfs/escfs/rewrite"
 )
 
 // yesFlag adds --yes to a command that encrypts.

@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/yamledit"
 
 	"github.com/pulumi/esc"
 )

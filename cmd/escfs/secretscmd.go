@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/rewrite"
-	"github.com/escfs/escfs/eval/secrets"
+	"github.com/escfs/escfs/rewrite"
+	"github.com/escfs/escfs/secrets"
 )
 
 func init() { commands = append(commands, newSecretsCommand) }

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/rewrite"
+	"github.com/escfs/escfs/rewrite"
 )
 
 func init() { commands = append(commands, newSetCommand) }

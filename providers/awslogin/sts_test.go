@@ -23,7 +23,7 @@ import (
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers/awslogin"
 )
 

@@ -52,7 +52,7 @@ import (
 	"github.com/pulumi/esc/schema"
 
 	"github.com/escfs/escfs/providers"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 )
 
 // Name is the name environments use to open this provider:

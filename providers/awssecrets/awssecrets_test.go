@@ -22,7 +22,7 @@ import (
 	"github.com/pulumi/esc/schema"
 
 	"github.com/escfs/escfs/internal/kumotest"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers/awssecrets"
 )
 

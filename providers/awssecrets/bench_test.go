@@ -14,7 +14,7 @@ import (
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/testutil"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers/builtin"
 )
 

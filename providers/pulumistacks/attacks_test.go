@@ -11,7 +11,7 @@ import (
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/internal/testutil"
-	"github.com/escfs/escfs/providers/pulumiaccount"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 	"github.com/escfs/escfs/providers/pulumistacks"
 )
 

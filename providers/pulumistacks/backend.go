@@ -13,7 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"gopkg.in/yaml.v3"
 
-	"github.com/escfs/escfs/providers/pulumiaccount"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 
 // Backend is where stack state is kept: self-managed backends (file://,

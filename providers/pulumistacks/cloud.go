@@ -23,7 +23,7 @@ import (
 
 	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/internal/safehttp"
-	"github.com/escfs/escfs/providers/pulumiaccount"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 
 // A Pulumi Cloud backend reads stacks through the service's REST API, as

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/escfs/escfs/internal/safehttp"
-	"github.com/escfs/escfs/providers/awsclient"
+	"github.com/escfs/escfs/internal/awsclient"
 )
 
 // s3Store is the store of an s3:// backend: a bucket, or a prefix in one.

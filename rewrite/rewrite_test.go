@@ -12,8 +12,8 @@ import (
 	"filippo.io/age"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 	"github.com/escfs/escfs/providers/builtin"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // editForm is a definition holding the secret password in one form of

@@ -11,7 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/escfs/escfs/eval/yamlpos"
+	"github.com/escfs/escfs/internal/yamlpos"
 )
 
 // RulesFile is the name of the rules file in a definitions directory.

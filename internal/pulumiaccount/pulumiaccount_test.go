@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/escfs/escfs/providers/pulumiaccount"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 
 // isolate gives the test an empty home and none of the CLI's variables, and

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/builtin"

@@ -3,9 +3,9 @@
 // values, re-encrypt them to the current recipients, and the round trip of
 // escfs edit (a decrypted view, then back to ciphertexts).
 //
-// Every change keeps the rest of the file byte for byte (eval/yamledit),
+// Every change keeps the rest of the file byte for byte (yamledit),
 // a ciphertext whose value did not change stays as it was (small diffs),
-// one data key serves a whole write (eval/secrets), and a file is replaced
+// one data key serves a whole write (secrets), and a file is replaced
 // atomically, only if nobody changed it meanwhile.
 package rewrite
 
@@ -23,8 +23,8 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // Editor rewrites the definitions of one tree.

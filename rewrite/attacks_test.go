@@ -10,8 +10,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // The attacks of someone who can write definitions but holds no key.

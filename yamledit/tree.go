@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/escfs/escfs/eval/yamlpos"
+	"github.com/escfs/escfs/internal/yamlpos"
 )
 
 // SyntaxError is a definition yaml.v3 cannot parse.

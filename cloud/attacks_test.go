@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/cloud"
+	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/internal/testutil"
 )

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // Kind says how Set takes its value.

@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/eval/secrets"
-	"github.com/escfs/escfs/eval/yamledit"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // Session is one escfs edit of a definition: the decrypted view a person
