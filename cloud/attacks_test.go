@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/internal/testutil"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/cloudtest"
 )
 

@@ -12,12 +12,12 @@ import (
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
+	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/csiprovider/csitest"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/internal/cloudtest"
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )
 
@@ -320,7 +320,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // directory, ..data swapped) reaches the next Mount.
 func TestConfigMapLayout(t *testing.T) {
 	w := csitest.Start(t, nil, authzRules)
-	cm := &testutil.ConfigMap{Dir: filepath.Join(w.Dir, "prod")}
+	cm := &filetree.ConfigMap{Dir: filepath.Join(w.Dir, "prod")}
 	params := map[string]string{"environment": "prod/app", "objects": "- property: db.port\n  path: port\n"}
 	for _, port := range []string{"5432", "6432", "7432"} {
 		cm.Publish(t, map[string]string{"app.yaml": strings.Replace(appDef, "5432", port, 1)})

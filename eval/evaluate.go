@@ -16,7 +16,6 @@ import (
 	"github.com/pulumi/esc"
 	esceval "github.com/pulumi/esc/eval"
 
-	"github.com/escfs/escfs/secrets"
 	"github.com/escfs/escfs/internal/yamlpos"
 	"github.com/escfs/escfs/providers"
 )
@@ -34,6 +33,10 @@ type Evaluator struct {
 	Now func() time.Time
 	// Limits bound what one evaluation may load; zero fields are defaults.
 	Limits Limits
+	// AtRest checks where each ciphertext belongs before the Decrypter
+	// opens it, and what the directory's rules say (package secrets
+	// implements it). It is required with a Decrypter; nil means none.
+	AtRest AtRest
 	// Reader is the user the results are for; definitions that user could
 	// not trust are refused (see Reader). nil means this process's user.
 	Reader *Reader
@@ -120,28 +123,31 @@ func (e *Evaluator) evaluateOnce(ctx context.Context, tree *Tree, req Request) (
 		return snap, diags.Err()
 	}
 	inflightFrom(ctx).read(def.Path)
-	rules, rulesErr := secrets.LoadRules(tree.Root)
-	// Only the KMS keys the rules name are called (none if the rules do
-	// not load): an envelope's stanzas are whoever wrote the file's.
-	ctx = secrets.WithRules(ctx, rules)
+	atRest := e.AtRest
+	if atRest == nil {
+		if e.Decrypter != nil {
+			return nil, ErrNoAtRest
+		}
+		atRest = noAtRest{}
+	}
+	ctx, places := atRest.Begin(ctx, tree.Root)
 	// Every ciphertext where it belongs, before anything is decrypted.
-	places := newPlaceCheck()
 	var placed Diagnostics
 	for _, f := range files {
-		placed = append(placed, places.check(f, f.path == def.Path, rules)...)
+		placed = append(placed, places.Check(f.name, f.path, f.ciphertexts, f.path == def.Path)...)
 	}
 	if placed.HasErrors() {
 		snap.Diagnostics, snap.Deps = placed, reached
 		return snap, placed.Err()
 	}
-	plaintext := append(placed, plaintextWarnings(rules, rulesErr, def, literals[def.Path])...)
+	plaintext := append(placed, places.Plaintext(def, positionsOf(literals[def.Path]))...)
 	secrets := newSecretSet()
 	for _, lits := range literals { // the definitions checkLimits parsed, this one included
 		for _, lit := range lits {
 			secrets.add(lit.value)
 		}
 	}
-	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{placedDecrypter{e.decrypter(), places}, secrets}, places: places, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
+	loader := &treeLoader{tree: tree, decrypter: secretDecrypter{places.Decrypter(e.decrypter()), secrets}, places: places, paths: map[string]string{}, limits: limits, reader: reader, secrets: secrets, parsed: literals}
 
 	if blankYAML(src) {
 		src = nil // whitespace and comments only: an empty environment, like an empty file
@@ -240,7 +246,7 @@ type treeLoader struct {
 	reader    Reader
 	loads     atomic.Int64               // environments loaded, against MaxImports
 	secrets   *secretSet                 // learns the fn::secret literals of every import
-	places    *placeCheck                // where each ciphertext belongs, checked
+	places    Placement                  // where each ciphertext belongs, checked
 	parsed    map[string][]secretLiteral // the definitions whose literals checkLimits collected
 
 	mu        sync.Mutex
@@ -287,7 +293,7 @@ func (l *treeLoader) LoadEnvironment(ctx context.Context, name string) ([]byte, 
 			l.secrets.addLiterals(src)
 		}
 		if l.places != nil {
-			if err := l.places.checkSource(def.Name, def.Path, src); err != nil {
+			if err := checkSource(l.places, def.Name, def.Path, src); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -399,28 +405,11 @@ func (l *treeLoader) place(ds Diagnostics, fallback string) Diagnostics {
 	return ds
 }
 
-// plaintextWarnings warns about each plaintext fn::secret of def when a
-// rule of the directory's .escfs.yaml says its secrets are encrypted: it
-// was committed in the clear by mistake, or is waiting for escfs secrets
-// encrypt. A rules file that cannot be read is a warning too; it never
-// breaks an evaluation.
-func plaintextWarnings(rules *secrets.Rules, err error, def Definition, lits []secretLiteral) Diagnostics {
-	if len(lits) == 0 {
-		return nil
-	}
-	if err != nil {
-		return Diagnostics{{File: def.Path, Line: lits[0].line, Column: lits[0].col, Severity: SeverityWarning,
-			Message: fmt.Sprintf("plaintext fn::secret, and the secrets rules cannot be read: %v", err)}}
-	}
-	rule, ok := rules.For(def.Name.Project, def.Name.Env)
-	if !ok {
-		return nil
-	}
-	var out Diagnostics
-	for _, lit := range lits {
-		out = append(out, Diagnostic{File: def.Path, Line: lit.line, Column: lit.col, Severity: SeverityWarning,
-			Message: fmt.Sprintf("plaintext fn::secret: the rule at %s:%d (%q) says %s's secrets are encrypted; run escfs secrets encrypt %s",
-				rules.File, rule.Line, rule.Environments, def.Name.Short(), def.Name.Short())})
+// positionsOf returns where each literal is.
+func positionsOf(lits []secretLiteral) []Position {
+	out := make([]Position, len(lits))
+	for i, l := range lits {
+		out[i] = Position{l.line, l.col}
 	}
 	return out
 }

@@ -381,7 +381,7 @@ func TestEvaluateCiphertext(t *testing.T) {
 	})
 	t.Run("with key", func(t *testing.T) {
 		e := testEvaluator()
-		e.Decrypter = reverser{}
+		e.Decrypter, e.AtRest = reverser{}, noAtRest{}
 		for _, env := range []string{"enc", "imp"} {
 			snap, err := evaluate(t, e, dir, env)
 			if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/builtin"
 )
@@ -215,7 +215,7 @@ func TestLayoutConfigMap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defs := t.TempDir()
-			cm := &testutil.ConfigMap{Dir: filepath.Join(defs, tc.volume)}
+			cm := &filetree.ConfigMap{Dir: filepath.Join(defs, tc.volume)}
 			cm.Publish(t, map[string]string{"cm.yaml": valueDef("one")})
 			mustWrite(t, filepath.Join(defs, "app.yaml"), importerDef(tc.env))
 			s := watchedStore(t, defs)
@@ -358,7 +358,7 @@ func TestLayoutContinuousNoise(t *testing.T) {
 // re-evaluates the environment, though no event names the file itself.
 func TestLayoutProviderFileInConfigMap(t *testing.T) {
 	defs, volume := t.TempDir(), t.TempDir()
-	cm := &testutil.ConfigMap{Dir: volume}
+	cm := &filetree.ConfigMap{Dir: volume}
 	cm.Publish(t, map[string]string{"state.txt": "one"})
 	state := filepath.Join(volume, "state.txt")
 	mustWrite(t, filepath.Join(defs, "app.yaml"), "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")

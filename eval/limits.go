@@ -192,7 +192,7 @@ type parsedDef struct {
 	secrets []secretLiteral // fn::secret literals, for scrubbing: parsed once here
 	// ciphertexts are the fn::secret ciphertexts, for the check that each
 	// is where it belongs: parsed once here too.
-	ciphertexts []ciphertextAt
+	ciphertexts []Ciphertext
 }
 
 // importRef is one entry of a definition's imports list.

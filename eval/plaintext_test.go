@@ -11,6 +11,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/secrets"
 )
 
 // TestPlaintextSecretWarning checks the warning about a plaintext
@@ -51,7 +52,7 @@ func TestPlaintextSecretWarning(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			snap, err := (&eval.Evaluator{Providers: builtin.Registry()}).Evaluate(context.Background(), tree, eval.Request{Name: tc.env, FilesDir: "/f"})
+			snap, err := (&eval.Evaluator{Providers: builtin.Registry(), AtRest: secrets.AtRest{}}).Evaluate(context.Background(), tree, eval.Request{Name: tc.env, FilesDir: "/f"})
 			if err != nil {
 				t.Fatal(err)
 			}

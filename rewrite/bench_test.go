@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/secrets"
-	"github.com/escfs/escfs/yamledit"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // benchSecrets is how many fn::secret values the secrets benchmark's
@@ -111,7 +111,7 @@ func newSecretsBench(tb testing.TB) *secretsBench {
 	}
 	keys := sb.keyring(nil)
 	defer keys.Close()
-	ed := &Editor{Tree: sb.tree, Rules: loaded, Keys: keys, Evaluator: &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys}}
+	ed := &Editor{Tree: sb.tree, Rules: loaded, Keys: keys, Evaluator: &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys, AtRest: secrets.AtRest{}}}
 	for _, name := range []string{"age", "kms"} {
 		c, err := ed.Encrypt(ctx, name)
 		if err != nil {
@@ -167,7 +167,7 @@ func (sb *secretsBench) keyring(now func() time.Time) *secrets.Keyring {
 // evaluate evaluates the environment name with keys and returns its env
 // file.
 func (sb *secretsBench) evaluate(tb testing.TB, keys *secrets.Keyring, name string) string {
-	e := &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys}
+	e := &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys, AtRest: secrets.AtRest{}}
 	snap, err := e.Evaluate(context.Background(), sb.tree, eval.Request{Name: name, FilesDir: "/run/escfs/" + name})
 	if err != nil {
 		tb.Fatalf("evaluate %s: %v", name, err)

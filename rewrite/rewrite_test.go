@@ -12,9 +12,9 @@ import (
 	"filippo.io/age"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers/builtin"
 	"github.com/escfs/escfs/secrets"
 	"github.com/escfs/escfs/yamledit"
-	"github.com/escfs/escfs/providers/builtin"
 )
 
 // fixture is a definitions directory with a rule to one age recipient, and
@@ -61,7 +61,7 @@ func (f *fixture) rescan(t *testing.T) {
 	}
 	keys := secrets.NewKeyring(secrets.KeyringOptions{IdentitiesFile: f.keyTxt})
 	t.Cleanup(keys.Close)
-	f.ed = &Editor{Tree: tree, Rules: rules, Keys: keys, Evaluator: &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys}}
+	f.ed = &Editor{Tree: tree, Rules: rules, Keys: keys, Evaluator: &eval.Evaluator{Providers: builtin.Registry(), Decrypter: keys, AtRest: secrets.AtRest{}}}
 }
 
 // write returns a function that writes a change and rescans, for

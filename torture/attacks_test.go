@@ -23,10 +23,10 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 
 	"github.com/escfs/escfs/e2e"
-	"github.com/escfs/escfs/secrets"
-	"github.com/escfs/escfs/yamledit"
 	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/secrets"
+	"github.com/escfs/escfs/yamledit"
 )
 
 // The attacks of issue 18, each from the side of a colleague who can write

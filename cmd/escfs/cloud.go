@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 

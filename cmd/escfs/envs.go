@@ -11,6 +11,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/secrets"
 )
 
 // scanTree reads the definitions directory.
@@ -39,7 +40,7 @@ func addLimitFlags(root *cobra.Command) {
 // newEvaluator returns an evaluator with every provider of this build and
 // the limits of the command line.
 func newEvaluator() *eval.Evaluator {
-	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits, Decrypter: keys()}
+	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits, Decrypter: keys(), AtRest: secrets.AtRest{}}
 }
 
 // evaluate evaluates the environment name of tree with its files entries

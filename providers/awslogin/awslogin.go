@@ -60,8 +60,8 @@ import (
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
 
-	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/internal/awsclient"
+	"github.com/escfs/escfs/providers"
 )
 
 // Name is the name environments use to open this provider: fn::open::aws-login.

@@ -21,9 +21,9 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers"
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers/awslogin"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
 
-	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/awsclient"
+	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers/awsparams"
 )
 

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/escfs/escfs/internal/kumotest"
+	"github.com/escfs/escfs/internal/pulumiaccount"
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/internal/testutil"
-	"github.com/escfs/escfs/internal/pulumiaccount"
 	"github.com/escfs/escfs/providers/pulumistacks"
 )
 

@@ -21,9 +21,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/sig"
 
+	"github.com/escfs/escfs/internal/pulumiaccount"
 	"github.com/escfs/escfs/internal/redact"
 	"github.com/escfs/escfs/internal/safehttp"
-	"github.com/escfs/escfs/internal/pulumiaccount"
 )
 
 // A Pulumi Cloud backend reads stacks through the service's REST API, as

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/internal/awsclient"
+	"github.com/escfs/escfs/internal/safehttp"
 )
 
 // s3Store is the store of an s3:// backend: a bucket, or a prefix in one.

@@ -1,4 +1,4 @@
-package eval
+package eval_test
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	esceval "github.com/pulumi/esc/eval"
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/secrets"
 )
 
@@ -111,13 +113,13 @@ func TestCiphertextsStayInPlace(t *testing.T) {
 		return fmt.Sprintf("values:\n  db:\n    password: {fn::secret: {ciphertext: %s}}\n    user:\n      fn::secret:\n        ciphertext: %s\n  environmentVariables:\n    PW: ${db.password}\n", pwCT, userCT)
 	}
 	rules := fmt.Sprintf("secrets:\n  - environments: \"*\"\n    age: [%s]\n", k.rcpt)
-	e := testEvaluator()
-	e.Decrypter = k.keys
+	e := eval.TestEvaluator()
+	e.Decrypter, e.AtRest = k.keys, secrets.AtRest{}
 
 	t.Run("in place", func(t *testing.T) {
-		dir := writeTree(t, map[string]string{"prod.yaml": def(pw, user), "app.yaml": "imports: [prod]\nvalues:\n  environmentVariables:\n    APP_PW: ${db.password}\n", ".escfs.yaml": rules})
+		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(pw, user), "app.yaml": "imports: [prod]\nvalues:\n  environmentVariables:\n    APP_PW: ${db.password}\n", ".escfs.yaml": rules})
 		for _, env := range []string{"prod", "app"} {
-			snap, err := evaluate(t, e, dir, env)
+			snap, err := eval.EvaluateDir(t, e, dir, env)
 			if err != nil {
 				t.Fatalf("%s: %v", env, err)
 			}
@@ -130,23 +132,23 @@ func TestCiphertextsStayInPlace(t *testing.T) {
 		}
 	})
 	t.Run("swapped", func(t *testing.T) {
-		dir := writeTree(t, map[string]string{"prod.yaml": def(user, pw), ".escfs.yaml": rules})
-		snap, err := evaluate(t, e, dir, "prod")
+		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(user, pw), ".escfs.yaml": rules})
+		snap, err := eval.EvaluateDir(t, e, dir, "prod")
 		if err == nil || snap.Env != nil {
 			t.Fatalf("swapped ciphertexts evaluated: %q", snap.Env)
 		}
-		checkDiags(t, dir, snap.Diagnostics, []wantDiag{
-			{"prod.yaml", 3, 41, SeverityError, "ciphertext belongs to default/prod db.user, not to default/prod db.password"},
-			{"prod.yaml", 6, 21, SeverityError, "ciphertext belongs to default/prod db.password, not to default/prod db.user"},
+		eval.CheckDiags(t, dir, snap.Diagnostics, []eval.WantDiag{
+			eval.Want("prod.yaml", 3, 41, eval.SeverityError, "ciphertext belongs to default/prod db.user, not to default/prod db.password"),
+			eval.Want("prod.yaml", 6, 21, eval.SeverityError, "ciphertext belongs to default/prod db.password, not to default/prod db.user"),
 		})
 	})
 	t.Run("copied to another environment", func(t *testing.T) {
-		dir := writeTree(t, map[string]string{"prod.yaml": def(pw, user), "dev.yaml": def(pw, k.seal(t, "default/dev", "db.user", "dev-user")), ".escfs.yaml": rules})
-		snap, err := evaluate(t, e, dir, "dev")
+		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(pw, user), "dev.yaml": def(pw, k.seal(t, "default/dev", "db.user", "dev-user")), ".escfs.yaml": rules})
+		snap, err := eval.EvaluateDir(t, e, dir, "dev")
 		if err == nil || snap.Env != nil {
 			t.Fatalf("a prod ciphertext evaluated in dev: %q", snap.Env)
 		}
-		checkDiags(t, dir, snap.Diagnostics, []wantDiag{{"dev.yaml", 3, 41, SeverityError, "ciphertext belongs to default/prod db.password"}})
+		eval.CheckDiags(t, dir, snap.Diagnostics, []eval.WantDiag{eval.Want("dev.yaml", 3, 41, eval.SeverityError, "ciphertext belongs to default/prod db.password")})
 		for _, d := range snap.Diagnostics {
 			if strings.Contains(d.Message, "prod-password") {
 				t.Fatalf("the diagnostic holds the plaintext: %s", d)
@@ -156,31 +158,31 @@ func TestCiphertextsStayInPlace(t *testing.T) {
 	t.Run("copied into an import", func(t *testing.T) {
 		// base holds prod's ciphertext; dev imports base: the error is
 		// base's, and dev renders nothing either.
-		dir := writeTree(t, map[string]string{"prod.yaml": def(pw, user), "base.yaml": def(pw, user), "dev.yaml": "imports: [base]\n", ".escfs.yaml": rules})
-		snap, err := evaluate(t, e, dir, "dev")
+		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(pw, user), "base.yaml": def(pw, user), "dev.yaml": "imports: [base]\n", ".escfs.yaml": rules})
+		snap, err := eval.EvaluateDir(t, e, dir, "dev")
 		if err == nil || snap.Env != nil {
 			t.Fatalf("evaluated: %q", snap.Env)
 		}
-		checkDiags(t, dir, snap.Diagnostics, []wantDiag{
-			{"base.yaml", 3, 41, SeverityError, "belongs to default/prod db.password"},
-			{"base.yaml", 6, 21, SeverityError, "belongs to default/prod db.user"},
+		eval.CheckDiags(t, dir, snap.Diagnostics, []eval.WantDiag{
+			eval.Want("base.yaml", 3, 41, eval.SeverityError, "belongs to default/prod db.password"),
+			eval.Want("base.yaml", 6, 21, eval.SeverityError, "belongs to default/prod db.user"),
 		})
 	})
 	t.Run("version 1 and a rules change", func(t *testing.T) {
 		_, other := newOtherRecipient(t)
 		changed := fmt.Sprintf("secrets:\n  - environments: \"*\"\n    age: [%s, %s]\n", k.rcpt, other)
-		dir := writeTree(t, map[string]string{"prod.yaml": def(k.sealV1(t, "old-password"), user), ".escfs.yaml": changed})
-		snap, err := evaluate(t, e, dir, "prod")
+		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(k.sealV1(t, "old-password"), user), ".escfs.yaml": changed})
+		snap, err := eval.EvaluateDir(t, e, dir, "prod")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(snap.Env), "old-password") {
 			t.Errorf("the version-1 value did not decrypt: %q", snap.Env)
 		}
-		checkDiags(t, dir, snap.Diagnostics, []wantDiag{
-			{"prod.yaml", 3, 41, SeverityWarning, "db.password: a version-1 ciphertext, bound to no environment or path"},
-			{"prod.yaml", 3, 41, SeverityWarning, "db.password is encrypted to " + k.rcpt + ", but the rule at"},
-			{"prod.yaml", 6, 21, SeverityWarning, "db.user is encrypted to " + k.rcpt + ", but the rule at"},
+		eval.CheckDiags(t, dir, snap.Diagnostics, []eval.WantDiag{
+			eval.Want("prod.yaml", 3, 41, eval.SeverityWarning, "db.password: a version-1 ciphertext, bound to no environment or path"),
+			eval.Want("prod.yaml", 3, 41, eval.SeverityWarning, "db.password is encrypted to "+k.rcpt+", but the rule at"),
+			eval.Want("prod.yaml", 6, 21, eval.SeverityWarning, "db.user is encrypted to "+k.rcpt+", but the rule at"),
 		})
 	})
 }
@@ -210,23 +212,23 @@ func TestPlacedDecrypterRefusesUnchecked(t *testing.T) {
 	}
 	bound := inner(k.seal(t, "default/prod", "db.password", "v2"))
 	v1 := inner(k.sealV1(t, "v1"))
-	places := newPlaceCheck()
-	d := placedDecrypter{k.keys, places}
+	_, places := secrets.AtRest{}.Begin(ctx, t.TempDir())
+	d := places.Decrypter(k.keys)
 	if _, err := d.Decrypt(ctx, bound); err == nil || !strings.Contains(err.Error(), "not found in place") {
 		t.Fatalf("unchecked bound ciphertext: %v", err)
 	}
 	if p, err := d.Decrypt(ctx, v1); err != nil || string(p) != "v1" {
 		t.Fatalf("version 1: %q, %v", p, err)
 	}
-	name := Name{Project: "default", Env: "prod"}
+	name := eval.Name{Project: "default", Env: "prod"}
 	src := []byte("values:\n  db:\n    password: {fn::secret: {ciphertext: " + base64.StdEncoding.EncodeToString(mustOuter(t, bound)) + "}}\n")
-	if err := places.checkSource(name, "prod.yaml", src); err != nil {
+	if err := eval.CheckSource(places, name, "prod.yaml", src); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := d.Decrypt(ctx, bound); err != nil || string(p) != "v2" {
 		t.Fatalf("after the check: %q, %v", p, err)
 	}
-	if err := places.checkSource(Name{Project: "default", Env: "dev"}, "dev.yaml", src); err == nil || !strings.Contains(err.Error(), "belongs to default/prod db.password") {
+	if err := eval.CheckSource(places, eval.Name{Project: "default", Env: "dev"}, "dev.yaml", src); err == nil || !strings.Contains(err.Error(), "belongs to default/prod db.password") {
 		t.Fatalf("checkSource of a copy: %v", err)
 	}
 }
