@@ -126,15 +126,15 @@ type Source struct {
 	log          *slog.Logger
 	now          func() time.Time
 
-	mu      sync.Mutex
-	last    *eval.Tree                        // GUARDED_BY(mu): the last listing that succeeded; nil before
-	listErr string                            // GUARDED_BY(mu): the listing failure logged last, "" when listing works
-	pollErr string                            // GUARDED_BY(mu): the poll failure logged last
-	tracked map[eval.Name]*tracked            // GUARDED_BY(mu)
-	changed func([]eval.Name, []string) error // GUARDED_BY(mu): set by Watch
-	stop    chan struct{}                     // GUARDED_BY(mu): closed by Close; nil before Watch
-	cancel  context.CancelFunc                // GUARDED_BY(mu): cancels the poll's requests
-	done    chan struct{}                     // GUARDED_BY(mu): closed when the poller ends
+	mu       sync.Mutex
+	last     *eval.Tree             // GUARDED_BY(mu): the last listing that succeeded; nil before
+	listErr  string                 // GUARDED_BY(mu): the listing failure logged last, "" when listing works
+	pollErr  string                 // GUARDED_BY(mu): the poll failure logged last
+	tracked  map[eval.Name]*tracked // GUARDED_BY(mu)
+	watching bool                   // GUARDED_BY(mu): set by Watch
+	stop     chan struct{}          // GUARDED_BY(mu): closed by Close; nil before Watch
+	cancel   context.CancelFunc     // GUARDED_BY(mu): cancels the poll's requests
+	done     chan struct{}          // GUARDED_BY(mu): closed when the poller ends
 }
 
 // tracked is what the source knows of one environment whose changes
@@ -368,13 +368,6 @@ func (s *Source) Scan(ctx context.Context) (*eval.Tree, error) {
 		File: s.apiURL, Severity: eval.SeverityWarning, Message: "listing failed, serving the last listing: " + err.Error()})), nil
 }
 
-// Cost is what an open counts against the Store's evaluation budget: the
-// service evaluates, so the least.
-func (s *Source) Cost(*eval.Tree, eval.Name) int64 { return 0 }
-
-// WatchFiles does nothing: nothing is read locally.
-func (s *Source) WatchFiles([]string) {}
-
 // Produce opens the environment for the open duration and renders what the
 // service evaluated. Its errors are eval.Source's: a refusal of the
 // credentials or an evaluation with errors is a snapshot with error
@@ -535,7 +528,7 @@ func traced(env *esc.Environment) []eval.Name {
 // poll (a spare renewal at worst, never a missed one).
 func (s *Source) resolve(ctx context.Context, root eval.Name) ([]eval.Name, error) {
 	s.mu.Lock()
-	watching := s.changed != nil
+	watching := s.watching
 	s.mu.Unlock()
 	if !watching {
 		return []eval.Name{root}, nil

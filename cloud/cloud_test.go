@@ -381,10 +381,7 @@ func TestWatchPollsOnlyOpened(t *testing.T) {
 		"idle2":      "values: {x: 1}\n",
 	}, cloud.Config{Poll: 50 * time.Millisecond})
 	changes := make(chan []eval.Name, 100)
-	if err := w.src.Watch(func(names []eval.Name, _ []string) error {
-		changes <- names
-		return nil
-	}, nil); err != nil {
+	if err := w.src.Watch(func(u eval.Update) { changes <- u.Names }); err != nil {
 		t.Fatal(err)
 	}
 	waitPolls := func(n int) [][]eval.Name {

@@ -57,13 +57,14 @@ func TestStoreIsLazy(t *testing.T) {
 	// Paged: each listing is one request per page.
 	w.sim.PageSize(2)
 	w.sim.ResetCounts()
-	if err := s.Rescan(nil); err != nil {
+	tree, err := w.src.Scan(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := w.sim.Requests(cloudtest.List); n != 3 {
-		t.Errorf("%d list requests for one rescan of 5 environments in pages of 2, want 3", n)
+		t.Errorf("%d list requests for one listing of 5 environments in pages of 2, want 3", n)
 	}
-	if n := len(s.Tree().Definitions()); n != 5 {
+	if n := len(tree.Definitions()); n != 5 {
 		t.Errorf("%d environments after a paged listing, want 5", n)
 	}
 

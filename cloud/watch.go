@@ -18,18 +18,18 @@ const closeWait = 2 * time.Second
 
 // Watch polls the service every poll interval until Close: it asks for the
 // latest revision of every environment opened so far (and of every one
-// those import), then calls changed with those whose revision moved, which
-// makes the Store list the organization again and diff the listing. A poll
-// that fails keeps what the source knew; the next one asks again.
-func (s *Source) Watch(changed func(names []eval.Name, files []string) error, _ func() *eval.Tree) error {
+// those import), lists the organization again, and delivers the listing
+// with the environments whose revision moved. A poll that fails keeps what
+// the source knew; the next one asks again.
+func (s *Source) Watch(deliver func(eval.Update)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	if s.changed != nil {
+	if s.watching {
 		s.mu.Unlock()
 		cancel()
 		return errors.New("pulumi cloud: already watching")
 	}
-	s.changed, s.stop, s.cancel, s.done = changed, make(chan struct{}), cancel, make(chan struct{})
+	s.watching, s.stop, s.cancel, s.done = true, make(chan struct{}), cancel, make(chan struct{})
 	stop, done := s.stop, s.done
 	s.mu.Unlock()
 	go func() {
@@ -48,9 +48,12 @@ func (s *Source) Watch(changed func(names []eval.Name, files []string) error, _ 
 				return
 			default:
 			}
-			if err := changed(names, nil); err != nil {
-				s.log.Warn("pulumi cloud: rescan failed", "org", s.org, "error", err.Error())
+			tree, err := s.Scan(ctx)
+			if err != nil {
+				s.log.Warn("pulumi cloud: listing failed", "org", s.org, "error", err.Error())
+				continue
 			}
+			deliver(eval.Update{Tree: tree, Names: names})
 		}
 	}()
 	return nil

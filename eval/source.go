@@ -16,9 +16,14 @@ import (
 // Source is where a Store's environments come from and how one of them
 // becomes a Snapshot: a directory of definitions that escfs evaluates itself
 // (DirSource), or a service that evaluates them and hands out the results
-// (the Pulumi Cloud source in package cloud). The Store does everything else
-// the same way for every source: caching, single-flight, expiry and
-// renewal, backoff, invalidation of importers, and telling the filesystem.
+// (the Pulumi Cloud source, package cloud). A source owns its listing: it
+// lists once for NewStore, and then its watcher delivers every new listing
+// with what changed. The Store does everything else the same way for every
+// source: caching, single-flight, expiry and renewal, backoff, invalidation
+// of importers, and telling the filesystem.
+//
+// Optional capabilities are discovered by type assertion (see Coster), so
+// a source implements only what it has.
 type Source interface {
 	// Scan lists the environments the source holds now. A source that is
 	// gone or unreachable should return its last listing (or an empty one)
@@ -28,23 +33,34 @@ type Source interface {
 	// Produce evaluates (or opens) the environment name of tree, with its
 	// files entries pointing into filesDir, bounded by ctx. Its contract is
 	// Evaluator.Evaluate's: a snapshot with errors comes with a
-	// *DiagnosticsError; other failures return a nil snapshot.
+	// *DiagnosticsError; other failures return a nil snapshot. A source
+	// that watches local files starts watching those the snapshot's
+	// providers read (Snapshot.Watched) before it returns.
 	Produce(ctx context.Context, tree *Tree, name Name, filesDir string) (*Snapshot, error)
-	// Cost is what producing name counts against the Store's evaluation
-	// budget, in bytes (the evaluator's memory grows with a definition's
-	// size; a source that evaluates elsewhere costs little).
-	Cost(tree *Tree, name Name) int64
-	// Watch starts noticing changes and calls changed with the
-	// environments (canonical names) and the local files that changed, or
-	// with neither when only the listing may have changed, until Close.
-	// tree returns the listing of the Store's last rescan.
-	Watch(changed func(names []Name, files []string) error, tree func() *Tree) error
-	// WatchFiles tells the source which local files providers read in an
-	// evaluation, so that a change to one reaches changed; a source that
-	// does not evaluate locally ignores it.
-	WatchFiles(paths []string)
+	// Watch starts noticing changes and hands each to deliver, one at a
+	// time from one goroutine, until Close. deliver never blocks for long.
+	Watch(deliver func(Update)) error
 	// Close stops watching.
 	Close() error
+}
+
+// Update is what a source's watcher noticed.
+type Update struct {
+	// Tree is the source's listing now.
+	Tree *Tree
+	// Names are the environments (canonical names) whose definition
+	// changed in a way the listings' comparison may not show.
+	Names []Name
+	// Files are the local files read by providers that changed.
+	Files []string
+}
+
+// Coster is a Source whose environments cost the Store's evaluation budget
+// something other than the least (DirSource: the evaluator's memory grows
+// with a definition's size).
+type Coster interface {
+	// Cost is what producing name counts against the budget, in bytes.
+	Cost(tree *Tree, name Name) int64
 }
 
 // NewTree returns a listing of environments for a source other than a
@@ -86,9 +102,19 @@ type DirSource struct {
 // again when it comes back.
 func (d *DirSource) Scan(context.Context) (*Tree, error) { return scanLive(d.Dir) }
 
-// Produce evaluates the environment with d.Evaluator.
+// Produce evaluates the environment with d.Evaluator, and watches the
+// files its providers read (stack checkpoints, say) once Watch started.
 func (d *DirSource) Produce(ctx context.Context, tree *Tree, name Name, filesDir string) (*Snapshot, error) {
-	return d.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: filesDir})
+	snap, err := d.Evaluator.Evaluate(ctx, tree, Request{Name: name.String(), FilesDir: filesDir})
+	if snap != nil && len(snap.Watched) > 0 {
+		d.mu.Lock()
+		w := d.watch
+		d.mu.Unlock()
+		if w != nil {
+			w.watchFiles(snap.Watched)
+		}
+	}
+	return snap, err
 }
 
 // Cost is the size of the environment's definition file.
@@ -106,9 +132,10 @@ func (d *DirSource) Cost(tree *Tree, name Name) int64 {
 
 // Watch starts watching the definitions directory (and every project
 // directory in it, including new ones, and every symlink and directory on
-// the way to it and to each definition) and calls changed after each burst
-// of changes, at most MaxWait after its first one, and every Recheck.
-func (d *DirSource) Watch(changed func(names []Name, files []string) error, tree func() *Tree) error {
+// the way to it and to each definition) and delivers a new listing after
+// each burst of changes, at most MaxWait after its first one, and every
+// Recheck. It delivers the listing it starts from at once.
+func (d *DirSource) Watch(deliver func(Update)) error {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -118,24 +145,15 @@ func (d *DirSource) Watch(changed func(names []Name, files []string) error, tree
 		debounce = 100 * time.Millisecond
 	}
 	w, err := newWatcher(watchConfig{root: d.Dir, debounce: debounce, maxWait: d.MaxWait,
-		recheck: d.Recheck, log: log, rescan: changed, tree: tree})
+		recheck: d.Recheck, log: log, deliver: deliver})
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", d.Dir, err)
 	}
 	d.mu.Lock()
 	d.watch = w
 	d.mu.Unlock()
+	w.start()
 	return nil
-}
-
-// WatchFiles watches the files providers read (stack checkpoints, say).
-func (d *DirSource) WatchFiles(paths []string) {
-	d.mu.Lock()
-	w := d.watch
-	d.mu.Unlock()
-	if w != nil {
-		w.watchFiles(paths)
-	}
 }
 
 // Close stops the watcher, if any.

@@ -59,10 +59,11 @@ type StoreOptions struct {
 	EvalBudget int64
 }
 
-// Change tells subscribers what a rescan of the definitions changed.
+// Change tells subscribers what changed in the store.
 type Change struct {
-	// Tree is true when environments were added or removed.
-	Tree bool
+	// Tree is the new listing when environments were added or removed;
+	// nil otherwise.
+	Tree *Tree
 	// Envs are the environments whose content changed: those whose
 	// definition changed, appeared or vanished, every environment that
 	// imports one of them (their cached snapshots were dropped), and those
@@ -112,6 +113,11 @@ type Store struct {
 	subs    map[int]func(Change) // GUARDED_BY(mu)
 	closed  bool                 // GUARDED_BY(mu): no more background renewals
 	nextSub int                  // GUARDED_BY(mu)
+	// fileSeq counts the updates that changed provider files, and
+	// fileChanged holds the last such update of each file: an evaluation
+	// that read a file changed since it started is not kept.
+	fileSeq     uint64            // GUARDED_BY(mu)
+	fileChanged map[string]uint64 // GUARDED_BY(mu)
 
 	budget *semaphore.Weighted // bytes of definitions being evaluated, EvalBudget in all
 }
@@ -128,6 +134,7 @@ type entry struct {
 	deadline  time.Time     // when the running evaluation is given up on (wall clock)
 	inflight  *inflight     // what the running evaluation is waiting for
 	startedAt time.Time     // when the last evaluation started (opts.Now)
+	startSeq  uint64        // Store.fileSeq when the last evaluation started
 	lastRead  time.Time     // when a reader last asked, for keep-warm
 	lastErr   error         // why the last re-evaluation failed; nil after a success
 	failures  int           // failed evaluations in a row, for backoff
@@ -175,7 +182,8 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	for _, p := range tree.Problems {
 		log.Warn("definitions", "problem", p.String())
 	}
-	return &Store{opts: opts, source: source, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){}, budget: semaphore.NewWeighted(opts.EvalBudget)}, nil
+	return &Store{opts: opts, source: source, log: log, tree: tree, entries: map[Name]*entry{}, subs: map[int]func(Change){},
+		fileChanged: map[string]uint64{}, budget: semaphore.NewWeighted(opts.EvalBudget)}, nil
 }
 
 // Tree returns the current set of definitions.
@@ -382,7 +390,7 @@ func (s *Store) startLocked(name Name, e *entry) {
 	e.running = done
 	deadline := time.Now().Add(s.opts.EvalTimeout)
 	fl := &inflight{}
-	e.deadline, e.startedAt, e.inflight = deadline, s.opts.Now(), fl
+	e.deadline, e.startedAt, e.inflight, e.startSeq = deadline, s.opts.Now(), fl, s.fileSeq
 	gen, tree := e.gen, s.tree
 	path := s.definitionPathLocked(name)
 	s.evaluations.Add(1)
@@ -419,7 +427,11 @@ const minEvalWeight = 64 << 10
 // the store, and turns a panic in the evaluator or a provider into an error
 // of this environment: one definition never takes the daemon down.
 func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string) (snap *Snapshot, err error) {
-	weight := min(max(int64(minEvalWeight), s.source.Cost(tree, name)), s.opts.EvalBudget)
+	weight := int64(minEvalWeight)
+	if c, ok := s.source.(Coster); ok {
+		weight = max(weight, c.Cost(tree, name))
+	}
+	weight = min(weight, s.opts.EvalBudget)
 	if err := s.budget.Acquire(ctx, weight); err != nil {
 		return nil, fmt.Errorf("evaluate %s: waiting for the evaluation budget (%s of definitions at once): %w", name.Short(), byteSize(s.opts.EvalBudget), err)
 	}
@@ -447,12 +459,17 @@ func (s *Store) evaluate(ctx context.Context, tree *Tree, name Name, path string
 func (s *Store) finishLocked(name Name, e *entry, gen uint64, snap *Snapshot, err error) (replaced bool) {
 	if snap != nil {
 		e.deps, e.files = snap.Deps, snap.Watched
-		if len(snap.Watched) > 0 {
-			s.source.WatchFiles(snap.Watched)
-		}
 	}
 	if e.gen != gen {
 		return false // invalidated while running: the next reader evaluates again
+	}
+	if snap != nil && slices.ContainsFunc(snap.Watched, func(f string) bool { return s.fileChanged[f] > e.startSeq }) {
+		// A file it read changed while it ran (before the source watched
+		// it, or before e.files named it): neither this result nor the
+		// one served before is current.
+		had := e.valid && e.err == nil && e.snap != nil
+		dropLocked(e)
+		return had
 	}
 	now := s.opts.Now()
 	had := e.valid && e.err == nil && e.snap != nil
@@ -580,24 +597,23 @@ func (s *Store) Status(name Name) (Status, error) {
 	return st, nil
 }
 
-// Rescan re-reads the definitions directory, drops the cached snapshots of
-// the environments in changed (canonical names) and of every environment
-// whose definition appeared, vanished or moved, and of all their importers,
-// and tells subscribers.
-func (s *Store) Rescan(changed []Name) error { return s.rescan(changed, nil) }
-
-// rescan is Rescan that also drops the environments whose providers read
-// one of the files in changedFiles.
-func (s *Store) rescan(changed []Name, changedFiles []string) error {
-	tree, err := s.source.Scan(context.Background())
-	if err != nil {
-		return err
-	}
+// apply takes a source's new listing: it drops the cached snapshots of
+// the environments in u.Names, of every environment whose definition
+// appeared, vanished or moved, of every environment whose providers read
+// one of u.Files, and of all their importers, and tells subscribers.
+func (s *Store) apply(u Update) {
+	tree := u.Tree
 	s.mu.Lock()
 	old := s.tree
 	s.tree = tree
+	if len(u.Files) > 0 {
+		s.fileSeq++
+		for _, f := range u.Files {
+			s.fileChanged[f] = s.fileSeq
+		}
+	}
 	dirty := map[Name]bool{}
-	for _, n := range slices.Concat(changed, tree.modifiedSince(old)) {
+	for _, n := range slices.Concat(u.Names, tree.modifiedSince(old)) {
 		dirty[n] = true
 	}
 	treeChanged := false
@@ -613,24 +629,14 @@ func (s *Store) rescan(changed []Name, changedFiles []string) error {
 	}
 	var dropped []Name
 	for name, e := range s.entries {
-		if !dirty[name] && !dependsOn(e.deps, dirty) && !slices.ContainsFunc(e.files, func(p string) bool { return slices.Contains(changedFiles, p) }) {
+		if !dirty[name] && !dependsOn(e.deps, dirty) && !slices.ContainsFunc(e.files, func(p string) bool { return slices.Contains(u.Files, p) }) {
 			continue
 		}
-		e.gen++
-		e.valid, e.snap, e.err = false, nil, nil
-		e.lastErr, e.failures, e.retryAt = nil, 0, time.Time{}
-		if e.timer != nil {
-			e.timer.Stop()
-			e.timer = nil
-		}
+		dropLocked(e)
 		dropped = append(dropped, name)
 		if _, err := tree.Lookup(name.String()); err != nil && e.running == nil {
 			delete(s.entries, name)
 		}
-	}
-	subs := make([]func(Change), 0, len(s.subs))
-	for _, fn := range s.subs {
-		subs = append(subs, fn)
 	}
 	s.mu.Unlock()
 
@@ -639,12 +645,23 @@ func (s *Store) rescan(changed []Name, changedFiles []string) error {
 			s.log.Warn("definitions", "problem", p.String())
 		}
 		s.log.Info("definitions changed", "dropped", len(dropped), "treeChanged", treeChanged)
-		ch := Change{Tree: treeChanged, Envs: dropped}
-		for _, fn := range subs {
-			fn(ch)
+		ch := Change{Envs: dropped}
+		if treeChanged {
+			ch.Tree = tree
 		}
+		s.notify(ch)
 	}
-	return nil
+}
+
+// dropLocked invalidates what e caches: the next reader evaluates again.
+func dropLocked(e *entry) {
+	e.gen++
+	e.valid, e.snap, e.err = false, nil, nil
+	e.lastErr, e.failures, e.retryAt = nil, 0, time.Time{}
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
 }
 
 // dependsOn reports whether any of deps is in set.
@@ -659,9 +676,9 @@ func dependsOn(deps []Name, set map[Name]bool) bool {
 
 // Watch starts noticing changes to the source (a directory: fsnotify on
 // every directory and symlink on the way to each definition; a service:
-// polling) and rescans after each. Close stops it.
+// polling) and takes each new listing it delivers. Close stops it.
 func (s *Store) Watch() error {
-	return s.source.Watch(s.rescan, s.Tree)
+	return s.source.Watch(s.apply)
 }
 
 // Close stops the watcher, if any, and every background renewal.

@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/esc/schema"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/builtin"
 )
@@ -130,7 +131,15 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 	writeFile(t, dir, "base/common.yaml", "values:\n  region: us-east-1\n")
 	writeFile(t, dir, "app.yaml", "imports: [base/common]\nvalues:\n  environmentVariables:\n    REGION: ${region}\n")
 	writeFile(t, dir, "other.yaml", "values:\n  environmentVariables:\n    X: x\n")
-	s := newTestStore(t, dir)
+	src := &evaltest.Manual{Source: &eval.DirSource{Dir: dir, Evaluator: &eval.Evaluator{Providers: builtin.Registry()}}}
+	s, err := eval.NewStore(eval.StoreOptions{Source: src, FilesDir: func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Watch(); err != nil {
+		t.Fatal(err)
+	}
 	if got := envVar(t, s, "app", "REGION"); got != "us-east-1" {
 		t.Fatalf("REGION = %q", got)
 	}
@@ -139,10 +148,10 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 	s.Subscribe(func(c eval.Change) { changes = append(changes, c) })
 
 	writeFile(t, dir, "base/common.yaml", "values:\n  region: eu-west-1\n")
-	if err := s.Rescan([]eval.Name{mustName(t, "base/common")}); err != nil {
+	if err := src.Rescan(mustName(t, "base/common")); err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Tree || len(changes[0].Envs) != 1 || changes[0].Envs[0] != mustName(t, "app") {
+	if len(changes) != 1 || changes[0].Tree != nil || len(changes[0].Envs) != 1 || changes[0].Envs[0] != mustName(t, "app") {
 		t.Fatalf("changes = %+v, want app dropped only", changes)
 	}
 	before := s.Evaluations()

@@ -24,13 +24,12 @@ const (
 
 // watchConfig configures a watcher.
 type watchConfig struct {
-	root     string                                   // the definitions directory, as given
-	debounce time.Duration                            // quiet period that ends a burst of events
-	maxWait  time.Duration                            // longest a burst may delay its rescan; 0: defaultMaxWait
-	recheck  time.Duration                            // period of a full rescan; 0: defaultRecheck, negative: never
-	log      *slog.Logger                             // receives watch failures
-	rescan   func(names []Name, files []string) error // re-reads the definitions and drops what changed
-	tree     func() *Tree                             // the definitions the last rescan found
+	root     string        // the definitions directory, as given
+	debounce time.Duration // quiet period that ends a burst of events
+	maxWait  time.Duration // longest a burst may delay its rescan; 0: defaultMaxWait
+	recheck  time.Duration // period of a full rescan; 0: defaultRecheck, negative: never
+	log      *slog.Logger  // receives watch failures
+	deliver  func(Update)  // receives each new listing and what changed
 }
 
 // watcher keeps a definitions directory live. It watches, with fsnotify,
@@ -52,11 +51,11 @@ type watcher struct {
 	wg   sync.WaitGroup
 
 	// applying serializes planning and applying watches, so that the
-	// loop's pruning never undoes watchFiles. Never acquire Store.mu while
-	// holding it: watchFiles is called with Store.mu held.
+	// loop's pruning never undoes watchFiles.
 	applying sync.Mutex
 
 	mu      sync.Mutex
+	tree    *Tree               // GUARDED_BY(mu): the listing last delivered
 	files   map[string]bool     // GUARDED_BY(mu): provider files watched, as providers named them
 	full    map[string]bool     // GUARDED_BY(mu): directories where every event counts
 	deps    map[string]*target  // GUARDED_BY(mu): paths whose events count, by canonical path
@@ -124,13 +123,32 @@ func newWatcher(cfg watchConfig) (*watcher, error) {
 	}
 	w := &watcher{cfg: cfg, fsw: fsw, done: make(chan struct{}), files: map[string]bool{},
 		full: map[string]bool{}, deps: map[string]*target{}, watched: map[string]fileID{}, failed: map[string]struct{}{}}
+	tree, err := scanLive(cfg.root)
+	if err != nil {
+		fsw.Close()
+		return nil, err
+	}
+	w.tree = tree
 	if _, err := w.sync(); err != nil {
 		fsw.Close()
 		return nil, err
 	}
+	return w, nil
+}
+
+// start delivers the listing the watcher starts from (what changed since
+// the Store's first listing) and starts the loop.
+func (w *watcher) start() {
+	w.cfg.deliver(Update{Tree: w.current()})
 	w.wg.Add(1)
 	go w.loop()
-	return w, nil
+}
+
+// current returns the listing last delivered.
+func (w *watcher) current() *Tree {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tree
 }
 
 // loop collects events until a quiet period of debounce (or maxWait after
@@ -206,14 +224,21 @@ func keys[K comparable](m map[K]bool) []K {
 	return out
 }
 
-// refresh moves the watches to where the paths now lead, rescans, and
+// refresh moves the watches to where the paths now lead, lists the
+// definitions again and delivers the listing with what changed, and
 // repeats while that finds directories not watched before: a change made
 // in one of them before its watch existed has no event of its own.
 func (w *watcher) refresh(names []Name, files []string) {
 	_, _ = w.sync() // failures are logged once per directory
 	for run := 0; run < maxRefreshRuns && !w.closing(); run++ {
-		if err := w.cfg.rescan(names, files); err != nil {
+		tree, err := scanLive(w.cfg.root)
+		if err != nil {
 			w.cfg.log.Warn("rescan", "error", err.Error())
+		} else {
+			w.mu.Lock()
+			w.tree = tree
+			w.mu.Unlock()
+			w.cfg.deliver(Update{Tree: tree, Names: names, Files: files})
 		}
 		names, files = nil, nil
 		if added, _ := w.sync(); !added {
@@ -247,7 +272,7 @@ func (w *watcher) providerFiles() []string {
 // directory not watched before, and fails if the definitions directory
 // exists but cannot be watched. Only newWatcher and loop call it.
 func (w *watcher) sync() (added bool, err error) {
-	tree := w.cfg.tree() // before w.applying: it takes Store.mu
+	tree := w.current()
 	w.applying.Lock()
 	defer w.applying.Unlock()
 	p := newPlan()
@@ -475,7 +500,7 @@ func splitPath(p string) []string {
 
 // watchFiles adds provider files to watch, through their symlinks: a file
 // replaced by rename, or re-pointed like a Kubernetes projected token, is
-// still seen. It may be called with the store's lock held.
+// still seen.
 func (w *watcher) watchFiles(paths []string) {
 	var fresh []string
 	w.mu.Lock()

@@ -47,6 +47,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers/builtin"
 	"github.com/escfs/escfs/providers/token"
 )
@@ -101,11 +102,11 @@ func serveBench(cfg string, in io.Reader, out io.Writer) int {
 	if c.EvalTimeout == 0 {
 		c.EvalTimeout = 10 * time.Second
 	}
+	source := &evaltest.Manual{Watching: true, Source: &eval.DirSource{Dir: c.Dir, Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
+		Debounce: 20 * time.Millisecond}}
 	store, err := eval.NewStore(eval.StoreOptions{
-		Dir:         c.Dir,
-		Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
+		Source:      source,
 		FilesDir:    FilesDir(c.Mountpoint),
-		Debounce:    20 * time.Millisecond,
 		EvalTimeout: c.EvalTimeout,
 		Refresh:     c.Refresh,
 		Logger:      logger,
@@ -143,13 +144,13 @@ func serveBench(cfg string, in io.Reader, out io.Writer) int {
 			if !ok {
 				return 0
 			}
-			fmt.Fprintln(out, answerBench(store, cmd))
+			fmt.Fprintln(out, answerBench(store, source, cmd))
 		}
 	}
 }
 
 // answerBench answers one command of the bench server's protocol.
-func answerBench(store *eval.Store, cmd string) string {
+func answerBench(store *eval.Store, source *evaltest.Manual, cmd string) string {
 	verb, arg, _ := strings.Cut(cmd, " ")
 	switch verb {
 	case "evaluations":
@@ -157,7 +158,7 @@ func answerBench(store *eval.Store, cmd string) string {
 	case "rescan":
 		n, err := eval.ParseName(arg)
 		if err == nil {
-			err = store.Rescan([]eval.Name{n})
+			err = source.Rescan(n)
 		}
 		if err != nil {
 			return "error " + err.Error()

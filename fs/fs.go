@@ -106,8 +106,10 @@ type index struct {
 
 // indexOf returns the index of the store's current tree, building it once
 // per tree.
-func (f *filesystem) indexOf() *index {
-	tree := f.store.Tree()
+func (f *filesystem) indexOf() *index { return f.indexFor(f.store.Tree()) }
+
+// indexFor returns the index of tree, cached while tree is the latest.
+func (f *filesystem) indexFor(tree *eval.Tree) *index {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.idxTree == tree {

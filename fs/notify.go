@@ -35,10 +35,10 @@ func invalidate(root *fusefs.Inode, fsys *filesystem, c eval.Change) {
 			files.NotifyContent(0, 0) // its cached listing
 		}
 	}
-	if !c.Tree {
+	if c.Tree == nil {
 		return
 	}
-	idx := fsys.indexOf()
+	idx := fsys.indexFor(c.Tree)
 	var walk func(dir *fusefs.Inode, rel string)
 	walk = func(dir *fusefs.Inode, rel string) {
 		dir.NotifyContent(0, 0) // its cached listing

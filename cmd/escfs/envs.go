@@ -43,15 +43,9 @@ func newEvaluator() *eval.Evaluator {
 	return &eval.Evaluator{Providers: builtin.Registry(), Limits: limits, Decrypter: keys(), AtRest: secrets.AtRest{}}
 }
 
-// evaluate evaluates the environment name of tree with its files entries
-// pointing into filesDir. On evaluation errors it writes every diagnostic to
-// stderr and returns an *exitError; on success it writes the warnings.
-func evaluate(ctx context.Context, tree *eval.Tree, name, filesDir string, stderr io.Writer) (*eval.Snapshot, error) {
-	return produce(ctx, &eval.DirSource{Dir: tree.Root, Evaluator: newEvaluator()}, tree, name, filesDir, stderr)
-}
-
-// produce is evaluate for any source: it evaluates (or, for Pulumi Cloud,
-// opens) the environment name of tree.
+// produce evaluates (or, for Pulumi Cloud, opens) the environment name of
+// tree. On evaluation errors it writes every diagnostic to stderr and
+// returns an *exitError; on success it writes the warnings.
 func produce(ctx context.Context, src eval.Source, tree *eval.Tree, name, filesDir string, stderr io.Writer) (*eval.Snapshot, error) {
 	def, err := tree.Lookup(name)
 	if err != nil {
