@@ -381,7 +381,7 @@ func (s *Source) Produce(ctx context.Context, _ *eval.Tree, name eval.Name, file
 		err = s.requestError(op+" "+name.Short(), err)
 		switch {
 		case errors.Is(err, ErrAuth):
-			return eval.NewSnapshot(eval.Rendered{Name: name, Path: path, EvaluatedAt: s.now(), Deps: s.depsOf(name),
+			return eval.NewSnapshot(eval.Evaluated{Name: name, Path: path, EvaluatedAt: s.now(), Deps: s.depsOf(name),
 				Diagnostics: eval.Diagnostics{{File: path, Severity: eval.SeverityError, Message: err.Error()}}}, filesDir)
 		case isStatus(err, http.StatusNotFound) && op != "read the open session of":
 			return nil, fmt.Errorf("%s: %w in %s", name.Short(), eval.ErrNotFound, s.Root())
@@ -405,7 +405,7 @@ func (s *Source) Produce(ctx context.Context, _ *eval.Tree, name eval.Name, file
 		return fail("open", err)
 	}
 	if client.DiagnosticsHaveErrors(diags) {
-		return eval.NewSnapshot(eval.Rendered{Name: name, Path: path, EvaluatedAt: start, Deps: deps,
+		return eval.NewSnapshot(eval.Evaluated{Name: name, Path: path, EvaluatedAt: start, Deps: deps,
 			Diagnostics: s.diagnostics(diags, path)}, filesDir)
 	}
 	env, err := s.client.GetOpenEnvironmentWithProject(ctx, s.org, name.Project, name.Env, id)
@@ -424,7 +424,7 @@ func (s *Source) Produce(ctx context.Context, _ *eval.Tree, name eval.Name, file
 	// The expressions locate values in definitions this machine does not
 	// have: without them, renderings' warnings name the environment's link.
 	env.Exprs = nil
-	return eval.NewSnapshot(eval.Rendered{Name: name, Path: path, Env: env, EvaluatedAt: start, ExpiresAt: expires,
+	return eval.NewSnapshot(eval.Evaluated{Name: name, Path: path, Env: env, EvaluatedAt: start, ExpiresAt: expires,
 		Deps: deps, Diagnostics: s.diagnostics(diags, path)}, filesDir)
 }
 

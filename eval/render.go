@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pulumi/esc"
 )
@@ -198,4 +199,21 @@ func IsShellName(name string) bool {
 //	it's -> 'it'\''s'
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ExpiresAtVar is the variable env and dotenv export when a snapshot holds
+// credentials that expire: the RFC 3339 time of the earliest expiry.
+const ExpiresAtVar = "ESCFS_EXPIRES_AT"
+
+// exportExpiry appends ESCFS_EXPIRES_AT to the env and dotenv renderings of
+// a snapshot that expires. The environment's own variable of that name, if
+// any, is left as it is and this line comes after it, so the real expiry
+// wins when sourced.
+func exportExpiry(snap *Snapshot) {
+	if snap.ExpiresAt.IsZero() {
+		return
+	}
+	at := snap.ExpiresAt.UTC().Format(time.RFC3339)
+	snap.Env = fmt.Appendf(snap.Env[:len(snap.Env):len(snap.Env)], "export %s=%s\n", ExpiresAtVar, ShellQuote(at))
+	snap.Dotenv = fmt.Appendf(snap.Dotenv[:len(snap.Dotenv):len(snap.Dotenv)], "%s=%s\n", ExpiresAtVar, DotenvQuote(at))
 }

@@ -101,7 +101,7 @@ func TestStatDoesNotKeepWarm(t *testing.T) {
 		writeFile(t, dir, "tok.yaml", token.Definition("600ms", "0s", filepath.Join(dir, "nofail")))
 		s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
 		name := mustName(t, "tok")
-		get := s.Stat
+		get := s.Peek
 		if read {
 			get = s.Snapshot
 		}

@@ -180,9 +180,9 @@ func newDirSource(opts StoreOptions) (*DirSource, error) {
 		MaxWait: opts.MaxWait, Recheck: opts.Recheck, Logger: opts.Logger}, nil
 }
 
-// Rendered is an environment a source evaluated elsewhere (a service's
+// Evaluated is an environment a source evaluated elsewhere (a service's
 // esc.Environment), to be rendered into a Snapshot as escfs renders its own.
-type Rendered struct {
+type Evaluated struct {
 	Name        Name             // the environment
 	Path        string           // what status and diagnostics show as its definition
 	Env         *esc.Environment // the evaluated environment; nil with errors
@@ -195,7 +195,7 @@ type Rendered struct {
 // NewSnapshot renders r, with the variables of files entries pointing into
 // filesDir. As with Evaluate, a snapshot with errors comes with a
 // *DiagnosticsError and holds no renderings.
-func NewSnapshot(r Rendered, filesDir string) (*Snapshot, error) {
+func NewSnapshot(r Evaluated, filesDir string) (*Snapshot, error) {
 	snap := &Snapshot{Serial: nextSerial(), Name: r.Name, Path: r.Path, EvaluatedAt: r.EvaluatedAt,
 		ExpiresAt: r.ExpiresAt, Opened: true, Deps: slices.Clone(r.Deps), Diagnostics: slices.Clone(r.Diagnostics)}
 	if !slices.Contains(snap.Deps, r.Name) {

@@ -223,10 +223,10 @@ func (s *Store) Snapshot(ctx context.Context, name Name) (*Snapshot, error) {
 	return s.snapshot(ctx, name, true)
 }
 
-// Stat is Snapshot for callers that only look (a stat, a lookup, a
-// listing): it does not count as a read, so it never keeps an environment
-// warm; only opens do.
-func (s *Store) Stat(ctx context.Context, name Name) (*Snapshot, error) {
+// Peek is Snapshot for callers that only look (a stat, a lookup, a
+// listing): it evaluates as Snapshot does, but it does not count as a
+// read, so it never keeps an environment warm; only opens do.
+func (s *Store) Peek(ctx context.Context, name Name) (*Snapshot, error) {
 	return s.snapshot(ctx, name, false)
 }
 
@@ -243,37 +243,25 @@ func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, 
 		if read {
 			e.lastRead = now
 		}
-		if e.valid {
+		switch decide(s.viewLocked(e, now), now, waited) {
+		case serve:
 			snap, err := e.snap, e.err
-			// Failures that may be transient are retried after the backoff:
-			// those of an evaluation that opened a provider, and those that
-			// left no snapshot at all (a timeout, an unreadable file).
-			retry := err != nil && (snap == nil || snap.Opened) && !now.Before(e.retryAt) && !waited && s.mayStartLocked(e, now)
-			switch {
-			case err != nil && !retry:
-				s.mu.Unlock()
-				return snap, err
-			case err == nil && (snap.ExpiresAt.IsZero() || now.Before(s.opts.Refresh.refreshAt(snap))):
-				s.mu.Unlock()
-				return snap, nil // fresh
-			case err == nil && now.Before(snap.ExpiresAt):
-				// Within the margin: serve it and renew in the background.
-				if e.running == nil && !now.Before(e.retryAt) && s.mayStartLocked(e, now) {
-					s.startLocked(name, e)
-				}
-				s.mu.Unlock()
-				return snap, nil
-			case err == nil && (waited || now.Before(e.retryAt) || !s.mayStartLocked(e, now)) && e.running == nil:
-				cause := e.lastErr
-				if cause == nil && !s.mayStartLocked(e, now) {
-					cause = fmt.Errorf("%w: the last renewal started less than %s ago", ErrShortLived, s.opts.Refresh.MinInterval)
-				}
-				err := s.expiredError(name, snap, cause)
-				s.mu.Unlock()
-				return nil, err
+			s.mu.Unlock()
+			return snap, err
+		case serveAndRenew:
+			s.startLocked(name, e)
+			snap := e.snap
+			s.mu.Unlock()
+			return snap, nil
+		case fail:
+			cause := e.lastErr
+			if cause == nil && !s.mayStartLocked(e, now) {
+				cause = fmt.Errorf("%w: the last renewal started less than %s ago", ErrShortLived, s.opts.Refresh.MinInterval)
 			}
-		}
-		if e.running != nil {
+			err := s.expiredError(name, e.snap, cause)
+			s.mu.Unlock()
+			return nil, err
+		case wait:
 			done, deadline, fl := e.running, e.deadline, e.inflight
 			path := s.definitionPathLocked(name)
 			s.mu.Unlock()
@@ -282,10 +270,77 @@ func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, 
 			}
 			waited = true
 			s.mu.Lock()
-			continue
+		case start:
+			s.startLocked(name, e)
 		}
-		s.startLocked(name, e)
 	}
+}
+
+// verdict is what a reader does with an environment's cache entry.
+type verdict int
+
+const (
+	serve         verdict = iota // return the cached snapshot or error as it is
+	serveAndRenew                // return the snapshot and renew it in the background
+	wait                         // wait for the running evaluation, then decide again
+	start                        // start an evaluation, then wait for it
+	fail                         // the snapshot expired and cannot be renewed now: ErrExpired
+)
+
+func (v verdict) String() string {
+	return [...]string{"serve", "serve and renew", "wait", "start", "fail"}[v]
+}
+
+// entryView is what the renewal decision reads of an entry.
+type entryView struct {
+	valid     bool      // the cached result is current
+	snap      *Snapshot // the cached snapshot (nil after some failures)
+	err       error     // the cached error
+	running   bool      // an evaluation is running
+	retryAt   time.Time // no new evaluation after a failure before this
+	mayStart  bool      // MinInterval has passed since the last start
+	refreshAt time.Time // when snap stops being fresh (zero: never)
+}
+
+// viewLocked returns what decide needs of e.
+func (s *Store) viewLocked(e *entry, now time.Time) entryView {
+	v := entryView{valid: e.valid, snap: e.snap, err: e.err, running: e.running != nil, retryAt: e.retryAt,
+		mayStart: s.mayStartLocked(e, now)}
+	if e.snap != nil {
+		v.refreshAt = s.opts.Refresh.refreshAt(e.snap)
+	}
+	return v
+}
+
+// decide is the renewal decision of a reader at now, who has waited for
+// an evaluation already if waited. Failures that may be transient are
+// retried after the backoff: those of an evaluation that opened a
+// provider, and those that left no snapshot at all (a timeout, an
+// unreadable file). A snapshot within its refresh margin is served while a
+// renewal runs; an expired one is never served.
+func decide(e entryView, now time.Time, waited bool) verdict {
+	if e.valid {
+		err, snap := e.err, e.snap
+		retry := err != nil && (snap == nil || snap.Opened) && !now.Before(e.retryAt) && !waited && e.mayStart
+		switch {
+		case err != nil && !retry:
+			return serve
+		case err == nil && (snap.ExpiresAt.IsZero() || now.Before(e.refreshAt)):
+			return serve // fresh
+		case err == nil && now.Before(snap.ExpiresAt):
+			// Within the margin: serve it and renew in the background.
+			if !e.running && !now.Before(e.retryAt) && e.mayStart {
+				return serveAndRenew
+			}
+			return serve
+		case err == nil && (waited || now.Before(e.retryAt) || !e.mayStart) && !e.running:
+			return fail
+		}
+	}
+	if e.running {
+		return wait
+	}
+	return start
 }
 
 // FreshUntil returns when snap stops being fresh and is renewed (its

@@ -177,7 +177,7 @@ func inodeNumber(p string) uint64 {
 // (find, ls -l); the first read of a version keeps an environment warm
 // (versionNode.Read).
 func (f *filesystem) snapshot(ctx context.Context, name eval.Name) (*eval.Snapshot, error) {
-	return f.store.Stat(context.WithoutCancel(ctx), name)
+	return f.store.Peek(context.WithoutCancel(ctx), name)
 }
 
 // allowed reports whether the caller may read: the owner and root only.

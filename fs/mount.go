@@ -324,19 +324,19 @@ func detach(mnt string) error {
 	return nil
 }
 
-// ErrWedged is returned by ClearStale for an escfs mount whose server is
+// errWedged is returned by clearStale for an escfs mount whose server is
 // alive but does not answer (stopped, hung): it is not stale, and only
 // Unmount clears it.
-var ErrWedged = errors.New("the escfs server of this mount does not answer")
+var errWedged = errors.New("the escfs server of this mount does not answer")
 
-// ClearStale detaches a dead escfs mount at mnt (one whose server was
+// clearStale detaches a dead escfs mount at mnt (one whose server was
 // killed: "transport endpoint is not connected") and reports whether there
 // was one. It looks at /proc/self/mountinfo first and asks the server only
 // if an escfs mount is there, with statfs (which always reaches the server,
 // unlike stat, answered from the kernel's attribute cache for up to a
 // second after the kill), waiting at most probeTimeout. A live mount is
-// left alone; a wedged one too, with ErrWedged.
-func ClearStale(mnt string) (bool, error) {
+// left alone; a wedged one too, with errWedged.
+func clearStale(mnt string) (bool, error) {
 	abs, err := filepath.Abs(mnt)
 	if err != nil {
 		return false, err
@@ -349,7 +349,7 @@ func ClearStale(mnt string) (bool, error) {
 	case serverLive:
 		return false, nil
 	case serverWedged:
-		return false, fmt.Errorf("%s: %w", abs, ErrWedged)
+		return false, fmt.Errorf("%s: %w", abs, errWedged)
 	}
 	if err := detach(abs); err != nil {
 		return false, fmt.Errorf("clear stale mount: %w", err)

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 			var cleared bool
 			go func() {
 				var err error
-				cleared, err = ClearStale(p)
+				cleared, err = clearStale(p)
 				done <- err
 			}()
 			select {

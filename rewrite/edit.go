@@ -191,5 +191,5 @@ func (s *Session) keepForms(sealed []byte, fresh map[string]bool) (yamledit.Resu
 	if len(edits) == 0 {
 		return yamledit.Result{Out: sealed}, nil
 	}
-	return yamledit.ApplyResult(sealed, edits)
+	return yamledit.Apply(sealed, edits)
 }

@@ -60,7 +60,7 @@ func (e *Editor) Set(ctx context.Context, name, path, value string, kind Kind) (
 			return Change{}, err
 		}
 	}
-	r, err := yamledit.SetResult(src, path, text)
+	r, err := yamledit.Set(src, path, text)
 	if err != nil {
 		return Change{}, fmt.Errorf("%s: set %s: %w", def.Path, path, err)
 	}

@@ -49,17 +49,9 @@ type Result struct {
 // value must read as its Text reads on its own (in the same place) and
 // everything else exactly as before. If the spliced text fails that, the
 // definition is re-encoded through yaml.v3 with the edits made on its node
-// tree, and that is verified the same way; if that fails too, Apply
-// returns an error wrapping ErrUnverified. ApplyResult also says whether
-// the re-encoding happened.
-func Apply(src []byte, edits []Edit) ([]byte, error) {
-	r, err := ApplyResult(src, edits)
-	return r.Out, err
-}
-
-// ApplyResult is Apply, reporting in Result.Fallback whether the result
-// had to be re-encoded by yaml.v3.
-func ApplyResult(src []byte, edits []Edit) (Result, error) {
+// tree, and that is verified the same way (Result.Fallback says so); if
+// that fails too, Apply returns an error wrapping ErrUnverified.
+func Apply(src []byte, edits []Edit) (Result, error) {
 	x, err := parse(src)
 	if err != nil {
 		return Result{}, err
@@ -67,7 +59,7 @@ func ApplyResult(src []byte, edits []Edit) (Result, error) {
 	return x.apply(edits)
 }
 
-// apply is ApplyResult on the parsed source.
+// apply is Apply on the parsed source.
 func (x *index) apply(edits []Edit) (Result, error) {
 	src := x.src.b
 	sorted := append([]Edit(nil), edits...)

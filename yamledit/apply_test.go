@@ -132,7 +132,7 @@ func TestApply(t *testing.T) {
 			for _, e := range tc.edits {
 				edits = append(edits, e.resolve(t, tc.src))
 			}
-			r, err := ApplyResult([]byte(tc.src), edits)
+			r, err := Apply([]byte(tc.src), edits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +153,7 @@ func TestApplyFallback(t *testing.T) {
 	t.Run("block scalar into a flow mapping", func(t *testing.T) {
 		src := "# keep\nvalues:\n  a: {fn::secret: x, }  # c\n  b: 'q'\n"
 		e := edit{"x", 0, ScalarText("l1\nl2", 3), false}.resolve(t, src)
-		r, err := ApplyResult([]byte(src), []Edit{e})
+		r, err := Apply([]byte(src), []Edit{e})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestApplyFallback(t *testing.T) {
 	t.Run("nothing can keep an alias valid", func(t *testing.T) {
 		src := "values:\n  a: &x 1\n  b: *x\n"
 		e := edit{"&x 1", 0, "2", false}.resolve(t, src)
-		_, err := ApplyResult([]byte(src), []Edit{e})
+		_, err := Apply([]byte(src), []Edit{e})
 		if !errors.Is(err, ErrUnverified) {
 			t.Fatalf("err %v, want ErrUnverified", err)
 		}

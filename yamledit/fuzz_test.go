@@ -93,7 +93,7 @@ func FuzzSecrets(f *testing.F) {
 		if len(edits) == 0 {
 			return
 		}
-		r, err := ApplyResult(src, edits)
+		r, err := Apply(src, edits)
 		if err != nil {
 			if errors.Is(err, ErrUnverified) && hasAnchors(src) {
 				return // e.g. an alias to the plaintext
@@ -136,7 +136,7 @@ func FuzzSpans(f *testing.F) {
 			} else if nt.start == nt.end {
 				continue // {a, b}: no ':' to write after
 			}
-			r, err := ApplyResult(src, []Edit{e})
+			r, err := Apply(src, []Edit{e})
 			if err != nil || r.Fallback {
 				t.Fatalf("replacing %q [%d,%d) at %d:%d: %v %v\n%s", src[nt.start:nt.end], nt.start, nt.end, n.Line, n.Column, err, r.Reason, r.Out)
 			}
@@ -211,10 +211,11 @@ func FuzzSet(f *testing.F) {
 	f.Add([]byte(""), "x[0]", "1")
 	f.Add([]byte("values: {a: [1, 2]}\n"), "a[1]", `"two"`)
 	f.Fuzz(func(t *testing.T, src []byte, path, valueText string) {
-		out, err := Set(src, path, valueText)
+		r, err := Set(src, path, valueText)
 		if err != nil {
 			return
 		}
+		out := r.Out
 		p, perr := ParsePath(path)
 		if perr != nil {
 			t.Fatalf("Set accepted the bad path %q", path)

@@ -186,7 +186,7 @@ func TestSetGolden(t *testing.T) {
 			if !strings.HasPrefix(tc.src, "inline:") {
 				src = readFile(t, "testdata/set/"+tc.src+".yaml")
 			}
-			r, err := SetResult(src, tc.path, tc.value)
+			r, err := Set(src, tc.path, tc.value)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -149,7 +149,7 @@ func checkSecretRoundTrip(t *testing.T, orig, v string) {
 	if err != nil || len(secrets) != 1 || !secrets[0].IsPlaintext || secrets[0].Plaintext != v {
 		t.Fatalf("Secrets(%q) = %+v, %v", orig, secrets, err)
 	}
-	enc, err := ApplyResult([]byte(orig), []Edit{secrets[0].CiphertextEdit("QUJD")})
+	enc, err := Apply([]byte(orig), []Edit{secrets[0].CiphertextEdit("QUJD")})
 	if err != nil || enc.Fallback {
 		t.Fatalf("encrypt: %v %v", err, enc.Reason)
 	}
@@ -157,7 +157,7 @@ func checkSecretRoundTrip(t *testing.T, orig, v string) {
 	if err != nil || len(after) != 1 || after[0].Ciphertext != "QUJD" {
 		t.Fatalf("encrypted %q: %+v, %v", enc.Out, after, err)
 	}
-	back, err := ApplyResult(enc.Out, []Edit{after[0].PlaintextEdit(v)})
+	back, err := Apply(enc.Out, []Edit{after[0].PlaintextEdit(v)})
 	if err != nil || back.Fallback {
 		t.Fatalf("decrypt: %v %v", err, back.Reason)
 	}

@@ -30,15 +30,8 @@ var ErrAppend = errors.New("appending to a list is not supported")
 // cannot pass through a scalar.
 //
 // The result is verified and falls back to yaml.v3 re-encoding as Apply
-// does; SetResult reports the fallback.
-func Set(src []byte, path string, valueText string) ([]byte, error) {
-	r, err := SetResult(src, path, valueText)
-	return r.Out, err
-}
-
-// SetResult is Set, reporting in Result.Fallback whether the result had to
-// be re-encoded by yaml.v3.
-func SetResult(src []byte, path string, valueText string) (Result, error) {
+// does; Result.Fallback reports it.
+func Set(src []byte, path string, valueText string) (Result, error) {
 	p, err := ParsePath(path)
 	if err != nil {
 		return Result{}, err

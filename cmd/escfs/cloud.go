@@ -154,46 +154,51 @@ func (g *globalFlags) cloudSource(ctx context.Context, log *slog.Logger) (*cloud
 	})
 }
 
-// source returns where this invocation's environments come from, and their
-// listing: Pulumi Cloud with --cloud, else the definitions directory,
-// evaluated here. A listing that fails is an error.
-func (g *globalFlags) source(ctx context.Context) (eval.Source, *eval.Tree, error) {
-	if g.cloudSelected() {
-		src, err := g.cloudSource(ctx, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		tree, err := src.List(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		return src, tree, nil
-	}
-	tree, err := g.scanTree()
-	if err != nil {
-		return nil, nil, err
-	}
-	return &eval.DirSource{Dir: tree.Root, Evaluator: newEvaluator()}, tree, nil
-}
-
-// storeSource sets where a mount's Store gets its environments: Pulumi
-// Cloud with --cloud, else the definitions directory evaluated by ev. It
-// returns the source's name for the log.
-func (g *globalFlags) storeSource(ctx context.Context, opts *eval.StoreOptions, ev *eval.Evaluator, log *slog.Logger) (string, error) {
+// newSource is the one place where cmd builds a source: Pulumi Cloud with
+// --cloud, else the definitions directory evaluated by ev (its absolute
+// path if abs, so that a mount's status and diagnostics name files from
+// anywhere). It returns the source and its name for the log; a definitions
+// directory that cannot be listed is an error. log receives the source's
+// failures (nil: slog.Default()).
+func (g *globalFlags) newSource(ctx context.Context, ev *eval.Evaluator, log *slog.Logger, abs bool) (eval.Source, string, error) {
 	if g.cloudSelected() {
 		src, err := g.cloudSource(ctx, log)
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
-		opts.Source = src
-		return src.Root(), nil
+		return src, src.Root(), nil
 	}
 	dir, err := g.definitionsDir()
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	opts.Dir, opts.Evaluator = absPath(dir), ev // status and diagnostics name files from anywhere
-	return opts.Dir, nil
+	if abs {
+		dir = absPath(dir)
+	}
+	tree, err := eval.ScanDir(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return &eval.DirSource{Dir: tree.Root, Evaluator: ev, Logger: log}, tree.Root, nil
+}
+
+// source returns where this invocation's environments come from, and their
+// listing. A listing that fails is an error.
+func (g *globalFlags) source(ctx context.Context) (eval.Source, *eval.Tree, error) {
+	src, _, err := g.newSource(ctx, newEvaluator(), nil, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tree *eval.Tree
+	if c, ok := src.(*cloud.Source); ok {
+		tree, err = c.List(ctx) // not Scan, which serves the last listing on failure
+	} else {
+		tree, err = src.Scan(ctx)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, tree, nil
 }
 
 // userAgent names this build in requests to Pulumi Cloud: escfs/VERSION.

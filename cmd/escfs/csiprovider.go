@@ -48,10 +48,11 @@ same evaluation to every pod (the service opens providers with its own identity)
 			ev := newEvaluator()
 			opts := eval.StoreOptions{Logger: log, EvalTimeout: evalTimeout,
 				FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir }}
-			root, err := g.storeSource(cmd.Context(), &opts, ev, log)
+			src, root, err := g.newSource(cmd.Context(), ev, log, true)
 			if err != nil {
 				return err
 			}
+			opts.Source = src
 			store, err := eval.NewStore(opts)
 			if err != nil {
 				return err

@@ -112,11 +112,12 @@ stops it at once).`,
 				Refresh:     refresh,
 				EvalTimeout: evalTimeout,
 			}
-			source, err := g.storeSource(cmd.Context(), &opts,
-				servingEvaluator(uint32(orDefault(uid, os.Getuid())), uint32(orDefault(gid, os.Getgid()))), log)
+			src, source, err := g.newSource(cmd.Context(),
+				servingEvaluator(uint32(orDefault(uid, os.Getuid())), uint32(orDefault(gid, os.Getgid()))), log, true)
 			if err != nil {
 				return err
 			}
+			opts.Source = src
 			store, err := eval.NewStore(opts)
 			if err != nil {
 				return err

@@ -25,7 +25,7 @@
 // Tests steer it: Put a definition (each Put is a new revision), Delete an
 // environment, page the listing (PageSize), revoke the token (SetToken),
 // Forbid an environment, make endpoints Fail with any status or hang up,
-// Delay answers, ExpireSessions, and count Requests per endpoint.
+// Delay answers and count Requests per endpoint.
 package cloudtest
 
 import (
@@ -302,15 +302,6 @@ func (s *Server) Heal() {
 	defer s.mu.Unlock()
 	clear(s.faults)
 	clear(s.delays)
-}
-
-// ExpireSessions ends every open session now: reading one answers 404.
-func (s *Server) ExpireSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ss := range s.sessions {
-		ss.expires = time.Time{}
-	}
 }
 
 // Requests returns how many requests the endpoint received (failed ones
