@@ -619,22 +619,13 @@ func (s *Source) depsOf(name eval.Name) []eval.Name {
 // few). A definition that does not parse imports nothing here; the service
 // reports it when opening.
 func parseImports(def []byte) []eval.Name {
-	var doc struct {
-		Imports []yaml.Node `yaml:"imports"`
-	}
+	var doc yaml.Node
 	if err := yaml.Unmarshal(def, &doc); err != nil {
 		return nil
 	}
 	var out []eval.Name
-	for _, item := range doc.Imports {
-		raw := item.Value
-		if item.Kind == yaml.MappingNode && len(item.Content) >= 2 {
-			raw = item.Content[0].Value
-		} else if item.Kind != yaml.ScalarNode {
-			continue
-		}
-		raw, _, _ = strings.Cut(raw, "@")
-		if n, err := eval.ParseName(raw); err == nil && !slices.Contains(out, n) {
+	for _, imp := range eval.ImportsOf(&doc) {
+		if n, err := imp.Env(); err == nil && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/internal/kumotest"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 const (

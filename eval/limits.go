@@ -188,17 +188,11 @@ type limitCheck struct {
 // parsedDef is one definition file as far as the limits need it.
 type parsedDef struct {
 	path    string
-	imports []importRef
+	imports []Import
 	secrets []secretLiteral // fn::secret literals, for scrubbing: parsed once here
 	// ciphertexts are the fn::secret ciphertexts, for the check that each
 	// is where it belongs: parsed once here too.
 	ciphertexts []Ciphertext
-}
-
-// importRef is one entry of a definition's imports list.
-type importRef struct {
-	name      string
-	line, col int
 }
 
 // checkLimits checks def (whose source is src) and everything it imports
@@ -249,7 +243,7 @@ func (c *limitCheck) check(def Definition, src []byte) {
 			return
 		}
 		if depth > limits.MaxImportDepth {
-			c.report(def.Path, imp, fmt.Sprintf("imports starting with %s nest deeper than %d levels (%s raises the limit)", imp.name, limits.MaxImportDepth, FlagMaxImportDepth))
+			c.report(def.Path, imp, fmt.Sprintf("imports starting with %s nest deeper than %d levels (%s raises the limit)", imp.Name, limits.MaxImportDepth, FlagMaxImportDepth))
 			return
 		}
 	}
@@ -261,11 +255,11 @@ func (c *limitCheck) check(def Definition, src []byte) {
 // cost is bounded by the limits whatever the graph. ok is false once a
 // diagnostic stopped the check. Cycles and unknown names count once and are
 // left to the evaluator to report.
-func (c *limitCheck) walk(imp importRef, level int) (paths, depth int, ok bool) {
+func (c *limitCheck) walk(imp Import, level int) (paths, depth int, ok bool) {
 	if level > c.limits.MaxImportDepth {
 		return 1, 1, true // too deep already: the caller's depth is over the limit
 	}
-	def, err := c.tree.Lookup(imp.name)
+	def, err := c.tree.Lookup(imp.Name)
 	if err != nil {
 		return 1, 1, true
 	}
@@ -299,8 +293,8 @@ func (c *limitCheck) walk(imp importRef, level int) (paths, depth int, ok bool) 
 	return paths, depth, true
 }
 
-func (c *limitCheck) report(file string, imp importRef, msg string) {
-	c.diags = append(c.diags, Diagnostic{File: file, Line: imp.line, Column: imp.col, Severity: SeverityError, Message: msg})
+func (c *limitCheck) report(file string, imp Import, msg string) {
+	c.diags = append(c.diags, Diagnostic{File: file, Line: imp.Line, Column: imp.Column, Severity: SeverityError, Message: msg})
 }
 
 // parsedFile reads and parses an imported definition once.
@@ -359,7 +353,7 @@ func parseForLimits(path string, src []byte, maxNesting int) limitParse {
 		return limitParse{diag: &Diagnostic{File: path, Line: n.Line, Column: n.Column, Severity: SeverityError,
 			Message: fmt.Sprintf("values nest deeper than %d levels (%s raises the limit)", maxNesting, FlagMaxNesting)}}
 	}
-	pd.imports = importsOf(&doc)
+	pd.imports = ImportsOf(&doc)
 	pd.secrets = literalSecrets(&doc)
 	pd.ciphertexts = ciphertextsOf(&doc)
 	return limitParse{pd: pd}
@@ -388,33 +382,4 @@ func tooDeep(doc *yaml.Node, limit int) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-// importsOf returns the entries of a definition's top-level imports list:
-// each a name, or a map of one name to its options.
-func importsOf(doc *yaml.Node) []importRef {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil
-	}
-	top := doc.Content[0]
-	var list *yaml.Node
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value == "imports" {
-			list = top.Content[i+1]
-		}
-	}
-	if list == nil || list.Kind != yaml.SequenceNode {
-		return nil
-	}
-	var out []importRef
-	for _, item := range list.Content {
-		switch {
-		case item.Kind == yaml.ScalarNode:
-			out = append(out, importRef{name: item.Value, line: item.Line, col: item.Column})
-		case item.Kind == yaml.MappingNode && len(item.Content) >= 2:
-			k := item.Content[0]
-			out = append(out, importRef{name: k.Value, line: k.Line, col: k.Column})
-		}
-	}
-	return out
 }

@@ -5,11 +5,11 @@ import (
 
 	"github.com/pulumi/esc"
 
-	"github.com/escfs/escfs/yamledit"
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // Lookup returns the value at a parsed property path in v.
-func Lookup(path yamledit.Path, v esc.Value) (esc.Value, bool) {
+func Lookup(path proppath.Path, v esc.Value) (esc.Value, bool) {
 	for _, elem := range path {
 		switch x := v.Value.(type) {
 		case map[string]esc.Value:
@@ -37,7 +37,7 @@ func Lookup(path yamledit.Path, v esc.Value) (esc.Value, bool) {
 // as esc open takes one) in v; the error names the path when it is
 // malformed or leads nowhere.
 func LookupPath(path string, v esc.Value) (esc.Value, error) {
-	p, err := yamledit.ParsePath(path)
+	p, err := proppath.Parse(path)
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("property path %q: %w", path, err)
 	}

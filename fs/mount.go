@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/bounded"
 )
 
 // FSType is the filesystem type escfs mounts show in /proc/self/mountinfo.
@@ -224,10 +225,12 @@ func Unmount(mountpoint string, log *slog.Logger) error {
 		log = slog.Default()
 	}
 	mnt, e, err := findMount(mountpoint)
-	if err != nil {
-		return err
-	}
-	if e.fstype != FSType {
+	switch {
+	case errors.Is(err, errNotMounted):
+		return fmt.Errorf("%w; nothing to unmount", err)
+	case err != nil:
+		return fmt.Errorf("unmount %w", err)
+	case e.fstype != FSType:
 		return fmt.Errorf("%s is a %s mount, not escfs; not unmounting", mnt, e.fstype)
 	}
 	switch probe(mnt) {
@@ -241,6 +244,27 @@ func Unmount(mountpoint string, log *slog.Logger) error {
 	}
 }
 
+// MountPoint resolves path (relative, or through symlinks) to the escfs
+// mount point /proc/self/mountinfo names, or fails if no escfs filesystem
+// is mounted there. It never waits on a stopped or hung escfs for long
+// (see findMount). Status and unmount resolve their argument with it.
+func MountPoint(path string) (string, error) {
+	mnt, e, err := findMount(path)
+	if errors.Is(err, errNotMounted) {
+		return "", fmt.Errorf("%s is not an escfs mount point", path)
+	}
+	if err != nil {
+		return "", err
+	}
+	if e.fstype != FSType {
+		return "", fmt.Errorf("%s is a %s mount, not an escfs mount point", mnt, e.fstype)
+	}
+	return mnt, nil
+}
+
+// errNotMounted is findMount's error for a path where nothing is mounted.
+var errNotMounted = errors.New("is not a mount point")
+
 // findMount resolves mountpoint to the mount point mountinfo names and
 // returns its topmost mount. The path is first taken as it is (made
 // absolute), because resolving symlinks would stat the mount point itself,
@@ -249,13 +273,13 @@ func Unmount(mountpoint string, log *slog.Logger) error {
 func findMount(mountpoint string) (string, mountEntry, error) {
 	mnt, err := filepath.Abs(mountpoint)
 	if err != nil {
-		return "", mountEntry{}, fmt.Errorf("unmount %s: %w", mountpoint, err)
+		return "", mountEntry{}, fmt.Errorf("%s: %w", mountpoint, err)
 	}
 	if e, ok, err := mountAt(mnt); err != nil || ok {
 		return mnt, e, err
 	}
 	var real string
-	err = bounded(probeTimeout, func() error {
+	err = bounded.Do(probeTimeout, func() error {
 		var err error
 		real, err = filepath.EvalSymlinks(mnt)
 		return err
@@ -265,7 +289,7 @@ func findMount(mountpoint string) (string, mountEntry, error) {
 			return real, e, err
 		}
 	}
-	return "", mountEntry{}, fmt.Errorf("%s is not a mount point; nothing to unmount", mnt)
+	return "", mountEntry{}, fmt.Errorf("%s %w", mnt, errNotMounted)
 }
 
 // unmountLive unmounts the escfs mount at mnt whose server answers, lazily

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/bounded"
 )
 
 // probeTimeout bounds every look at a mount point that may reach a FUSE
@@ -151,36 +153,18 @@ const (
 	serverWedged
 )
 
-// errProbeTimeout is the error of a bounded call that did not return in time.
-var errProbeTimeout = errors.New("no answer in time")
-
-// bounded runs f in a goroutine and waits at most d for it. On a timeout
-// the goroutine is left behind, blocked in the kernel on a server that does
-// not answer; it ends when the server answers, its connection is aborted or
-// the process exits (a FUSE request waits killably).
-func bounded(d time.Duration, f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		return errProbeTimeout
-	}
-}
-
 // probe asks the server of the FUSE mount at mnt for statfs, which always
 // reaches it (stat is answered from the kernel's attribute cache for up to a
 // second after the server is gone), and waits at most probeTimeout.
 func probe(mnt string) serverState {
-	err := bounded(probeTimeout, func() error {
+	err := bounded.Do(probeTimeout, func() error {
 		var st unix.Statfs_t
 		return unix.Statfs(mnt, &st)
 	})
 	switch {
 	case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
 		return serverDead
-	case errors.Is(err, errProbeTimeout):
+	case errors.Is(err, bounded.ErrTimeout):
 		return serverWedged
 	default:
 		return serverLive // an answer, or a refusal by the kernel: something is there
@@ -190,12 +174,12 @@ func probe(mnt string) serverState {
 // statBounded is os.Stat that gives up after probeTimeout.
 func statBounded(path string) (iofs.FileInfo, error) {
 	var fi iofs.FileInfo
-	err := bounded(probeTimeout, func() error {
+	err := bounded.Do(probeTimeout, func() error {
 		var err error
 		fi, err = os.Stat(path)
 		return err
 	})
-	if errors.Is(err, errProbeTimeout) {
+	if errors.Is(err, bounded.ErrTimeout) {
 		return nil, fmt.Errorf("stat %s: %w within %v (a filesystem there is not answering)", path, err, probeTimeout)
 	}
 	return fi, err

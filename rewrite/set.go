@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/escfs/escfs/internal/proppath"
 	"github.com/escfs/escfs/yamledit"
 )
 
@@ -44,7 +45,7 @@ func (e *Editor) Set(ctx context.Context, name, path, value string, kind Kind) (
 		}
 		defer sealer.Close()
 		added = addedRecipients(ctx, sealer, ss)
-		p, err := yamledit.ParsePath(path)
+		p, err := proppath.Parse(path)
 		if err != nil {
 			return Change{}, fmt.Errorf("%s: set %s: %w", def.Path, path, err)
 		}

@@ -12,7 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
-	"github.com/escfs/escfs/internal/awsclient"
+	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 // kmsStanzaType is the type of the age stanza of a KMS recipient; its one
@@ -86,14 +87,14 @@ func defaultAWSConfig(ctx context.Context, region string) (aws.Config, error) {
 	return awsclient.Load(ctx, awsclient.Options{Region: region})
 }
 
-// kmsCall runs one KMS call for arn, bounded by awsclient.CallTimeout.
+// kmsCall runs one KMS call for arn, bounded by providers.CallTimeout.
 func kmsCall[T any](ctx context.Context, k *Keyring, op, arn string, call func(context.Context, *kms.Client) (T, error)) (T, error) {
 	var zero T
 	region, ok := kmsRegion(arn)
 	if !ok {
 		return zero, &KMSError{KeyARN: arn, Op: op, Err: errors.New("not a KMS key ARN")}
 	}
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	client, err := k.kmsClient(ctx, region)
 	if err != nil {

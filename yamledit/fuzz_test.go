@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // fuzzSeeds are definitions with the constructs the scanners must get
@@ -73,7 +75,7 @@ func FuzzSecrets(f *testing.F) {
 			if off, ok := s.offset(sec.Line, sec.Col); !ok || off != sec.Start {
 				t.Fatalf("%s: %d:%d is offset %d, Start %d", sec.Path, sec.Line, sec.Col, off, sec.Start)
 			}
-			if _, err := ParsePath(sec.Path); err != nil && sec.Path != "" {
+			if _, err := proppath.Parse(sec.Path); err != nil && sec.Path != "" {
 				t.Fatalf("%s: %v", sec.Path, err)
 			}
 		}
@@ -216,7 +218,7 @@ func FuzzSet(f *testing.F) {
 			return
 		}
 		out := r.Out
-		p, perr := ParsePath(path)
+		p, perr := proppath.Parse(path)
 		if perr != nil {
 			t.Fatalf("Set accepted the bad path %q", path)
 		}
@@ -232,7 +234,7 @@ func FuzzSet(f *testing.F) {
 			t.Fatalf("result does not decode: %v\n%s", err, out)
 		}
 		want := value["k"]
-		expected, ok := setAny(before, append(Path{"values"}, p...), want)
+		expected, ok := setAny(before, append(proppath.Path{"values"}, p...), want)
 		if !ok {
 			return
 		}
@@ -244,7 +246,7 @@ func FuzzSet(f *testing.F) {
 
 // setAny sets path in the decoded YAML v to value, creating maps on the
 // way; false when v is not something the oracle understands.
-func setAny(v any, path Path, value any) (any, bool) {
+func setAny(v any, path proppath.Path, value any) (any, bool) {
 	if len(path) == 0 {
 		return value, true
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // Secret is one fn::secret call under `values:` whose argument is a
@@ -77,7 +79,7 @@ func (x *index) secrets() ([]Secret, error) {
 // and its property path.
 type Call struct {
 	Node *yaml.Node
-	Path Path
+	Path proppath.Path
 }
 
 // Calls returns the fn::secret calls under values of a parsed definition
@@ -90,8 +92,8 @@ func Calls(doc *yaml.Node) []Call {
 		return nil
 	}
 	var out []Call
-	var walk func(n *yaml.Node, path Path)
-	walk = func(n *yaml.Node, path Path) {
+	var walk func(n *yaml.Node, path proppath.Path)
+	walk = func(n *yaml.Node, path proppath.Path) {
 		switch n.Kind {
 		case yaml.MappingNode:
 			if len(n.Content) == 2 && n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Value == "fn::secret" {
@@ -99,11 +101,11 @@ func Calls(doc *yaml.Node) []Call {
 				return
 			}
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				walk(n.Content[i+1], path.appendKey(n.Content[i].Value))
+				walk(n.Content[i+1], path.Append(n.Content[i].Value))
 			}
 		case yaml.SequenceNode:
 			for i, item := range n.Content {
-				walk(item, path.appendKey(i))
+				walk(item, path.Append(i))
 			}
 		}
 	}
@@ -137,7 +139,7 @@ func valuesNode(doc *yaml.Node) *yaml.Node {
 
 // secret makes the Secret of the call mapping call at path, if its
 // argument has the form of one.
-func (x *index) secret(call *yaml.Node, path Path) (Secret, bool, error) {
+func (x *index) secret(call *yaml.Node, path proppath.Path) (Secret, bool, error) {
 	key, arg := call.Content[0], call.Content[1]
 	s := Secret{Path: path.String(), Line: arg.Line, Col: arg.Column, KeyLine: key.Line, KeyCol: key.Column}
 	var cipher *yaml.Node

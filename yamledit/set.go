@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // ErrAppend is returned by Set for a list index past the end of its list:
@@ -32,7 +34,7 @@ var ErrAppend = errors.New("appending to a list is not supported")
 // The result is verified and falls back to yaml.v3 re-encoding as Apply
 // does; Result.Fallback reports it.
 func Set(src []byte, path string, valueText string) (Result, error) {
-	p, err := ParsePath(path)
+	p, err := proppath.Parse(path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -41,14 +43,14 @@ func Set(src []byte, path string, valueText string) (Result, error) {
 		return Result{}, err
 	}
 	pl := newPlan(x)
-	if err := pl.set(append(Path{"values"}, p...), valueText); err != nil {
+	if err := pl.set(append(proppath.Path{"values"}, p...), valueText); err != nil {
 		return Result{}, err
 	}
 	return pl.run()
 }
 
 // set plans setting path (from the top of the document) to text.
-func (p *plan) set(path Path, text string) error {
+func (p *plan) set(path proppath.Path, text string) error {
 	// What is asked is text's value on its own, wherever it goes: the
 	// splice must read as that, or the plan falls back to re-encoding.
 	v, err := decodeText(text)
@@ -164,7 +166,7 @@ func (x *index) inSlot(n *yaml.Node) bool {
 
 // fillNull plans replacing the null value n by mappings down path, whose
 // innermost key gets v, written as text.
-func (p *plan) fillNull(n *yaml.Node, path Path, v *yaml.Node, text string) error {
+func (p *plan) fillNull(n *yaml.Node, path proppath.Path, v *yaml.Node, text string) error {
 	if err := keysOnly(path); err != nil {
 		return err
 	}
@@ -187,7 +189,7 @@ func (p *plan) fillNull(n *yaml.Node, path Path, v *yaml.Node, text string) erro
 }
 
 // keysOnly rejects list indexes in a path to be created.
-func keysOnly(path Path) error {
+func keysOnly(path proppath.Path) error {
 	for _, e := range path {
 		if _, ok := e.(int); ok {
 			return fmt.Errorf("set: cannot create list item [%d]: %w", e, ErrAppend)
@@ -198,7 +200,7 @@ func keysOnly(path Path) error {
 
 // pair returns the key path[0] and its value: v under the keys of the
 // rest of path.
-func pair(path Path, v *yaml.Node) (key, value *yaml.Node) {
+func pair(path proppath.Path, v *yaml.Node) (key, value *yaml.Node) {
 	for j := len(path) - 1; j > 0; j-- {
 		v = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{strNode(path[j].(string)), v}}
 	}
@@ -212,7 +214,7 @@ func strNode(s string) *yaml.Node {
 // nested returns the text of mappings down path ending in text: in flow
 // style ({a: {b: text}}, keys quoted if quoted), or as block lines, each
 // starting with a line break, the first key at column indent.
-func nested(path Path, text string, indent int, flow, quoted bool) string {
+func nested(path proppath.Path, text string, indent int, flow, quoted bool) string {
 	var b strings.Builder
 	for j, e := range path {
 		k := keyText(e.(string), quoted)
@@ -238,7 +240,7 @@ func nested(path Path, text string, indent int, flow, quoted bool) string {
 // insert plans adding the missing key path[0] (and the mappings down the
 // rest of path, the innermost key getting v, written as text) to mapping
 // m.
-func (p *plan) insert(m *yaml.Node, path Path, v *yaml.Node, text string) error {
+func (p *plan) insert(m *yaml.Node, path proppath.Path, v *yaml.Node, text string) error {
 	if err := keysOnly(path); err != nil {
 		return err
 	}
@@ -274,7 +276,7 @@ func (p *plan) insert(m *yaml.Node, path Path, v *yaml.Node, text string) error 
 
 // newDocument plans a definition that is empty (nothing, comments, or a
 // null document) becoming one holding path set to v, written as text.
-func (p *plan) newDocument(path Path, v *yaml.Node, text string) error {
+func (p *plan) newDocument(path proppath.Path, v *yaml.Node, text string) error {
 	if err := keysOnly(path); err != nil {
 		return err
 	}

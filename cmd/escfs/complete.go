@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // maxCompletions bounds the property paths offered for one environment, so
@@ -144,18 +144,10 @@ func (c *pathCollector) definition(name string, depth int) {
 	if !ok {
 		return
 	}
-	imports, values := topLevel(doc)
-	if imports != nil && imports.Kind == yaml.SequenceNode {
-		for _, imp := range imports.Content {
-			switch {
-			case imp.Kind == yaml.ScalarNode:
-				c.definition(imp.Value, depth+1)
-			case imp.Kind == yaml.MappingNode && len(imp.Content) >= 2:
-				c.definition(imp.Content[0].Value, depth+1)
-			}
-		}
+	for _, imp := range eval.ImportsOf(doc) {
+		c.definition(imp.Name, depth+1)
 	}
-	if values != nil {
+	if values := valuesOf(doc); values != nil {
 		c.walk(values, "", 0)
 	}
 }
@@ -186,20 +178,18 @@ func parseYAML(src []byte) (*yaml.Node, bool) {
 	return doc.Content[0], true
 }
 
-// topLevel returns the imports and values nodes of a definition, or nil.
-func topLevel(top *yaml.Node) (imports, values *yaml.Node) {
+// valuesOf returns the values node of a definition, or nil.
+func valuesOf(top *yaml.Node) *yaml.Node {
 	if top.Kind != yaml.MappingNode {
-		return nil, nil
+		return nil
 	}
+	var values *yaml.Node
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		switch top.Content[i].Value {
-		case "imports":
-			imports = top.Content[i+1]
-		case "values":
+		if top.Content[i].Value == "values" {
 			values = top.Content[i+1]
 		}
 	}
-	return imports, values
+	return values
 }
 
 // walk adds the paths below n, whose own path is prefix. It does not look
@@ -211,7 +201,7 @@ func (c *pathCollector) walk(n *yaml.Node, prefix string, depth int) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := prefix + pathKey(n.Content[i].Value, prefix == "")
+			p := prefix + proppath.Key(n.Content[i].Value, prefix == "")
 			c.add(p)
 			c.walk(n.Content[i+1], p, depth+1)
 		}
@@ -236,17 +226,4 @@ func (c *pathCollector) add(p string) {
 // starting with "fn::".
 func isCall(n *yaml.Node) bool {
 	return n.Kind == yaml.MappingNode && len(n.Content) == 2 && strings.HasPrefix(n.Content[0].Value, "fn::")
-}
-
-// pathKey spells one key of a property path as open's PATH takes it: a
-// plain name (after a dot unless first), or ["key"] for a key with dots,
-// brackets, quotes or backslashes.
-func pathKey(key string, first bool) string {
-	if key == "" || strings.ContainsAny(key, `.[]"\`) {
-		return fmt.Sprintf(`["%s"]`, strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(key))
-	}
-	if first {
-		return key
-	}
-	return "." + key
 }

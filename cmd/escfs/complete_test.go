@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // TestRunFlagsAroundEnv checks run's command line rule: escfs's flags go
@@ -125,7 +127,7 @@ func TestCompletion(t *testing.T) {
 					t.Fatalf("a value was offered: %q", c)
 				}
 				if len(tt.args) == 3 && tt.args[0] == "open" {
-					if _, err := parsePropertyPath(c); err != nil {
+					if _, err := proppath.Parse(c); err != nil {
 						t.Fatalf("offered path %q is not one open takes: %v", c, err)
 					}
 				}

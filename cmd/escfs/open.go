@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/proppath"
 	"github.com/escfs/escfs/runner"
 )
 
@@ -77,9 +78,9 @@ what it returns, as esc open does.`,
 func runOpen(cmd *cobra.Command, g *globalFlags, args []string, format string) error {
 	nonDumpable(cmd.ErrOrStderr())
 	name := args[0]
-	var path propertyPath
+	var path proppath.Path
 	if len(args) == 2 {
-		p, err := parsePropertyPath(args[1])
+		p, err := proppath.Parse(args[1])
 		if err != nil {
 			return err
 		}
@@ -115,7 +116,7 @@ func runOpen(cmd *cobra.Command, g *globalFlags, args []string, format string) e
 	v := snap.Values
 	if path != nil {
 		var ok bool
-		if v, ok = lookupPath(path, snap.Values); !ok {
+		if v, ok = eval.Lookup(path, snap.Values); !ok {
 			return fmt.Errorf("%s has no value at %s", name, args[1])
 		}
 	}

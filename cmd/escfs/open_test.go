@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/proppath"
 )
 
 // openEnv has nested values, arrays, a secret, awkward strings for shells
@@ -240,27 +242,27 @@ func TestOpenErrors(t *testing.T) {
 func TestParsePropertyPath(t *testing.T) {
 	tests := []struct {
 		in   string
-		want propertyPath
+		want proppath.Path
 	}{
-		{"a", propertyPath{"a"}},
-		{"aws.creds", propertyPath{"aws", "creds"}},
-		{"app.tags[0]", propertyPath{"app", "tags", 0}},
-		{"a[1][2].b", propertyPath{"a", 1, 2, "b"}},
-		{`a["x.y[z]"]`, propertyPath{"a", "x.y[z]"}},
-		{`a["q\"b\\s"]`, propertyPath{"a", `q"b\s`}},
-		{`["top"].x`, propertyPath{"top", "x"}},
-		{"[3]", propertyPath{3}},
-		{"key-with_dash:colon", propertyPath{"key-with_dash:colon"}},
+		{"a", proppath.Path{"a"}},
+		{"aws.creds", proppath.Path{"aws", "creds"}},
+		{"app.tags[0]", proppath.Path{"app", "tags", 0}},
+		{"a[1][2].b", proppath.Path{"a", 1, 2, "b"}},
+		{`a["x.y[z]"]`, proppath.Path{"a", "x.y[z]"}},
+		{`a["q\"b\\s"]`, proppath.Path{"a", `q"b\s`}},
+		{`["top"].x`, proppath.Path{"top", "x"}},
+		{"[3]", proppath.Path{3}},
+		{"key-with_dash:colon", proppath.Path{"key-with_dash:colon"}},
 	}
 	for _, tt := range tests {
-		got, err := parsePropertyPath(tt.in)
+		got, err := proppath.Parse(tt.in)
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("parsePropertyPath(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+			t.Errorf("proppath.Parse(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
 		}
 	}
 	for _, bad := range []string{"", ".a", "a.", "a..b", "a[", "a[x]", "a[-1]", "a[+1]", `a["x`, `a["x"`, "a]", "a[0]b", `a["x"]y`} {
-		if got, err := parsePropertyPath(bad); err == nil {
-			t.Errorf("parsePropertyPath(%q) = %#v, want an error", bad, got)
+		if got, err := proppath.Parse(bad); err == nil {
+			t.Errorf("proppath.Parse(%q) = %#v, want an error", bad, got)
 		}
 	}
 }

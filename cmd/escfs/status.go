@@ -20,6 +20,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/fs"
+	"github.com/escfs/escfs/internal/bounded"
 )
 
 func init() { commands = append(commands, newStatusCommand) }
@@ -70,7 +71,7 @@ point; a stopped or hung escfs makes the command fail after --timeout, never han
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout must be positive, not %s", timeout)
 			}
-			mnt, err := escfsMountPoint(args[0])
+			mnt, err := fs.MountPoint(args[0])
 			if err != nil {
 				return err
 			}
@@ -89,51 +90,14 @@ point; a stopped or hung escfs makes the command fail after --timeout, never han
 	return cmd
 }
 
-// escfsMountPoint returns mnt as it appears in /proc/self/mountinfo, or an
-// error if no escfs filesystem is mounted there. It never touches the
-// mount point itself (a hung escfs would hang the command), only its
-// parent directory.
-func escfsMountPoint(mnt string) (string, error) {
-	mounts, err := fs.Mounts()
-	if err != nil {
-		return "", err
+// readBounded runs fn and waits for it until deadline: a read from a stopped
+// or hung FUSE server never returns, and the command must not hang with it.
+func readBounded[T any](deadline time.Time, fn func() (T, error)) (T, error) {
+	v, err := bounded.Call(time.Until(deadline), fn)
+	if errors.Is(err, bounded.ErrTimeout) {
+		err = errTimeout
 	}
-	abs := filepath.Clean(absPath(mnt))
-	if slices.Contains(mounts, abs) {
-		return abs, nil
-	}
-	if parent, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		if p := filepath.Join(parent, filepath.Base(abs)); slices.Contains(mounts, p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not an escfs mount point", mnt)
-}
-
-// bounded runs fn in a goroutine of its own and waits for it until
-// deadline: a read from a stopped or hung FUSE server never returns, and
-// the command must not hang with it (the goroutine is left behind).
-func bounded[T any](deadline time.Time, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() { v, err := fn(); ch <- result{v, err} }()
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-timer.C:
-		select {
-		case r := <-ch: // done just in time
-			return r.v, r.err
-		default:
-			var zero T
-			return zero, errTimeout
-		}
-	}
+	return v, err
 }
 
 // errTimeout is a read of the mount that did not answer in time.
@@ -156,7 +120,7 @@ func readStatuses(mnt string, deadline time.Time) ([]envStatus, error) {
 // and of those below it to out.
 func walkStatuses(mnt, rel string, deadline time.Time, depth int, out *[]envStatus) error {
 	dir := filepath.Join(mnt, filepath.FromSlash(rel))
-	entries, err := bounded(deadline, func() ([]os.DirEntry, error) { return os.ReadDir(dir) })
+	entries, err := readBounded(deadline, func() ([]os.DirEntry, error) { return os.ReadDir(dir) })
 	switch {
 	case errors.Is(err, errTimeout) && rel != "":
 		*out = append(*out, failedStatus(rel, err))
@@ -185,7 +149,7 @@ func walkStatuses(mnt, rel string, deadline time.Time, depth int, out *[]envStat
 // readStatus reads and decodes one status file; a failure is a status of
 // its own, so that one bad environment does not hide the others.
 func readStatus(file, rel string, deadline time.Time) envStatus {
-	b, err := bounded(deadline, func() ([]byte, error) { return os.ReadFile(file) })
+	b, err := readBounded(deadline, func() ([]byte, error) { return os.ReadFile(file) })
 	if err != nil {
 		return failedStatus(rel, err)
 	}

@@ -36,7 +36,7 @@
 // default chain and shared configuration, and every AWS call goes through the
 // SDK's standard configuration (AWS_REGION, AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_STS, ...) with standard retries, bounded by
-// awsclient.CallTimeout. STS calls use us-east-1 when no region is configured.
+// providers.CallTimeout. STS calls use us-east-1 when no region is configured.
 //
 // The outputs are accessKeyId, secretAccessKey and sessionToken, and, when
 // the credentials expire, expiration (RFC 3339, UTC), which is also reported
@@ -60,8 +60,8 @@ import (
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
 
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 // Name is the name environments use to open this provider: fn::open::aws-login.
@@ -264,7 +264,7 @@ func openOIDC(ctx context.Context, inputs map[string]esc.Value) (credentials, er
 		return credentials{}, err
 	}
 
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	// The token is the proof of identity: the call is not signed (the SDK
 	// models it so), and anonymous credentials keep the SDK from looking for
@@ -321,7 +321,7 @@ func openAssumeRole(ctx context.Context, inputs map[string]esc.Value, execCtx es
 		return credentials{}, err
 	}
 
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	cfg, err := stsConfig(ctx, awsclient.Options{Profile: profile})
 	if err != nil {
@@ -351,7 +351,7 @@ func openProfile(ctx context.Context, inputs map[string]esc.Value) (credentials,
 	if name == "" {
 		return credentials{}, errors.New("the profile name is empty")
 	}
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	cfg, err := awsclient.Load(ctx, awsclient.Options{Profile: name})
 	if err != nil {

@@ -21,9 +21,9 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 	"github.com/escfs/escfs/providers/awslogin"
 )
 
@@ -500,8 +500,8 @@ func TestOpenErrors(t *testing.T) {
 					t.Errorf("error %q reveals a secret", msg)
 				}
 			}
-			if elapsed > awsclient.CallTimeout {
-				t.Errorf("Open took %v, more than the bound %v", elapsed, awsclient.CallTimeout)
+			if elapsed > providers.CallTimeout {
+				t.Errorf("Open took %v, more than the bound %v", elapsed, providers.CallTimeout)
 			}
 			if rec != nil {
 				if n := len(rec.take()); n != tt.wantCalls {

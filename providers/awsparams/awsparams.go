@@ -26,7 +26,7 @@
 // documentation sets decrypt: true in its example and does not state a
 // default.)
 //
-// Each entry is one ssm:GetParameter call, bounded by awsclient.CallTimeout
+// Each entry is one ssm:GetParameter call, bounded by providers.CallTimeout
 // with the SDK's standard retries; the calls run concurrently. Every AWS call
 // goes through the SDK's standard configuration (AWS_REGION,
 // AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, shared config files, ...).
@@ -51,8 +51,8 @@ import (
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
 
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 // Name is the name environments use to open this provider:
@@ -116,7 +116,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("%s%w", Name, err)
 	}
-	loadCtx, cancel := awsclient.WithCallTimeout(ctx)
+	loadCtx, cancel := providers.WithCallTimeout(ctx)
 	cfg, err := awsclient.Load(loadCtx, awsclient.Options{Region: region, Login: login})
 	cancel()
 	if err != nil {
@@ -154,7 +154,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 
 // get reads one parameter's value, within its own CallTimeout.
 func get(ctx context.Context, client *ssm.Client, r request) (esc.Value, error) {
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{
 		Name:           aws.String(r.parameter),

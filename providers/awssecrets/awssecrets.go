@@ -17,7 +17,7 @@
 // The output maps each name under get to the secret's value, a string, always
 // secret: a SecretString as stored, a SecretBinary base64-encoded (standard
 // encoding, with padding). Each entry is one secretsmanager:GetSecretValue
-// call, bounded by awsclient.CallTimeout with the SDK's standard retries; the
+// call, bounded by providers.CallTimeout with the SDK's standard retries; the
 // calls run concurrently. Every AWS call goes through the SDK's standard
 // configuration (AWS_REGION, AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_SECRETS_MANAGER, shared config files, ...).
@@ -42,8 +42,8 @@ import (
 	"github.com/pulumi/esc"
 	"github.com/pulumi/esc/schema"
 
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 // Name is the name environments use to open this provider: fn::open::aws-secrets.
@@ -106,7 +106,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("%s%w", Name, err)
 	}
-	loadCtx, cancel := awsclient.WithCallTimeout(ctx)
+	loadCtx, cancel := providers.WithCallTimeout(ctx)
 	cfg, err := awsclient.Load(loadCtx, awsclient.Options{Region: region, Login: login})
 	cancel()
 	if err != nil {
@@ -144,7 +144,7 @@ func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.Env
 
 // get reads one secret's value, within its own CallTimeout.
 func get(ctx context.Context, client *secretsmanager.Client, r request) (string, error) {
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(r.secretID)}
 	if r.versionID != "" {

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/providers/awsclient"
 	"github.com/escfs/escfs/providers/builtin"
 )
 

@@ -15,8 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/escfs/escfs/internal/awsclient"
 	"github.com/escfs/escfs/internal/safehttp"
+	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/awsclient"
 )
 
 // s3Store is the store of an s3:// backend: a bucket, or a prefix in one.
@@ -110,7 +111,7 @@ func (s *s3Store) modTimes(ctx context.Context, keys []string) (map[string]time.
 	for _, k := range keys {
 		want[s.key(k)] = k
 	}
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	out, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
@@ -132,7 +133,7 @@ func (s *s3Store) modTimes(ctx context.Context, keys []string) (map[string]time.
 }
 
 func (s *s3Store) read(ctx context.Context, k string) ([]byte, error) {
-	ctx, cancel := awsclient.WithCallTimeout(ctx)
+	ctx, cancel := providers.WithCallTimeout(ctx)
 	defer cancel()
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),

@@ -1,4 +1,7 @@
-package yamledit
+// Package proppath parses and spells the property paths of ESC values
+// (db.password, hosts[0], labels["app.kubernetes.io/name"]), for every
+// package that names a value: the writers, lookups and completion.
+package proppath
 
 import (
 	"fmt"
@@ -10,11 +13,11 @@ import (
 // list index (int).
 type Path []any
 
-// ParsePath parses a property path as esc takes it: names separated by
+// Parse parses a property path as esc takes it: names separated by
 // dots, [N] for list items and ["key"] for keys with dots, brackets or
 // quotes (inside, \" and \\ stand for " and \), e.g. db.password,
 // hosts[0] or labels["app.kubernetes.io/name"].
-func ParsePath(s string) (Path, error) {
+func Parse(s string) (Path, error) {
 	var path Path
 	fail := func(i int, msg string) (Path, error) {
 		return nil, fmt.Errorf("invalid property path %q at offset %d: %s", s, i, msg)
@@ -83,8 +86,8 @@ func parseSubscript(s string) (any, int, error) {
 	return n, end + 1, nil
 }
 
-// String spells the path as ParsePath reads it: a key with dots,
-// brackets, quotes or backslashes (or none at all) as ["key"].
+// String spells the path as Parse reads it: a key with dots, brackets,
+// quotes or backslashes (or none at all) as ["key"].
 func (p Path) String() string {
 	var b strings.Builder
 	for i, e := range p {
@@ -92,20 +95,28 @@ func (p Path) String() string {
 		case int:
 			fmt.Fprintf(&b, "[%d]", e)
 		case string:
-			switch {
-			case e == "" || strings.ContainsAny(e, `.[]"\`):
-				fmt.Fprintf(&b, `["%s"]`, strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(e))
-			case i == 0:
-				b.WriteString(e)
-			default:
-				b.WriteString("." + e)
-			}
+			b.WriteString(Key(e, i == 0))
 		}
 	}
 	return b.String()
 }
 
-// appendKey returns p with key added, in a fresh slice.
-func (p Path) appendKey(e any) Path {
+// Key spells key as the next element of a path (the first one if first):
+// .key, key, or ["key"] for a key with dots, brackets, quotes or
+// backslashes, or none at all.
+func Key(key string, first bool) string {
+	switch {
+	case key == "" || strings.ContainsAny(key, `.[]"\`):
+		return fmt.Sprintf(`["%s"]`, strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(key))
+	case first:
+		return key
+	default:
+		return "." + key
+	}
+}
+
+// Append returns p with the element e (a key or an index) added, in a
+// fresh slice.
+func (p Path) Append(e any) Path {
 	return append(p[:len(p):len(p)], e)
 }

@@ -26,9 +26,6 @@ import (
 	"github.com/escfs/escfs/providers"
 )
 
-// CallTimeout bounds one provider's AWS calls, retries included.
-const CallTimeout = providers.CallTimeout
-
 // Login is a set of explicit AWS credentials, as the login input of the
 // AWS providers gives them.
 type Login struct {
@@ -70,7 +67,7 @@ type Options struct {
 }
 
 // Load returns an SDK configuration with the standard retryer and an HTTP
-// client bounded by CallTimeout.
+// client bounded by providers.CallTimeout.
 func Load(ctx context.Context, o Options) (aws.Config, error) {
 	if o.Region != "" && !ValidRegion(o.Region) {
 		// The SDK builds hosts from the region (s3.REGION.amazonaws.com):
@@ -79,7 +76,7 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("region %q is not an AWS region name (lowercase letters, digits and '-', such as us-east-1)", o.Region)
 	}
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(CallTimeout)), // buildable: AWS_CA_BUNDLE needs it
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(providers.CallTimeout)), // buildable: AWS_CA_BUNDLE needs it
 		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
 	}
 	if o.Region != "" {
@@ -117,11 +114,6 @@ func ValidRegion(region string) bool {
 		}
 	}
 	return true
-}
-
-// WithCallTimeout bounds ctx by CallTimeout.
-func WithCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, CallTimeout)
 }
 
 // Describe turns an error of an AWS call into one line that names the
