@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/providers/awsclient"
 )
@@ -133,13 +135,13 @@ func newAWSWorld(t *testing.T) *awsWorld {
 		// escfs gets no credentials of its own: every AWS call must be
 		// signed with what aws-login returned (or be the unsigned
 		// AssumeRoleWithWebIdentity).
-		env: EnvWith("AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+		env: escfstest.EnvWith("AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
 	}
 }
 
 // sourced runs `source MNT/<env>/env` in bash and returns the named
 // variables as the shell then has them.
-func sourced(t *testing.T, e *Escfs, env string, names ...string) map[string]string {
+func sourced(t *testing.T, e *escfstest.Escfs, env string, names ...string) map[string]string {
 	t.Helper()
 	script := fmt.Sprintf(`set -e; source "$MNT/%s/env"; for v in %s; do printf '%%s=%%s\0' "$v" "${!v-}"; done`, env, strings.Join(names, " "))
 	out, err := e.Shell(t, script)
@@ -188,8 +190,8 @@ func errorCode(err error) string {
 func TestAWSThroughTheMount(t *testing.T) {
 	w := newAWSWorld(t)
 	dir := t.TempDir()
-	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "app.yaml": appEnv})
-	e := Mount(t, dir, w.env)
+	filetree.WriteByRename(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "app.yaml": appEnv})
+	e := escfstest.Mount(t, dir, w.env)
 
 	vars := sourced(t, e, "app", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
 		"DB_PASSWORD", "DB_HOST", "DB_PORT", "API_KEY", "ESCFS_EXPIRES_AT")
@@ -277,8 +279,8 @@ func TestAWSRenewal(t *testing.T) {
 	const lifetime = 6 * time.Second
 	w.front.SetLifetime(lifetime)
 	dir := t.TempDir()
-	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "app.yaml": appEnv})
-	e := Mount(t, dir, w.env)
+	filetree.WriteByRename(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "app.yaml": appEnv})
+	e := escfstest.Mount(t, dir, w.env)
 
 	names := []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "ESCFS_EXPIRES_AT", "DB_PASSWORD"}
 	first := sourced(t, e, "app", names...)
@@ -358,7 +360,7 @@ func TestAWSErrors(t *testing.T) {
 		return s + "  environmentVariables:\n    AWS_ACCESS_KEY_ID: ${creds.accessKeyId}\n"
 	}
 	dir := t.TempDir()
-	WriteFiles(t, dir, map[string]string{
+	filetree.WriteByRename(t, dir, map[string]string{
 		"plain.yaml":            "values:\n  environmentVariables:\n    A: alpha\n",
 		"demos/aws-access.yaml": awsAccess,
 		"app.yaml":              appEnv,
@@ -385,18 +387,18 @@ values:
 	healthy := []string{"plain", "demos/aws-access", "app"}
 	secrets := []string{dbPassword, apiKey, webToken, "this is not a JWT"}
 
-	e := Mount(t, dir, w.env)
+	e := escfstest.Mount(t, dir, w.env)
 	checkBroken(t, e, dir, want, healthy, secrets)
-	stdout, stderr, code := Check(t, dir, w.env)
+	stdout, stderr, code := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: w.env}, "--dir", dir, "check").Parts()
 	checkReport(t, dir, stdout, stderr, code, want, healthy, secrets)
 
 	// An unreachable endpoint: every AWS environment says so, the plain one
 	// still works, and so does the mount.
-	down := EnvEdit(w.env, "AWS_ENDPOINT_URL="+kumotest.ClosedURL(t), "AWS_ENDPOINT_URL_STS="+kumotest.ClosedURL(t))
+	down := escfstest.EnvEdit(w.env, "AWS_ENDPOINT_URL="+kumotest.ClosedURL(t), "AWS_ENDPOINT_URL_STS="+kumotest.ClosedURL(t))
 	unreachable := map[string]string{"demos/aws-access": "aws-login oidc: sts:AssumeRoleWithWebIdentity: endpoint unreachable: "}
-	e = Mount(t, dir, down)
+	e = escfstest.Mount(t, dir, down)
 	checkBroken(t, e, dir, unreachable, []string{"plain"}, secrets)
-	stdout, stderr, code = Check(t, dir, down, "plain", "demos/aws-access")
+	stdout, stderr, code = escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: down}, "--dir", dir, "check", "plain", "demos/aws-access").Parts()
 	checkReport(t, dir, stdout, stderr, code, unreachable, []string{"plain"}, secrets)
 }
 
@@ -405,10 +407,10 @@ func defPath(dir, env string) string { return filepath.Join(dir, filepath.FromSl
 
 // checkBroken checks, through the mount, that each environment in broken
 // fails with the diagnostic given and that the healthy ones read.
-func checkBroken(t *testing.T, e *Escfs, dir string, broken map[string]string, healthy, secrets []string) {
+func checkBroken(t *testing.T, e *escfstest.Escfs, dir string, broken map[string]string, healthy, secrets []string) {
 	t.Helper()
 	for env, msg := range broken {
-		if _, err := e.Read(t, env+"/env"); !errors.Is(err, syscall.EIO) {
+		if _, err := e.Read(env + "/env"); !errors.Is(err, syscall.EIO) {
 			t.Errorf("read %s/env: %v, want EIO", env, err)
 		}
 		st := e.Status(t, env)
@@ -430,7 +432,7 @@ func checkBroken(t *testing.T, e *Escfs, dir string, broken map[string]string, h
 		}
 	}
 	for _, env := range healthy {
-		if _, err := e.Read(t, env+"/env"); err != nil {
+		if _, err := e.Read(env + "/env"); err != nil {
 			t.Errorf("healthy %s/env: %v", env, err)
 		}
 		if st := e.Status(t, env); st.State != "ok" {
@@ -477,8 +479,8 @@ func TestAWSRenewalRefused(t *testing.T) {
 	const lifetime = 6 * time.Second
 	w.front.SetLifetime(lifetime)
 	dir := t.TempDir()
-	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess})
-	e := Mount(t, dir, w.env)
+	filetree.WriteByRename(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess})
+	e := escfstest.Mount(t, dir, w.env)
 
 	first := sourced(t, e, "demos/aws-access", "AWS_ACCESS_KEY_ID", "ESCFS_EXPIRES_AT")
 	expiry, err := time.Parse(time.RFC3339, first["ESCFS_EXPIRES_AT"])
@@ -488,7 +490,7 @@ func TestAWSRenewalRefused(t *testing.T) {
 	w.front.Deny(clusterRole)
 
 	// Before expiry: stale, the old credentials still served.
-	Eventually(t, lifetime, func() string {
+	escfstest.Eventually(t, lifetime, func() string {
 		st := e.Status(t, "demos/aws-access")
 		if st.State != "stale" || !strings.Contains(st.LastError, "AccessDenied") {
 			return fmt.Sprintf("status %+v, want stale with AccessDenied", st)
@@ -503,7 +505,7 @@ func TestAWSRenewalRefused(t *testing.T) {
 
 	// After expiry: EIO and an error that says why.
 	time.Sleep(time.Until(expiry) + 100*time.Millisecond)
-	if _, err := e.Read(t, "demos/aws-access/env"); !errors.Is(err, syscall.EIO) {
+	if _, err := e.Read("demos/aws-access/env"); !errors.Is(err, syscall.EIO) {
 		t.Errorf("read after expiry with renewals refused: %v, want EIO", err)
 	}
 	if st := e.Status(t, "demos/aws-access"); st.State != "error" || !strings.Contains(st.Error, "AccessDenied") {
@@ -513,8 +515,8 @@ func TestAWSRenewalRefused(t *testing.T) {
 	// Granted again: the next retry (backoff at most a minute, but the
 	// read itself re-evaluates) brings fresh credentials.
 	w.front.Allow(clusterRole)
-	Eventually(t, 30*time.Second, func() string {
-		b, err := e.Read(t, "demos/aws-access/env")
+	escfstest.Eventually(t, 30*time.Second, func() string {
+		b, err := e.Read("demos/aws-access/env")
 		if err != nil {
 			return "still failing: " + err.Error()
 		}

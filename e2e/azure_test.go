@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/azureclient/azuretest"
 )
 
@@ -93,9 +95,9 @@ func azureWorld(t *testing.T) (*azuretest.Server, []string) {
 	if err := os.WriteFile(tokenFile, []byte(s.Assertion(aksSubject, "", time.Hour)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := EnvWith("HOME="+t.TempDir(), "AZURE_FEDERATED_TOKEN_FILE="+tokenFile)
+	env := escfstest.EnvWith("HOME="+t.TempDir(), "AZURE_FEDERATED_TOKEN_FILE="+tokenFile)
 	for k, v := range s.Env() {
-		env = EnvEdit(env, k+"="+v)
+		env = escfstest.EnvEdit(env, k+"="+v)
 	}
 	return s, env
 }
@@ -104,8 +106,8 @@ func azureWorld(t *testing.T) (*azuretest.Server, []string) {
 func TestAzureThroughTheMount(t *testing.T) {
 	s, env := azureWorld(t)
 	dir := t.TempDir()
-	WriteFiles(t, dir, azureEnvs(s.URL))
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, azureEnvs(s.URL))
+	e := escfstest.Mount(t, dir, env)
 	vars := sourced(t, e, "aks", "AKS_TOKEN", "DB_PASSWORD", "ARM_CLIENT_ID", "ARM_OIDC_TOKEN", "ARM_USE_OIDC")
 	if vars["DB_PASSWORD"] != azurePassword || vars["ARM_CLIENT_ID"] != azureApp || vars["ARM_USE_OIDC"] != "true" || vars["ARM_OIDC_TOKEN"] == "" {
 		t.Errorf("sourced %d variables, DB_PASSWORD right: %v, ARM_CLIENT_ID %q", len(vars), vars["DB_PASSWORD"] == azurePassword, vars["ARM_CLIENT_ID"])
@@ -129,8 +131,8 @@ func TestAzureRenewal(t *testing.T) {
 	const lifetime = 6 * time.Second
 	s.SetTokenTTL(lifetime)
 	dir := t.TempDir()
-	WriteFiles(t, dir, azureEnvs(s.URL))
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, azureEnvs(s.URL))
+	e := escfstest.Mount(t, dir, env)
 	first, last, tokens := Renewals(t, e, "aks", "AKS_TOKEN", lifetime, 3, "DB_PASSWORD")
 	if tokens < 3 {
 		t.Errorf("%d tokens over 3 lifetimes, want a renewal each", tokens)
@@ -154,16 +156,16 @@ func TestAzureErrors(t *testing.T) {
 	files["elsewhere.yaml"] = strings.Replace(files["aks.yaml"], "vault: "+s.URL, "vault: https://attacker.example:8443", 1)
 	s.AddApp("00000000-0000-0000-0000-00000000000f", "", "system:serviceaccount:other:x", true)
 	dir := t.TempDir()
-	WriteFiles(t, dir, files)
+	filetree.WriteByRename(t, dir, files)
 	want := map[string]string{
 		"subject":   "azure-login: token for https://management.azure.com/.default: invalid_client: AADSTS700213: No matching federated identity record found for presented assertion subject '" + aksSubject + "'.",
 		"missing":   "azure-secrets: get.db: keyvault get no-such: SecretNotFound: A secret with (name/id) no-such was not found",
 		"elsewhere": "azure-secrets: vault https://attacker.example:8443 is not a Key Vault of Azure's clouds",
 	}
 	healthy := []string{"demos/azure-access", "aks"}
-	e := Mount(t, dir, env)
+	e := escfstest.Mount(t, dir, env)
 	checkBroken(t, e, dir, want, healthy, []string{azurePassword})
-	stdout, stderr, code := Check(t, dir, env)
+	stdout, stderr, code := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: env}, "--dir", dir, "check").Parts()
 	checkReport(t, dir, stdout, stderr, code, want, healthy, []string{azurePassword})
 	if code := s.Works("not-a-token", "db-password"); code != http.StatusUnauthorized {
 		t.Errorf("the vault takes any token: %d", code)

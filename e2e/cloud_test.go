@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/internal/cloudtest"
+	"github.com/escfs/escfs/internal/escfstest"
 )
 
 // cloudCluster is the cluster-access guide's cluster environment as a team
@@ -66,7 +67,7 @@ func TestCloudClusterAccess(t *testing.T) {
 	sim := cloudtest.Start(t, cloudtest.Options{})
 	sim.Put("acme", "demos/aws-access", cloudAWSAccess)
 	sim.Put("acme", "demos/cluster", cloudCluster(t, c, c.Token))
-	env := EnvEdit(os.Environ(),
+	env := escfstest.EnvEdit(os.Environ(),
 		"PULUMI_BACKEND_URL="+sim.URL,
 		"PULUMI_ACCESS_TOKEN="+sim.Token(),
 		"PULUMI_HOME="+t.TempDir(),
@@ -74,7 +75,7 @@ func TestCloudClusterAccess(t *testing.T) {
 		"KUBECONFIG",
 		"HOME="+t.TempDir(), // kubectl's cache, not the user's
 	)
-	e := MountCloud(t, env, "--cloud", "acme", "--poll", "500ms")
+	e := escfstest.MountCloud(t, env, "--cloud", "acme", "--poll", "500ms")
 	if n := sim.Requests(cloudtest.Open); n != 0 {
 		t.Errorf("%d opens before anything was read", n)
 	}
@@ -93,7 +94,7 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	// 3. escfs --cloud run, as esc run.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := exec.CommandContext(ctx, Binary(t), "--cloud", "acme", "run", "demos/cluster", "--", "kubectl", "--request-timeout=10s", "get", "namespaces", "-o", "name")
+	run := exec.CommandContext(ctx, escfstest.Binary(t), "--cloud", "acme", "run", "demos/cluster", "--", "kubectl", "--request-timeout=10s", "get", "namespaces", "-o", "name")
 	run.Env = env
 	if b, err := run.CombinedOutput(); err != nil || !strings.Contains(string(b), "namespace/kube-system\n") {
 		t.Errorf("escfs --cloud run demos/cluster -- kubectl get namespaces: %v\n%s", err, b)
@@ -120,8 +121,8 @@ kubectl --request-timeout=10s get namespaces -o name`)
 
 	// 4. A new revision (the token rotated) shows after the next poll.
 	sim.Put("acme", "demos/cluster", cloudCluster(t, c, c.Token2))
-	Eventually(t, 10*time.Second, func() string {
-		b, err := e.Read(t, "demos/cluster/files/KUBECONFIG")
+	escfstest.Eventually(t, 10*time.Second, func() string {
+		b, err := e.Read("demos/cluster/files/KUBECONFIG")
 		if err != nil || !strings.Contains(string(b), c.Token2) {
 			return "the mounted kubeconfig still lacks the new token"
 		}
@@ -129,8 +130,8 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	})
 	namespaces(t, e, "kubectl after rotation", `KUBECONFIG="$MNT/demos/cluster/files/KUBECONFIG" kubectl --request-timeout=10s get namespaces -o name`)
 	sim.Put("acme", "demos/cluster", cloudCluster(t, c, "revoked-"+c.Token))
-	Eventually(t, 10*time.Second, func() string {
-		b, err := e.Read(t, "demos/cluster/files/KUBECONFIG")
+	escfstest.Eventually(t, 10*time.Second, func() string {
+		b, err := e.Read("demos/cluster/files/KUBECONFIG")
 		if err != nil || !strings.Contains(string(b), "revoked-") {
 			return "the mounted kubeconfig still lacks the revoked token"
 		}
@@ -146,7 +147,7 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	sim.Fail(503)
 	before := e.MustRead(t, "demos/cluster/files/KUBECONFIG")
 	time.Sleep(time.Second) // a poll or two fail
-	if b, err := e.Read(t, "demos/cluster/files/KUBECONFIG"); err != nil || string(b) != string(before) {
+	if b, err := e.Read("demos/cluster/files/KUBECONFIG"); err != nil || string(b) != string(before) {
 		t.Errorf("read during an outage: %v", err)
 	}
 	sim.Heal()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )
 
@@ -79,9 +81,9 @@ func gcpWorld(t *testing.T) (*gcptest.Server, []string, string) {
 	if err := os.WriteFile(tokenFile, []byte(s.SubjectToken("ci-pool", "k8s", "system:serviceaccount:ci:deploy", "", time.Hour)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := EnvWith("HOME=" + t.TempDir())
+	env := escfstest.EnvWith("HOME=" + t.TempDir())
 	for k, v := range s.Env() {
-		env = EnvEdit(env, k+"="+v)
+		env = escfstest.EnvEdit(env, k+"="+v)
 	}
 	return s, env, tokenFile
 }
@@ -105,8 +107,8 @@ func gcpWorks(t *testing.T, s *gcptest.Server, token string) int {
 func TestGCPThroughTheMount(t *testing.T) {
 	s, env, tokenFile := gcpWorld(t)
 	dir := t.TempDir()
-	WriteFiles(t, dir, gcpEnvs(tokenFile))
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, gcpEnvs(tokenFile))
+	e := escfstest.Mount(t, dir, env)
 	vars := sourced(t, e, "gke", "CLOUDSDK_AUTH_ACCESS_TOKEN", "GOOGLE_CLOUD_PROJECT", "DB_PASSWORD")
 	if vars["DB_PASSWORD"] != gcpPassword || vars["GOOGLE_CLOUD_PROJECT"] != "123456789" {
 		t.Errorf("sourced %q", vars)
@@ -134,8 +136,8 @@ func TestGCPRenewal(t *testing.T) {
 	const lifetime = 6 * time.Second
 	s.SetTokenTTL(lifetime)
 	dir := t.TempDir()
-	WriteFiles(t, dir, gcpEnvs(tokenFile))
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, gcpEnvs(tokenFile))
+	e := escfstest.Mount(t, dir, env)
 	first, last, tokens := Renewals(t, e, "gke", "CLOUDSDK_AUTH_ACCESS_TOKEN", lifetime, 3, "DB_PASSWORD")
 	if tokens < 3 {
 		t.Errorf("%d tokens over 3 lifetimes, want a renewal each", tokens)
@@ -167,7 +169,7 @@ func TestGCPErrors(t *testing.T) {
 	files["forged.yaml"] = strings.Replace(files["demos/gcp-access.yaml"], tokenFile, forged, 1)
 	files["missing.yaml"] = strings.Replace(files["gke.yaml"], "name: db-password", "name: no-such", 1)
 	dir := t.TempDir()
-	WriteFiles(t, dir, files)
+	filetree.WriteByRename(t, dir, files)
 	want := map[string]string{
 		"denied":  "gcp-login: oidc: iamcredentials generateAccessToken: PERMISSION_DENIED: Permission 'iam.serviceAccounts.getAccessToken' denied",
 		"forged":  "gcp-login: oidc: sts token exchange: invalid_grant: Invalid ID Token signature.",
@@ -175,9 +177,9 @@ func TestGCPErrors(t *testing.T) {
 	}
 	healthy := []string{"demos/gcp-access", "gke"}
 	secrets := []string{gcpPassword, strings.TrimSpace(string(good))}
-	e := Mount(t, dir, env)
+	e := escfstest.Mount(t, dir, env)
 	checkBroken(t, e, dir, want, healthy, secrets)
-	stdout, stderr, code := Check(t, dir, env)
+	stdout, stderr, code := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: env}, "--dir", dir, "check").Parts()
 	checkReport(t, dir, stdout, stderr, code, want, healthy, secrets)
 	_ = s
 }

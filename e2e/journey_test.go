@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/pulumistacks/stacktest"
 )
 
@@ -52,10 +54,10 @@ func writeStack(t *testing.T, backend string, c *Cluster, token string) string {
 // namespaces runs script (which must end in a kubectl call printing names)
 // until its output lists default and kube-system, which the apiserver's
 // controllers create a moment after /readyz.
-func namespaces(t *testing.T, e *Escfs, what, script string) string {
+func namespaces(t *testing.T, e *escfstest.Escfs, what, script string) string {
 	t.Helper()
 	var out string
-	Eventually(t, 30*time.Second, func() string {
+	escfstest.Eventually(t, 30*time.Second, func() string {
 		var err error
 		out, err = e.Shell(t, script)
 		if err == nil && strings.Contains(out, "namespace/default\n") && strings.Contains(out, "namespace/kube-system\n") {
@@ -83,15 +85,15 @@ func TestKubernetesClusterAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "demos/cluster.yaml": guideCluster})
-	env := EnvEdit(w.env,
+	filetree.WriteByRename(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "demos/cluster.yaml": guideCluster})
+	env := escfstest.EnvEdit(w.env,
 		"PULUMI_BACKEND_URL=file://"+backend, // as after `pulumi login file://...`
 		"PULUMI_CONFIG_PASSPHRASE_FILE="+passFile,
 		"PULUMI_CONFIG_PASSPHRASE",
 		"KUBECONFIG",
 		"HOME="+t.TempDir(), // kubectl's cache, not the user's
 	)
-	e := Mount(t, dir, env)
+	e := escfstest.Mount(t, dir, env)
 	kubeconfig := e.Path("demos/cluster/files/KUBECONFIG")
 
 	// 1. KUBECONFIG pointing into the mount.
@@ -108,7 +110,7 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	// 3. escfs run, as esc run in the guide (files in a private temp dir).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := exec.CommandContext(ctx, Binary(t), "--dir", dir, "run", "demos/cluster", "--", "kubectl", "--request-timeout=10s", "get", "namespaces", "-o", "name")
+	run := exec.CommandContext(ctx, escfstest.Binary(t), "--dir", dir, "run", "demos/cluster", "--", "kubectl", "--request-timeout=10s", "get", "namespaces", "-o", "name")
 	run.Env = env
 	if b, err := run.CombinedOutput(); err != nil || !strings.Contains(string(b), "namespace/kube-system\n") {
 		t.Errorf("escfs run demos/cluster -- kubectl get namespaces: %v\n%s", err, b)
@@ -141,8 +143,8 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	// mounted kubeconfig has the new token, and kubectl uses it.
 	evaluatedAt := e.Status(t, "demos/cluster").EvaluatedAt
 	writeStack(t, backend, c, c.Token2)
-	Eventually(t, 10*time.Second, func() string {
-		b, err := e.Read(t, "demos/cluster/files/KUBECONFIG")
+	escfstest.Eventually(t, 10*time.Second, func() string {
+		b, err := e.Read("demos/cluster/files/KUBECONFIG")
 		if err != nil || !strings.Contains(string(b), c.Token2) {
 			return "the mounted kubeconfig still lacks the new token"
 		}
@@ -156,8 +158,8 @@ kubectl --request-timeout=10s get namespaces -o name`)
 	// A token the apiserver does not know: kubectl through the same path is
 	// refused, so it really reads what the mount serves.
 	writeStack(t, backend, c, "revoked-"+c.Token)
-	Eventually(t, 10*time.Second, func() string {
-		b, err := e.Read(t, "demos/cluster/files/KUBECONFIG")
+	escfstest.Eventually(t, 10*time.Second, func() string {
+		b, err := e.Read("demos/cluster/files/KUBECONFIG")
 		if err != nil || !strings.Contains(string(b), "revoked-") {
 			return "the mounted kubeconfig still lacks the revoked token"
 		}
@@ -182,9 +184,9 @@ func TestKubernetesStackErrors(t *testing.T) {
 	checkpoint := writeStack(t, backend, c, c.Token)
 	dir := t.TempDir()
 	missing := strings.ReplaceAll(guideCluster, "eks-cluster/demo", "eks-cluster/nope")
-	WriteFiles(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "demos/cluster.yaml": guideCluster, "demos/missing.yaml": missing})
-	env := EnvEdit(w.env, "PULUMI_BACKEND_URL=file://"+backend, "PULUMI_CONFIG_PASSPHRASE=not the passphrase", "PULUMI_CONFIG_PASSPHRASE_FILE", "HOME="+t.TempDir())
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, map[string]string{"demos/aws-access.yaml": awsAccess, "demos/cluster.yaml": guideCluster, "demos/missing.yaml": missing})
+	env := escfstest.EnvEdit(w.env, "PULUMI_BACKEND_URL=file://"+backend, "PULUMI_CONFIG_PASSPHRASE=not the passphrase", "PULUMI_CONFIG_PASSPHRASE_FILE", "HOME="+t.TempDir())
+	e := escfstest.Mount(t, dir, env)
 	checkBroken(t, e, dir, map[string]string{
 		"demos/cluster": "pulumi-stacks: stack eks-cluster/demo: " + checkpoint + ": ",
 		"demos/missing": "pulumi-stacks: stack eks-cluster/nope: ",
@@ -199,8 +201,8 @@ func TestKubernetesStackErrors(t *testing.T) {
 
 	// A corrupt checkpoint (a write cut short) is reported, and a good one
 	// written over it recovers the environment.
-	e2 := Mount(t, dir, EnvEdit(env, "PULUMI_CONFIG_PASSPHRASE="+stackPassphrase))
-	if _, err := e2.Read(t, "demos/cluster/env"); err != nil {
+	e2 := escfstest.Mount(t, dir, escfstest.EnvEdit(env, "PULUMI_CONFIG_PASSPHRASE="+stackPassphrase))
+	if _, err := e2.Read("demos/cluster/env"); err != nil {
 		t.Fatalf("with the right passphrase: %v", err)
 	}
 	good, err := os.ReadFile(checkpoint)
@@ -210,9 +212,9 @@ func TestKubernetesStackErrors(t *testing.T) {
 	if err := os.WriteFile(checkpoint, good[:len(good)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 10*time.Second, func() string {
+	escfstest.Eventually(t, 10*time.Second, func() string {
 		st := e2.Status(t, "demos/cluster")
-		if _, err := e2.Read(t, "demos/cluster/env"); err == nil || st.State != "error" {
+		if _, err := e2.Read("demos/cluster/env"); err == nil || st.State != "error" {
 			return "a corrupt checkpoint still reads"
 		}
 		if len(st.Diagnostics) == 0 || !strings.Contains(st.Diagnostics[0].Message, checkpoint) {
@@ -224,8 +226,8 @@ func TestKubernetesStackErrors(t *testing.T) {
 	if err := os.WriteFile(checkpoint, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 10*time.Second, func() string {
-		if _, err := e2.Read(t, "demos/cluster/env"); err != nil {
+	escfstest.Eventually(t, 10*time.Second, func() string {
+		if _, err := e2.Read("demos/cluster/env"); err != nil {
 			return "not recovered: " + err.Error()
 		}
 		return ""

@@ -5,6 +5,8 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/escfstest"
 )
 
 // Renewals reads env through the mount (sourcing env in bash) every 300 ms
@@ -13,7 +15,7 @@ import (
 // when it was read: an expired read. It returns the first and last reads
 // (names and ESCFS_EXPIRES_AT) and how many distinct values of tokenVar
 // the reads saw.
-func Renewals(t *testing.T, e *Escfs, env, tokenVar string, lifetime time.Duration, rounds int, names ...string) (first, last map[string]string, tokens int) {
+func Renewals(t *testing.T, e *escfstest.Escfs, env, tokenVar string, lifetime time.Duration, rounds int, names ...string) (first, last map[string]string, tokens int) {
 	t.Helper()
 	names = append(names, tokenVar, "ESCFS_EXPIRES_AT")
 	first = sourced(t, e, env, names...)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/vaultclient/vaulttest"
 )
 
@@ -55,7 +57,7 @@ func vaultWorld(t *testing.T) (*vaulttest.Server, []string, string) {
 	if err := os.WriteFile(jwtFile, []byte(s.JWT("system:serviceaccount:prod:deploy", "vault", time.Hour)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return s, EnvWith("HOME="+t.TempDir(), "VAULT_ADDR="+s.URL, "VAULT_TOKEN", "VAULT_NAMESPACE"), jwtFile
+	return s, escfstest.EnvWith("HOME="+t.TempDir(), "VAULT_ADDR="+s.URL, "VAULT_TOKEN", "VAULT_NAMESPACE"), jwtFile
 }
 
 // TestVaultRenewal: Vault tokens that live 6 s are renewed by the mount
@@ -66,8 +68,8 @@ func TestVaultRenewal(t *testing.T) {
 	const lifetime = 6 * time.Second
 	s.SetMaxTTL(lifetime)
 	dir := t.TempDir()
-	WriteFiles(t, dir, vaultEnvs(s.URL, jwtFile))
-	e := Mount(t, dir, env)
+	filetree.WriteByRename(t, dir, vaultEnvs(s.URL, jwtFile))
+	e := escfstest.Mount(t, dir, env)
 	first, last, tokens := Renewals(t, e, "app", "VAULT_TOKEN", lifetime, 3, "DB_PASSWORD", "VAULT_ADDR")
 	if tokens < 3 {
 		t.Errorf("%d tokens over 3 lifetimes, want a renewal each", tokens)
@@ -95,15 +97,15 @@ func TestVaultErrors(t *testing.T) {
 	files["subject.yaml"] = strings.Replace(files["demos/vault-access.yaml"], jwtFile, other, 1)
 	files["elsewhere.yaml"] = strings.Replace(files["demos/vault-access.yaml"], s.URL, "https://vault.attacker.example:8200", 1)
 	dir := t.TempDir()
-	WriteFiles(t, dir, files)
+	filetree.WriteByRename(t, dir, files)
 	want := map[string]string{
 		"denied":    "vault-secrets: read.db: read secret/data/admin/root: 403: permission denied",
 		"subject":   "vault-login: jwt: auth/kubernetes-jwt/login: 400: error validating claims: sub claim does not match bound subject",
 		"elsewhere": "vault-login: address https://vault.attacker.example:8200: escfs sends Vault credentials only to the address the user configured",
 	}
 	healthy := []string{"demos/vault-access", "app"}
-	e := Mount(t, dir, env)
+	e := escfstest.Mount(t, dir, env)
 	checkBroken(t, e, dir, want, healthy, []string{vaultPassword})
-	stdout, stderr, code := Check(t, dir, env)
+	stdout, stderr, code := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: env}, "--dir", dir, "check").Parts()
 	checkReport(t, dir, stdout, stderr, code, want, healthy, []string{vaultPassword})
 }

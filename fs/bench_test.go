@@ -48,6 +48,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/eval/evaltest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/builtin"
 	"github.com/escfs/escfs/providers/token"
 )
@@ -318,7 +319,7 @@ func startBenchMount(tb testing.TB, defs map[string]string, policy eval.RefreshP
 	enforceTimeout()
 	dir := tb.TempDir()
 	for p, content := range defs {
-		writeFile(tb, filepath.Join(dir, p), content)
+		filetree.WriteFile(tb, filepath.Join(dir, p), content)
 	}
 	mnt := tb.TempDir()
 	srv, err := spawnBenchServer(benchServeConfig{Dir: dir, Mountpoint: mnt, Refresh: policy, Verbose: testing.Verbose()})
@@ -780,7 +781,7 @@ func orphanBench(cfg string) int {
 func TestKilledBenchmarkLeavesNoMount(t *testing.T) {
 	needRoot(t, "mounts")
 	dir, mnt := t.TempDir(), t.TempDir()
-	writeFile(t, filepath.Join(dir, "x.yaml"), simpleDef)
+	filetree.WriteFile(t, filepath.Join(dir, "x.yaml"), simpleDef)
 	js, err := json.Marshal(benchServeConfig{Dir: dir, Mountpoint: mnt})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // layoutLimit bounds the wait for a layout change to show through the
@@ -37,7 +39,7 @@ func (c *configMap) publish(tb testing.TB, files map[string]string) {
 		tb.Fatal(err)
 	}
 	for name, content := range files {
-		writeFile(tb, filepath.Join(ts, name), content)
+		filetree.WriteFile(tb, filepath.Join(ts, name), content)
 	}
 	tmp := filepath.Join(c.dir, "..data_tmp")
 	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {

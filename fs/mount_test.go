@@ -20,6 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/bounded"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -115,7 +118,7 @@ func mountT(tb testing.TB, defs map[string]string, opts ...mountOpt) *testMount 
 	tb.Helper()
 	dir := tb.TempDir()
 	for p, content := range defs {
-		writeFile(tb, filepath.Join(dir, p), content)
+		filetree.WriteFile(tb, filepath.Join(dir, p), content)
 	}
 	set := mountSettings{
 		cfg: Config{
@@ -192,39 +195,18 @@ func (tm *testMount) snapshot(name string) *eval.Snapshot {
 // define writes a definition file into the definitions directory.
 func (tm *testMount) define(rel, content string) {
 	tm.tb.Helper()
-	writeFile(tm.tb, filepath.Join(tm.dir, rel), content)
-}
-
-func writeFile(tb testing.TB, p, content string) {
-	tb.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		tb.Fatal(err)
-	}
+	filetree.WriteFile(tm.tb, filepath.Join(tm.dir, rel), content)
 }
 
 // readFile reads a file with a bounded wait: a hung mount fails the test
 // instead of hanging it.
 func readFile(tb testing.TB, p string) ([]byte, error) {
 	tb.Helper()
-	type result struct {
-		b   []byte
-		err error
+	b, err := escfstest.Read(p, 15*time.Second)
+	if errors.Is(err, bounded.ErrTimeout) {
+		tb.Fatal(err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		b, err := os.ReadFile(p)
-		ch <- result{b, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.b, r.err
-	case <-time.After(15 * time.Second):
-		tb.Fatalf("read %s: no answer in 15s", p)
-		return nil, nil
-	}
+	return b, err
 }
 
 func mustRead(tb testing.TB, p string) []byte {

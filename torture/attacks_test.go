@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,15 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	esceval "github.com/pulumi/esc/eval"
 
-	"github.com/escfs/escfs/e2e"
 	"github.com/escfs/escfs/internal/cloudtest"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/secrets"
 	"github.com/escfs/escfs/yamledit"
@@ -39,7 +38,7 @@ import (
 type attackWorld struct {
 	dir, identity, recipient string
 	env                      []string
-	e                        *e2e.Escfs
+	e                        *escfstest.Escfs
 }
 
 func newAttackWorld(t *testing.T) *attackWorld {
@@ -54,22 +53,22 @@ func newAttackWorld(t *testing.T) *attackWorld {
 		t.Fatal(err)
 	}
 	w.env = append(os.Environ(), "ESCFS_AGE_IDENTITIES="+w.identity, "HOME="+t.TempDir())
-	writeFile(t, w.dir, "good.yaml", goodDef)
+	filetree.WriteFile(t, filepath.Join(w.dir, "good.yaml"), goodDef)
 	w.rules(t, w.recipient)
-	writeFile(t, w.dir, "prod/db.yaml", "values:\n  environmentVariables:\n    DB_PASSWORD: ${db.password}\n")
-	writeFile(t, w.dir, "dev/app.yaml", "values:\n  environmentVariables:\n    DB_PASSWORD: ${db.password}\n    API_KEY: ${api.key}\n")
+	filetree.WriteFile(t, filepath.Join(w.dir, "prod/db.yaml"), "values:\n  environmentVariables:\n    DB_PASSWORD: ${db.password}\n")
+	filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), "values:\n  environmentVariables:\n    DB_PASSWORD: ${db.password}\n    API_KEY: ${api.key}\n")
 	for _, s := range [][3]string{{"prod/db", "db.password", "prod-password-1f2e"}, {"dev/app", "db.password", "dev-password-3c4d"}, {"dev/app", "api.key", "dev-api-key-5a6b"}} {
-		if r := w.escfs(t, s[2], "set", s[0], s[1], "-", "--secret", "--yes"); r.code != 0 {
-			t.Fatalf("set %s %s: exit %d: %s", s[0], s[1], r.code, r.stderr)
+		if r := w.escfs(t, s[2], "set", s[0], s[1], "-", "--secret", "--yes"); r.Code != 0 {
+			t.Fatalf("set %s %s: exit %d: %s", s[0], s[1], r.Code, r.Stderr)
 		}
 	}
-	w.e = e2e.Mount(t, w.dir, w.env)
+	w.e = escfstest.Mount(t, w.dir, w.env)
 	return w
 }
 
 // rules writes .escfs.yaml: every environment encrypted to recipients.
 func (w *attackWorld) rules(t *testing.T, recipients ...string) {
-	writeFile(t, w.dir, ".escfs.yaml", "secrets:\n  - environments: \"*\"\n    age: ["+strings.Join(recipients, ", ")+"]\n")
+	filetree.WriteFile(t, filepath.Join(w.dir, ".escfs.yaml"), "secrets:\n  - environments: \"*\"\n    age: ["+strings.Join(recipients, ", ")+"]\n")
 }
 
 // file returns the content of the definition of env.
@@ -96,43 +95,15 @@ func ciphertextAt(t *testing.T, src, path string) string {
 	return ""
 }
 
-// ran is what one escfs command did.
-type ran struct {
-	stdout, stderr string
-	code           int
-	took           time.Duration
-	maxRSS         int64 // bytes
-}
-
 // escfs runs the real binary with the owner's environment.
-func (w *attackWorld) escfs(t *testing.T, stdin string, args ...string) ran {
+func (w *attackWorld) escfs(t *testing.T, stdin string, args ...string) escfstest.Result {
 	return runEscfs(t, w.env, stdin, append([]string{"--dir", w.dir}, args...)...)
 }
 
 // runEscfs runs the real binary with env, bounded at 3 minutes.
-func runEscfs(t *testing.T, env []string, stdin string, args ...string) ran {
+func runEscfs(t *testing.T, env []string, stdin string, args ...string) escfstest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e2e.Binary(t), args...)
-	cmd.Env, cmd.Stdin = env, strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	r := ran{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && cmd.ProcessState != nil {
-		r.maxRSS = ru.Maxrss << 10
-	}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	default:
-		t.Fatalf("escfs %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return escfstest.Run(t, 3*time.Minute, escfstest.Options{Env: env, Stdin: strings.NewReader(stdin)}, args...)
 }
 
 // TestAttacks runs the ten attacks.
@@ -150,11 +121,11 @@ func TestAttacks(t *testing.T) {
 			{"copied from prod", strings.Replace(orig, devCT, prodCT, 1)},
 			{"swapped", strings.NewReplacer(devCT, keyCT, keyCT, devCT).Replace(orig)},
 		} {
-			writeFile(t, w.dir, "dev/app.yaml", c.src)
+			filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), c.src)
 			var b []byte
 			var err error
-			e2e.Eventually(t, 10*time.Second, func() string {
-				b, err = readWithin(w.e.Path("dev/app/env"), 15*time.Second)
+			escfstest.Eventually(t, 10*time.Second, func() string {
+				b, err = escfstest.Read(w.e.Path("dev/app/env"), 15*time.Second)
 				if err == nil && !strings.Contains(string(b), "prod-password") && strings.Contains(string(b), "dev-password-3c4d") && strings.Contains(string(b), "dev-api-key-5a6b") &&
 					strings.Index(string(b), "dev-password") < strings.Index(string(b), "dev-api-key") {
 					return "still the old definition"
@@ -169,11 +140,11 @@ func TestAttacks(t *testing.T) {
 				t.Errorf("%s: %s", c.name, msg)
 			}
 			before := w.file(t, "dev/app")
-			if r := w.escfs(t, "", "secrets", "rotate", "--yes", "dev/app"); r.code == 0 || w.file(t, "dev/app") != before {
-				t.Errorf("%s: rotate exit %d, file changed %v: %s", c.name, r.code, w.file(t, "dev/app") != before, r.stderr)
+			if r := w.escfs(t, "", "secrets", "rotate", "--yes", "dev/app"); r.Code == 0 || w.file(t, "dev/app") != before {
+				t.Errorf("%s: rotate exit %d, file changed %v: %s", c.name, r.Code, w.file(t, "dev/app") != before, r.Stderr)
 			}
 		}
-		writeFile(t, w.dir, "dev/app.yaml", orig)
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig)
 		note(groupAttacks, "1: %d of 2 moved ciphertexts read, 0 re-encrypted", read)
 	})
 
@@ -190,17 +161,17 @@ func TestAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, w.dir, "dev/app.yaml", orig+"  planted: {fn::secret: {ciphertext: "+base64.StdEncoding.EncodeToString(ct)+"}}\n  later: {fn::secret: later-plaintext}\n")
-		if r := w.escfs(t, "set-secret-value", "set", "dev/app", "fresh", "-", "--secret", "--yes"); r.code != 0 {
-			t.Fatalf("set: %s", r.stderr)
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig+"  planted: {fn::secret: {ciphertext: "+base64.StdEncoding.EncodeToString(ct)+"}}\n  later: {fn::secret: later-plaintext}\n")
+		if r := w.escfs(t, "set-secret-value", "set", "dev/app", "fresh", "-", "--secret", "--yes"); r.Code != 0 {
+			t.Fatalf("set: %s", r.Stderr)
 		}
-		if r := w.escfs(t, "", "secrets", "encrypt", "--yes", "dev/app"); r.code != 0 {
-			t.Fatalf("encrypt: %s", r.stderr)
+		if r := w.escfs(t, "", "secrets", "encrypt", "--yes", "dev/app"); r.Code != 0 {
+			t.Fatalf("encrypt: %s", r.Stderr)
 		}
 		editor := filepath.Join(t.TempDir(), "editor.sh")
 		os.WriteFile(editor, []byte("#!/bin/sh\nprintf '  edited: {fn::secret: edit-secret-value}\\n' >> \"$1\"\n"), 0o755)
-		if r := runEscfs(t, append(w.env, "EDITOR="+editor, "VISUAL="), "", "--dir", w.dir, "edit", "--yes", "dev/app"); r.code != 0 {
-			t.Fatalf("edit: %s", r.stderr)
+		if r := runEscfs(t, append(w.env, "EDITOR="+editor, "VISUAL="), "", "--dir", w.dir, "edit", "--yes", "dev/app"); r.Code != 0 {
+			t.Fatalf("edit: %s", r.Stderr)
 		}
 		out := w.file(t, "dev/app")
 		read := 0
@@ -214,7 +185,7 @@ func TestAttacks(t *testing.T) {
 				t.Errorf("the attacker read %s (%d bytes)", p, len(got))
 			}
 		}
-		writeFile(t, w.dir, "dev/app.yaml", orig)
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig)
 		note(groupAttacks, "2: %d of 3 new secrets read with the planted key", read)
 	})
 
@@ -225,10 +196,10 @@ func TestAttacks(t *testing.T) {
 		w.rules(t, w.recipient, intruder.Recipient().String())
 		defer w.rules(t, w.recipient)
 		r := w.escfs(t, "v", "set", "dev/app", "more", "-", "--secret") // no terminal, no --yes
-		if r.code == 0 || !strings.Contains(r.stderr, intruder.Recipient().String()) || w.file(t, "dev/app") != orig {
-			t.Errorf("set with a new recipient: exit %d, file changed %v: %s", r.code, w.file(t, "dev/app") != orig, r.stderr)
+		if r.Code == 0 || !strings.Contains(r.Stderr, intruder.Recipient().String()) || w.file(t, "dev/app") != orig {
+			t.Errorf("set with a new recipient: exit %d, file changed %v: %s", r.Code, w.file(t, "dev/app") != orig, r.Stderr)
 		}
-		check, stderr, _ := e2e.Check(t, w.dir, w.env, "dev/app")
+		check, stderr, _ := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: w.env}, "--dir", w.dir, "check", "dev/app").Parts()
 		if warned := strings.Count(check, "but the rule at"); warned != 2 || !strings.Contains(check, intruder.Recipient().String()) {
 			t.Errorf("check warns at %d envelopes of 2 encrypted before the rule changed:\n%s%s", warned, check, stderr)
 		}
@@ -256,19 +227,19 @@ func TestAttacks(t *testing.T) {
 			}
 			fmt.Fprintf(&src, "  %s: {fn::secret: {ciphertext: %s}}\n", path, b64(inner))
 		}
-		writeFile(t, w.dir, "dev/app.yaml", src.String())
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), src.String())
 		env := append(w.env, "AWS_ENDPOINT_URL="+kms.URL, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIATORTURE", "AWS_SECRET_ACCESS_KEY=torture-secret-key", "AWS_EC2_METADATA_DISABLED=true")
 		r := runEscfs(t, env, "", "--dir", w.dir, "open", "dev/app")
 		total := 0
 		calls.Range(func(_, v any) bool { total += *(v.(*int)); return true })
-		if r.code == 0 || total > 8 {
-			t.Errorf("open: exit %d after %d KMS calls: %.500s", r.code, total, r.stderr)
+		if r.Code == 0 || total > 8 {
+			t.Errorf("open: exit %d after %d KMS calls: %.500s", r.Code, total, r.Stderr)
 		}
-		if len(r.stderr) > 64<<10 {
-			t.Errorf("%d bytes of diagnostics: the attacker's ARNs reach the output", len(r.stderr))
+		if len(r.Stderr) > 64<<10 {
+			t.Errorf("%d bytes of diagnostics: the attacker's ARNs reach the output", len(r.Stderr))
 		}
-		writeFile(t, w.dir, "dev/app.yaml", orig)
-		note(groupAttacks, "4: 12×590 forged KMS stanzas cost %d KMS calls (was 7,416), open failed in %v, %d bytes of stderr", total, r.took.Round(10*time.Millisecond), len(r.stderr))
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig)
+		note(groupAttacks, "4: 12×590 forged KMS stanzas cost %d KMS calls (was 7,416), open failed in %v, %d bytes of stderr", total, r.Took.Round(10*time.Millisecond), len(r.Stderr))
 	})
 
 	t.Run("5-plaintext-on-disk", func(t *testing.T) {
@@ -278,8 +249,8 @@ func TestAttacks(t *testing.T) {
 		}
 		home := t.TempDir()
 		env := append(w.env, "HOME="+home, "EDITOR=vim -c '%s/dev-password-3c4d/dev-password-3c4d/' -c wq", "VISUAL=")
-		if r := runEscfs(t, env, "", "--dir", w.dir, "edit", "dev/app"); r.code != 0 {
-			t.Fatalf("edit: exit %d: %s", r.code, r.stderr)
+		if r := runEscfs(t, env, "", "--dir", w.dir, "edit", "dev/app"); r.Code != 0 {
+			t.Fatalf("edit: exit %d: %s", r.Code, r.Stderr)
 		}
 		var traces []string
 		filepath.Walk(home, func(p string, fi os.FileInfo, err error) error {
@@ -303,12 +274,12 @@ func TestAttacks(t *testing.T) {
 		env := append(w.env, "PULUMI_ACCESS_TOKEN=pul-torture-0123456789abcdef", "PULUMI_API=https://api.pulumi.com", "ESCFS_ALLOW_HOSTS=",
 			"AWS_ACCESS_KEY_ID=AKIATORTURE", "AWS_SECRET_ACCESS_KEY=torture-secret-key", "AWS_SESSION_TOKEN=torture-session-token", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
 		for _, backend := range []string{attacker.URL, "s3://state?region=us-east-1&s3ForcePathStyle=true&endpoint=" + attacker.URL} {
-			writeFile(t, w.dir, "dev/app.yaml", "values:\n  st:\n    fn::open::pulumi-stacks:\n      backend: "+backend+"\n      stacks:\n        a: {stack: acme/net/prod}\n")
-			if r := runEscfs(t, env, "", "--dir", w.dir, "open", "dev/app"); r.code == 0 || !strings.Contains(r.stderr, "--allow-host") {
-				t.Errorf("backend %s: exit %d: %.500s", backend, r.code, r.stderr)
+			filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), "values:\n  st:\n    fn::open::pulumi-stacks:\n      backend: "+backend+"\n      stacks:\n        a: {stack: acme/net/prod}\n")
+			if r := runEscfs(t, env, "", "--dir", w.dir, "open", "dev/app"); r.Code == 0 || !strings.Contains(r.Stderr, "--allow-host") {
+				t.Errorf("backend %s: exit %d: %.500s", backend, r.Code, r.Stderr)
 			}
 		}
-		writeFile(t, w.dir, "dev/app.yaml", orig)
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig)
 		if n := attacker.Carrying(""); n > 0 {
 			record(groupAttacks, func(g *tally) { g.leaked += n })
 			t.Errorf("the definition's URL got credentials %d times", n)
@@ -323,12 +294,12 @@ func TestAttacks(t *testing.T) {
 			http.Redirect(rw, r, attacker.URL+r.URL.Path, http.StatusTemporaryRedirect)
 		})
 		orig := w.file(t, "dev/app")
-		writeFile(t, w.dir, "dev/app.yaml", "values:\n  st:\n    fn::open::pulumi-stacks:\n      stacks:\n        a: {stack: acme/net/prod}\n")
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), "values:\n  st:\n    fn::open::pulumi-stacks:\n      stacks:\n        a: {stack: acme/net/prod}\n")
 		env := append(w.env, "PULUMI_ACCESS_TOKEN=pul-torture-0123456789abcdef", "PULUMI_API="+redirector.URL)
 		r := runEscfs(t, env, "", "--dir", w.dir, "open", "dev/app")
-		writeFile(t, w.dir, "dev/app.yaml", orig)
-		if r.code == 0 || !strings.Contains(r.stderr, "refused a redirect") || redirector.Carrying("") == 0 {
-			t.Errorf("open: exit %d (the Cloud got %d tokens): %.500s", r.code, redirector.Carrying(""), r.stderr)
+		filetree.WriteFile(t, filepath.Join(w.dir, "dev/app.yaml"), orig)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "refused a redirect") || redirector.Carrying("") == 0 {
+			t.Errorf("open: exit %d (the Cloud got %d tokens): %.500s", r.Code, redirector.Carrying(""), r.Stderr)
 		}
 		if n := attacker.Carrying(""); n > 0 {
 			record(groupAttacks, func(g *tally) { g.leaked += n })
@@ -351,9 +322,9 @@ func TestAttacks(t *testing.T) {
 			})
 			env := append(w.env, "PULUMI_ACCESS_TOKEN="+token, "PULUMI_BACKEND_URL="+echo.URL)
 			r := runEscfs(t, env, "", "--cloud", "acme", "--request-timeout", "20s", "ls")
-			if n := strings.Count(r.stdout+r.stderr, token); n > 0 || r.code == 0 {
+			if n := strings.Count(r.Stdout+r.Stderr, token); n > 0 || r.Code == 0 {
 				shown += n
-				t.Errorf("%d: exit %d, the token shown %d times", c.status, r.code, n)
+				t.Errorf("%d: exit %d, the token shown %d times", c.status, r.Code, n)
 			}
 		}
 		record(groupAttacks, func(g *tally) { g.leaked += shown })
@@ -384,15 +355,15 @@ func TestAttacks(t *testing.T) {
 		})
 		token := "PULUMI_ACCESS_TOKEN=pul-torture-0123456789abcdef"
 		rb := runEscfs(t, append(w.env, token, "PULUMI_BACKEND_URL="+big.URL), "", "--cloud", "acme", "ls")
-		if rb.code == 0 || !strings.Contains(rb.stderr, "too large") || rb.maxRSS > 512<<20 {
-			t.Errorf("1.5 GB listing: exit %d, peak RSS %d MB: %.300s", rb.code, rb.maxRSS>>20, rb.stderr)
+		if rb.Code == 0 || !strings.Contains(rb.Stderr, "too large") || rb.MaxRSS > 512<<20 {
+			t.Errorf("1.5 GB listing: exit %d, peak RSS %d MB: %.300s", rb.Code, rb.MaxRSS>>20, rb.Stderr)
 		}
 		rs := runEscfs(t, append(w.env, token, "PULUMI_BACKEND_URL="+slow.URL), "", "--cloud", "acme", "--request-timeout", "10s", "ls")
-		if rs.code == 0 || rs.took > 60*time.Second {
-			t.Errorf("a byte every 2 s: exit %d after %v: %.300s", rs.code, rs.took, rs.stderr)
+		if rs.Code == 0 || rs.Took > 60*time.Second {
+			t.Errorf("a byte every 2 s: exit %d after %v: %.300s", rs.Code, rs.Took, rs.Stderr)
 		}
 		note(groupAttacks, "9: a 1.5 GB listing refused at peak RSS %d MB (was 3.2 GB); a byte every 2 s cut off after %v with --request-timeout 10s (was 148 s)",
-			rb.maxRSS>>20, rs.took.Round(100*time.Millisecond))
+			rb.MaxRSS>>20, rs.Took.Round(100*time.Millisecond))
 	})
 
 	t.Run("10-long-name", func(t *testing.T) {
@@ -403,10 +374,10 @@ func TestAttacks(t *testing.T) {
 		sim.Put("acme", "zed", "values: {x: 1}\n")
 		env := append(w.env, "PULUMI_ACCESS_TOKEN="+sim.Token(), "PULUMI_BACKEND_URL="+sim.URL)
 		r := runEscfs(t, env, "", "--cloud", "acme", "ls")
-		if r.code != 0 || r.stdout != "app\nzed\n" || !strings.Contains(r.stderr, "left out") {
-			t.Errorf("ls: exit %d, %q: %.300s", r.code, r.stdout, r.stderr)
+		if r.Code != 0 || r.Stdout != "app\nzed\n" || !strings.Contains(r.Stderr, "left out") {
+			t.Errorf("ls: exit %d, %q: %.300s", r.Code, r.Stdout, r.Stderr)
 		}
-		m := e2e.MountCloud(t, env, "--cloud", "acme")
+		m := escfstest.MountCloud(t, env, "--cloud", "acme")
 		entries, err := os.ReadDir(m.Mnt)
 		if err != nil || len(entries) != 2 {
 			t.Errorf("ls MNT: %d entries, %v", len(entries), err)

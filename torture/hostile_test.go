@@ -4,6 +4,7 @@ package torture
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,7 +12,8 @@ import (
 
 	"errors"
 
-	"github.com/escfs/escfs/e2e"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // hostileEvalTimeout is the --eval-timeout of the hostile mount: no read
@@ -39,36 +41,36 @@ func hostileCorpus() []hostileCase {
 		{name: "diamond", want: "--max-imports", files: writeDiamond},
 		{name: "chain", want: "--max-import-depth", files: writeChain},
 		{name: "big", want: "--max-definition-size", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "big.yaml", bigDefinition(50<<20))
+			filetree.WriteFile(t, filepath.Join(dir, "big.yaml"), bigDefinition(50<<20))
 		}},
 		{name: "bigimport", want: "--max-definition-size", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "bigimport.yaml", "imports:\n  - bigdep\n")
-			writeFile(t, dir, "bigdep.yaml", bigDefinition(2<<20))
+			filetree.WriteFile(t, filepath.Join(dir, "bigimport.yaml"), "imports:\n  - bigdep\n")
+			filetree.WriteFile(t, filepath.Join(dir, "bigdep.yaml"), bigDefinition(2<<20))
 		}},
 		{name: "flow", want: "--max-nesting", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "flow.yaml", "values:\n  a: "+strings.Repeat("{a: ", 5000)+"1"+strings.Repeat("}", 5000)+"\n")
+			filetree.WriteFile(t, filepath.Join(dir, "flow.yaml"), "values:\n  a: "+strings.Repeat("{a: ", 5000)+"1"+strings.Repeat("}", 5000)+"\n")
 		}},
 		{name: "block", want: "--max-nesting", files: writeBlock},
 		{name: "wide", want: "--max-imports", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "wide.yaml", "imports:\n"+strings.Repeat("  - leaf\n", 5000))
-			writeFile(t, dir, "leaf.yaml", "values:\n  leaf: 1\n")
+			filetree.WriteFile(t, filepath.Join(dir, "wide.yaml"), "imports:\n"+strings.Repeat("  - leaf\n", 5000))
+			filetree.WriteFile(t, filepath.Join(dir, "leaf.yaml"), "values:\n  leaf: 1\n")
 		}},
 		{name: "laughs", want: "alias", files: writeLaughs},
 		{name: "binary", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "binary.yaml", "\x00\xff\xfe garbage \x00\x01\x02values: [\x00]\n\x00")
+			filetree.WriteFile(t, filepath.Join(dir, "binary.yaml"), "\x00\xff\xfe garbage \x00\x01\x02values: [\x00]\n\x00")
 		}},
 		{name: "cycle", want: "cycl", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "cycle.yaml", "imports:\n  - cycle2\nvalues:\n  a: 1\n")
-			writeFile(t, dir, "cycle2.yaml", "imports:\n  - cycle\nvalues:\n  b: 2\n")
+			filetree.WriteFile(t, filepath.Join(dir, "cycle.yaml"), "imports:\n  - cycle2\nvalues:\n  a: 1\n")
+			filetree.WriteFile(t, filepath.Join(dir, "cycle2.yaml"), "imports:\n  - cycle\nvalues:\n  b: 2\n")
 		}},
 		{name: "hugestring", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "hugestring.yaml", "values:\n  environmentVariables:\n    BIG: "+strings.Repeat("x", 900<<10)+"\n")
+			filetree.WriteFile(t, filepath.Join(dir, "hugestring.yaml"), "values:\n  environmentVariables:\n    BIG: "+strings.Repeat("x", 900<<10)+"\n")
 		}, legit: func(env []byte) (string, bool) {
 			want := "export BIG='" + strings.Repeat("x", 900<<10) + "'\n"
 			return fmt.Sprintf("env of %d bytes, want %d", len(env), len(want)), string(env) == want
 		}},
 		{name: "comments", files: func(t testing.TB, dir string) {
-			writeFile(t, dir, "comments.yaml", "# only comments\n\n   # indented\n#values:\n#  a: 1\n")
+			filetree.WriteFile(t, filepath.Join(dir, "comments.yaml"), "# only comments\n\n   # indented\n#values:\n#  a: 1\n")
 		}, legit: func(env []byte) (string, bool) {
 			return fmt.Sprintf("env = %q, want empty", env), len(env) == 0
 		}},
@@ -78,27 +80,27 @@ func hostileCorpus() []hostileCase {
 // writeDiamond writes 22 levels of imports where l{i}a and l{i}b each import
 // both l{i+1}a and l{i+1}b: 44 files, 2^22 import paths.
 func writeDiamond(t testing.TB, dir string) {
-	writeFile(t, dir, "diamond.yaml", "imports:\n  - l0a\n  - l0b\nvalues:\n  top: 1\n")
+	filetree.WriteFile(t, filepath.Join(dir, "diamond.yaml"), "imports:\n  - l0a\n  - l0b\nvalues:\n  top: 1\n")
 	for i := range 22 {
 		for _, s := range []string{"a", "b"} {
 			imp := ""
 			if i < 21 {
 				imp = fmt.Sprintf("imports:\n  - l%da\n  - l%db\n", i+1, i+1)
 			}
-			writeFile(t, dir, fmt.Sprintf("l%d%s.yaml", i, s), imp+fmt.Sprintf("values:\n  v%d%s: 1\n", i, s))
+			filetree.WriteFile(t, filepath.Join(dir, fmt.Sprintf("l%d%s.yaml", i, s)), imp+fmt.Sprintf("values:\n  v%d%s: 1\n", i, s))
 		}
 	}
 }
 
 // writeChain writes a linear chain of 10,000 imports.
 func writeChain(t testing.TB, dir string) {
-	writeFile(t, dir, "chain.yaml", "imports:\n  - c0\n")
+	filetree.WriteFile(t, filepath.Join(dir, "chain.yaml"), "imports:\n  - c0\n")
 	for i := range 10000 {
 		imp := ""
 		if i < 9999 {
 			imp = fmt.Sprintf("imports:\n  - c%d\n", i+1)
 		}
-		writeFile(t, dir, fmt.Sprintf("c%d.yaml", i), imp+fmt.Sprintf("values:\n  v%d: %d\n", i, i))
+		filetree.WriteFile(t, filepath.Join(dir, fmt.Sprintf("c%d.yaml", i)), imp+fmt.Sprintf("values:\n  v%d: %d\n", i, i))
 	}
 }
 
@@ -110,7 +112,7 @@ func writeBlock(t testing.TB, dir string) {
 		b.WriteString(strings.Repeat(" ", i+1) + "k:\n")
 	}
 	b.WriteString(strings.Repeat(" ", 1001) + "v\n")
-	writeFile(t, dir, "block.yaml", b.String())
+	filetree.WriteFile(t, filepath.Join(dir, "block.yaml"), b.String())
 }
 
 // writeLaughs writes YAML's billion laughs: 9 levels of 9 aliases each.
@@ -119,7 +121,7 @@ func writeLaughs(t testing.TB, dir string) {
 	for i := 1; i < 10; i++ {
 		s += fmt.Sprintf("  a%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 9), ","))
 	}
-	writeFile(t, dir, "laughs.yaml", s)
+	filetree.WriteFile(t, filepath.Join(dir, "laughs.yaml"), s)
 }
 
 // bigDefinition returns a definition of at least size bytes, one key a line.
@@ -144,13 +146,9 @@ func TestHostile(t *testing.T) {
 	for _, c := range corpus {
 		c.files(t, dir)
 	}
-	writeFile(t, dir, "good.yaml", goodDef)
-	e := e2e.Mount(t, dir, nil, "--eval-timeout", hostileEvalTimeout.String())
-	pid, err := e.PID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer checkRSS(t, pid)
+	filetree.WriteFile(t, filepath.Join(dir, "good.yaml"), goodDef)
+	e := escfstest.Mount(t, dir, nil, "--eval-timeout", hostileEvalTimeout.String())
+	defer checkRSS(t, e.PID())
 	for i, c := range corpus {
 		t.Run(c.name, func(t *testing.T) {
 			track(t, groupHostile, e)
@@ -178,9 +176,9 @@ func checkRSS(t *testing.T, pid int) {
 }
 
 // hostileRead reads one environment of the corpus and checks the outcome.
-func hostileRead(t *testing.T, e *e2e.Escfs, dir string, c hostileCase) {
+func hostileRead(t *testing.T, e *escfstest.Escfs, dir string, c hostileCase) {
 	start := time.Now()
-	b, err := readWithin(e.Path(c.name+"/env"), hostileEvalTimeout+5*time.Second)
+	b, err := escfstest.Read(e.Path(c.name+"/env"), hostileEvalTimeout+5*time.Second)
 	took := time.Since(start)
 	t.Logf("%s/env: %d bytes, %v, in %v", c.name, len(b), err, took.Round(time.Millisecond))
 	if c.legit != nil {

@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/escfs/escfs/e2e"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -23,8 +25,8 @@ import (
 // token that takes 2 s to issue).
 func lifecycleDefs(t *testing.T) string {
 	dir := t.TempDir()
-	writeFile(t, dir, "good.yaml", goodDef)
-	writeFile(t, dir, "slow.yaml", token.Definition("1h", "2s", ""))
+	filetree.WriteFile(t, filepath.Join(dir, "good.yaml"), goodDef)
+	filetree.WriteFile(t, filepath.Join(dir, "slow.yaml"), token.Definition("1h", "2s", ""))
 	return dir
 }
 
@@ -32,8 +34,8 @@ func lifecycleDefs(t *testing.T) string {
 // escfs, beside a control mount that must serve throughout.
 func TestLifecycle(t *testing.T) {
 	ctlDir := t.TempDir()
-	writeFile(t, ctlDir, "good.yaml", goodDef)
-	ctl := e2e.Mount(t, ctlDir, nil)
+	filetree.WriteFile(t, filepath.Join(ctlDir, "good.yaml"), goodDef)
+	ctl := escfstest.Mount(t, ctlDir, nil)
 	for _, c := range []struct {
 		name string
 		run  func(t *testing.T)
@@ -64,14 +66,14 @@ func sigtermOpenFD(t *testing.T) {
 	}
 	defer f.Close()
 	signal(t, d, syscall.SIGTERM)
-	e2e.Eventually(t, 5*time.Second, func() string {
-		if got := mountsAt(t, mnt); len(got) != 0 {
+	escfstest.Eventually(t, 5*time.Second, func() string {
+		if got := testutil.MountsAt(t, mnt); len(got) != 0 {
 			return "mount still in the namespace after SIGTERM: " + strings.Join(got, ",")
 		}
 		return ""
 	})
-	if !d.alive() {
-		t.Fatalf("escfs exited with a file still open (%v); it must keep serving it", d.err)
+	if !d.Alive() {
+		t.Fatalf("escfs exited with a file still open (%v); it must keep serving it", d.Err())
 	}
 	buf := make([]byte, 4096)
 	n, err := preadWithin(f, buf, 10*time.Second)
@@ -79,11 +81,11 @@ func sigtermOpenFD(t *testing.T) {
 		t.Fatalf("the open file after SIGTERM: %q, %v; want %q", buf[:n], err, goodEnv)
 	}
 	f.Close()
-	if !d.waitExit(10 * time.Second) {
+	if exited, _ := d.Wait(10 * time.Second); !exited {
 		t.Fatal("escfs still runs 10s after its last open file was closed")
 	}
-	if d.err != nil {
-		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.err, d.log)
+	if d.Err() != nil {
+		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.Err(), d.Log())
 	}
 }
 
@@ -109,11 +111,11 @@ func sigtermSlowRead(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the reader still waits 15s after SIGTERM")
 	}
-	if !d.waitExit(15 * time.Second) {
+	if exited, _ := d.Wait(15 * time.Second); !exited {
 		t.Fatal("escfs still runs 15s after SIGTERM with no reader left")
 	}
-	if d.err != nil {
-		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.err, d.log)
+	if d.Err() != nil {
+		t.Fatalf("escfs after SIGTERM: %v, want exit 0\n%s", d.Err(), d.Log())
 	}
 }
 
@@ -123,11 +125,11 @@ func killThenMount(t *testing.T) {
 	dir, mnt := lifecycleDefs(t), t.TempDir()
 	first := startDaemon(t, dir, mnt)
 	signal(t, first, syscall.SIGKILL)
-	if !first.waitExit(10 * time.Second) {
+	if exited, _ := first.Wait(10 * time.Second); !exited {
 		t.Fatal("escfs still runs 10s after SIGKILL")
 	}
 	startDaemon(t, dir, mnt)
-	if got := mountsAt(t, mnt); len(got) != 1 {
+	if got := testutil.MountsAt(t, mnt); len(got) != 1 {
 		t.Fatalf("mounts at %s after mounting over a dead one: %v, want exactly one", mnt, got)
 	}
 }
@@ -138,18 +140,18 @@ func unmountTmpfs(t *testing.T) {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatalf("mount a tmpfs: %v", err)
 	}
-	detachAll(t, dir)
-	writeFile(t, dir, "keep", "tmpfs content\n")
+	escfstest.DetachAll(t, dir)
+	filetree.WriteFile(t, filepath.Join(dir, "keep"), "tmpfs content\n")
 	f, err := os.Open(filepath.Join(dir, "keep"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r := escfsWithin(t, 20*time.Second, "unmount", dir)
-	if want := dir + " is a tmpfs mount, not escfs; not unmounting"; r.code != 1 || !strings.Contains(r.stderr, want) {
-		t.Fatalf("escfs unmount TMPFS: exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
+	r := escfstest.Run(t, 20*time.Second, escfstest.Options{}, "unmount", dir)
+	if want := dir + " is a tmpfs mount, not escfs; not unmounting"; r.Code != 1 || !strings.Contains(r.Stderr, want) {
+		t.Fatalf("escfs unmount TMPFS: exit %d, stderr %q; want exit 1 and %q", r.Code, r.Stderr, want)
 	}
-	if got := mountsAt(t, dir); strings.Join(got, ",") != "tmpfs" {
+	if got := testutil.MountsAt(t, dir); strings.Join(got, ",") != "tmpfs" {
 		t.Fatalf("mounts at %s after escfs unmount: %v, want the tmpfs", dir, got)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "tmpfs content\n" {
@@ -162,14 +164,14 @@ func unmountTmpfs(t *testing.T) {
 func unmountStopped(t *testing.T) {
 	mnt := t.TempDir()
 	d := startDaemon(t, lifecycleDefs(t), mnt)
-	d.stop(t)
-	r := escfsWithin(t, 10*time.Second, "unmount", mnt)
-	t.Logf("escfs unmount of a stopped escfs: exit %d in %v", r.code, r.took.Round(time.Millisecond))
-	note(groupLifecycle, "unmount of a stopped escfs took %v", r.took.Round(100*time.Millisecond))
-	if r.code != 0 {
-		t.Fatalf("escfs unmount of a stopped escfs: exit %d, stderr:\n%s", r.code, r.stderr)
+	d.Pause(t)
+	r := escfstest.Run(t, 10*time.Second, escfstest.Options{}, "unmount", mnt)
+	t.Logf("escfs unmount of a stopped escfs: exit %d in %v", r.Code, r.Took.Round(time.Millisecond))
+	note(groupLifecycle, "unmount of a stopped escfs took %v", r.Took.Round(100*time.Millisecond))
+	if r.Code != 0 {
+		t.Fatalf("escfs unmount of a stopped escfs: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
-	if got := mountsAt(t, mnt); len(got) != 0 {
+	if got := testutil.MountsAt(t, mnt); len(got) != 0 {
 		t.Fatalf("mounts at %s after escfs unmount: %v, want none", mnt, got)
 	}
 }
@@ -177,13 +179,13 @@ func unmountStopped(t *testing.T) {
 // mountOnFile: escfs mount on a regular file is refused and mounts nothing.
 func mountOnFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
-	writeFile(t, filepath.Dir(file), "file", "x")
-	detachAll(t, file)
-	r := escfsWithin(t, 20*time.Second, "--dir", lifecycleDefs(t), "mount", file)
-	if r.code != 1 || !strings.Contains(r.stderr, "not a directory") {
-		t.Fatalf("escfs mount FILE: exit %d, stderr %q; want exit 1 and not a directory", r.code, r.stderr)
+	filetree.WriteFile(t, file, "x")
+	escfstest.DetachAll(t, file)
+	r := escfstest.Run(t, 20*time.Second, escfstest.Options{}, "--dir", lifecycleDefs(t), "mount", file)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "not a directory") {
+		t.Fatalf("escfs mount FILE: exit %d, stderr %q; want exit 1 and not a directory", r.Code, r.Stderr)
 	}
-	if got := mountsAt(t, file); len(got) != 0 {
+	if got := testutil.MountsAt(t, file); len(got) != 0 {
 		t.Fatalf("mounts left on %s: %v", file, got)
 	}
 }
@@ -193,25 +195,25 @@ func mountOnFile(t *testing.T) {
 func mountOnLive(t *testing.T) {
 	dir, mnt := lifecycleDefs(t), t.TempDir()
 	first := startDaemon(t, dir, mnt)
-	r := escfsWithin(t, 20*time.Second, "--dir", dir, "mount", mnt)
-	if r.code != 1 || !strings.Contains(r.stderr, "already a live escfs mount") {
-		t.Fatalf("second escfs mount: exit %d, stderr %q; want exit 1 and already a live escfs mount", r.code, r.stderr)
+	r := escfstest.Run(t, 20*time.Second, escfstest.Options{}, "--dir", dir, "mount", mnt)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "already a live escfs mount") {
+		t.Fatalf("second escfs mount: exit %d, stderr %q; want exit 1 and already a live escfs mount", r.Code, r.Stderr)
 	}
-	if got := mountsAt(t, mnt); len(got) != 1 {
+	if got := testutil.MountsAt(t, mnt); len(got) != 1 {
 		t.Fatalf("mounts at %s: %v, want the first only", mnt, got)
 	}
-	if b, err := readWithin(filepath.Join(mnt, "good", "env"), 10*time.Second); err != nil || string(b) != goodEnv {
+	if b, err := escfstest.Read(filepath.Join(mnt, "good", "env"), 10*time.Second); err != nil || string(b) != goodEnv {
 		t.Fatalf("the first mount after the second escfs: %q, %v", b, err)
 	}
-	if !first.alive() || crashedLog(first.log.String()) {
-		t.Fatalf("the first escfs died: %v\n%s", first.err, first.log)
+	if !first.Alive() || crashedLog(first.Log()) {
+		t.Fatalf("the first escfs died: %v\n%s", first.Err(), first.Log())
 	}
 }
 
 // signal sends sig to the daemon.
-func signal(t *testing.T, d *daemon, sig syscall.Signal) {
+func signal(t *testing.T, d *escfstest.Escfs, sig syscall.Signal) {
 	t.Helper()
-	if err := syscall.Kill(d.cmd.Process.Pid, sig); err != nil {
+	if err := syscall.Kill(d.PID(), sig); err != nil {
 		t.Fatalf("signal escfs: %v", err)
 	}
 }

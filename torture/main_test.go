@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/escfstest"
 )
 
 // The groups of the suite, in the order of the table.
@@ -90,7 +90,7 @@ func TestMain(m *testing.M) {
 	if d, _ := time.ParseDuration(flag.Lookup("test.timeout").Value.String()); d > time.Minute {
 		watchdog := time.AfterFunc(d-30*time.Second, func() {
 			fmt.Fprintln(os.Stderr, "torture: -test.timeout is near: killing every escfs this suite started")
-			killChildren()
+			escfstest.KillChildren()
 		})
 		defer watchdog.Stop()
 	}
@@ -98,35 +98,4 @@ func TestMain(m *testing.M) {
 	fmt.Println()
 	printTable(os.Stdout)
 	os.Exit(code)
-}
-
-// killChildren sends SIGKILL to every child process of this one, which
-// aborts the FUSE connections of their mounts and so releases blocked
-// readers.
-func killChildren() {
-	entries, _ := os.ReadDir("/proc")
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err == nil && parentOf(pid) == os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// parentOf returns the parent of pid, 0 if unknown.
-func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }

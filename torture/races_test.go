@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escfs/escfs/e2e"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // The edit races: saves every raceSavePeriod for raceDuration while
@@ -39,39 +40,6 @@ func raceDef(n int) string {
 	}
 	fmt.Fprintf(&b, "  environmentVariables:\n    V: v%d\n", n)
 	return b.String()
-}
-
-// saveInPlace saves content at p as `>` redirections and many editors do:
-// truncate, then write, in two halves, a few milliseconds apart.
-func saveInPlace(p, content string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("save %s in place: %w", p, err)
-	}
-	defer f.Close()
-	time.Sleep(3 * time.Millisecond)
-	half := len(content) / 2
-	if _, err := f.WriteString(content[:half]); err != nil {
-		return fmt.Errorf("save %s in place: %w", p, err)
-	}
-	time.Sleep(2 * time.Millisecond)
-	if _, err := f.WriteString(content[half:]); err != nil {
-		return fmt.Errorf("save %s in place: %w", p, err)
-	}
-	return f.Close()
-}
-
-// saveByRename saves content at p as editors that write a new file and
-// rename it over the old one.
-func saveByRename(p, content string) error {
-	tmp := filepath.Join(filepath.Dir(p), ".x.yaml.new~")
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("save %s by rename: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("save %s by rename: %w", p, err)
-	}
-	return nil
 }
 
 // raceCounts is what the readers saw.
@@ -114,14 +82,14 @@ func TestEditRaces(t *testing.T) {
 		name string
 		save func(p, content string) error
 	}{
-		{"in place", saveInPlace},
-		{"by rename", saveByRename},
+		{"in place", func(p, content string) error { return filetree.SaveInPlace(p, content, 3*time.Millisecond) }},
+		{"by rename", filetree.SaveByRename},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeFile(t, dir, "x.yaml", raceDef(0))
-			writeFile(t, dir, "good.yaml", goodDef)
-			e := e2e.Mount(t, dir, nil)
+			filetree.WriteFile(t, filepath.Join(dir, "x.yaml"), raceDef(0))
+			filetree.WriteFile(t, filepath.Join(dir, "good.yaml"), goodDef)
+			e := escfstest.Mount(t, dir, nil)
 			track(t, groupRaces, e)
 			counts := race(t, e, filepath.Join(dir, "x.yaml"), c.save)
 			lost := counts.eio + counts.bad + counts.other
@@ -144,7 +112,7 @@ func TestEditRaces(t *testing.T) {
 
 // race runs the saves and the readers and returns what the readers saw.
 // The last version must show within 5 s of the last save.
-func race(t *testing.T, e *e2e.Escfs, p string, save func(p, content string) error) *raceCounts {
+func race(t *testing.T, e *escfstest.Escfs, p string, save func(p, content string) error) *raceCounts {
 	counts := &raceCounts{versions: map[string]bool{}}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -180,8 +148,8 @@ func race(t *testing.T, e *e2e.Escfs, p string, save func(p, content string) err
 		t.Fatal("readers of x/env still blocked 30s after the saves stopped")
 	}
 	want := fmt.Sprintf("export V='v%d'\n", n)
-	e2e.Eventually(t, 5*time.Second, func() string {
-		b, err := readWithin(e.Path("x/env"), 5*time.Second)
+	escfstest.Eventually(t, 5*time.Second, func() string {
+		b, err := escfstest.Read(e.Path("x/env"), 5*time.Second)
 		if err != nil || string(b) != want {
 			return fmt.Sprintf("x/env after the last save = %q, %v; want %q", b, err, want)
 		}

@@ -14,7 +14,8 @@ import (
 
 	"errors"
 
-	"github.com/escfs/escfs/e2e"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // markerPrefix starts every marker secret; each case has its own marker.
@@ -59,7 +60,7 @@ func secretCases() []secretCase {
 		}},
 		{name: "token-failifexists-present", fails: true, def: func(t *testing.T, m, scratch string) string {
 			p := filepath.Join(scratch, m)
-			writeFile(t, scratch, m, "")
+			filetree.WriteFile(t, filepath.Join(scratch, m), "")
 			return tokenWith("{failIfExists: " + secretValue(p) + "}")
 		}},
 		{name: "token-failifexists-absent", def: func(_ *testing.T, m, scratch string) string {
@@ -103,17 +104,17 @@ func newMarker(t *testing.T) string {
 // output. Only where a marker appeared is reported, never the marker.
 func TestSecrets(t *testing.T) {
 	dir, scratch := t.TempDir(), t.TempDir()
-	writeFile(t, dir, "good.yaml", goodDef)
+	filetree.WriteFile(t, filepath.Join(dir, "good.yaml"), goodDef)
 	cl := startClouds(t)
 	cases := append(secretCases(), cl.cases()...)
 	markers := map[string]string{}
 	for _, c := range cases {
 		markers[c.name] = newMarker(t)
-		writeFile(t, dir, c.name+".yaml", c.def(t, markers[c.name], scratch))
+		filetree.WriteFile(t, filepath.Join(dir, c.name+".yaml"), c.def(t, markers[c.name], scratch))
 	}
-	stdout, stderr, _ := e2e.Check(t, dir, cl.env)
+	stdout, stderr, _ := escfstest.Run(t, 2*time.Minute, escfstest.Options{Env: cl.env}, "--dir", dir, "check").Parts()
 	check := stdout + stderr
-	e := e2e.Mount(t, dir, cl.env, "--eval-timeout", "10s")
+	e := escfstest.Mount(t, dir, cl.env, "--eval-timeout", "10s")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			track(t, groupSecrets, e)
@@ -130,10 +131,10 @@ func TestSecrets(t *testing.T) {
 
 // secretProbe reads c's environment through the mount, checks the outcome
 // and counts c's marker in its status, the log and check's output.
-func secretProbe(t *testing.T, e *e2e.Escfs, dir string, c secretCase, marker, check string) {
-	b, err := readWithin(e.Path(c.name+"/env"), 30*time.Second)
+func secretProbe(t *testing.T, e *escfstest.Escfs, dir string, c secretCase, marker, check string) {
+	b, err := escfstest.Read(e.Path(c.name+"/env"), 30*time.Second)
 	st := statusWithin(t, e, c.name)
-	raw, _ := readWithin(e.Path(c.name+"/status"), 15*time.Second)
+	raw, _ := escfstest.Read(e.Path(c.name+"/status"), 15*time.Second)
 	switch {
 	case c.fails && !errors.Is(err, syscall.EIO):
 		t.Errorf("%s/env: %d bytes, %v; want EIO", c.name, len(b), err)

@@ -4,13 +4,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // TestCheckWarnsAboutRenderings: check prints, at the literal or the key,
 // the warnings rendering adds (a number that does not keep its text, a
 // variable no dotenv quoting holds), and warnings alone still exit 0.
 func TestCheckWarnsAboutRenderings(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"n.yaml": `values:
+	dir := filetree.Write(t, "", map[string]string{"n.yaml": `values:
   environmentVariables:
     ACCOUNT: 012345678901
     RATIO: 1.10

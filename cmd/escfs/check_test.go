@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // checkDefs is a tree with environments broken in different ways, good ones
@@ -20,7 +22,7 @@ var checkDefs = map[string]string{
 }
 
 func TestCheckReportsEveryBrokenEnvironment(t *testing.T) {
-	dir := writeDefinitions(t, checkDefs)
+	dir := filetree.Write(t, "", checkDefs)
 	r := escfsCLI(t, "--dir", dir, "check")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1; stderr %q", r.code, r.stderr)
@@ -58,7 +60,7 @@ ok  warn (1 warning)
 }
 
 func TestCheckNamed(t *testing.T) {
-	dir := writeDefinitions(t, checkDefs)
+	dir := filetree.Write(t, "", checkDefs)
 	tests := []struct {
 		names    []string
 		wantCode int
@@ -85,7 +87,7 @@ func TestCheckNamed(t *testing.T) {
 }
 
 func TestCheckAllGood(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{
+	dir := filetree.Write(t, "", map[string]string{
 		"good.yaml":       checkDefs["good.yaml"],
 		"demos/also.yaml": checkDefs["demos/also.yaml"],
 	})

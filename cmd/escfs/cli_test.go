@@ -2,52 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/escfstest"
 )
 
-// TestMain removes the binary escfsBinary built, if any.
+// TestMain removes the binary escfstest built, if any.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	escfstest.RemoveBinary()
 	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binDir    string // where escfsBinary built the binary
-	binPath   string
-	binErr    error
-)
-
-// escfsBinary builds this command once per test run (bounded) for tests
-// that need a real process: signals, mounts.
-func escfsBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "escfs-test-bin-"); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "escfs")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
 }
 
 // cliResult is the outcome of one in-process run of the CLI.
@@ -56,29 +23,29 @@ type cliResult struct {
 	stdout, stderr string
 }
 
+// escfsBounded runs the escfs binary with args, failing the test if it
+// does not return within d (see escfstest.Run).
+func escfsBounded(t *testing.T, d time.Duration, args ...string) cliResult {
+	t.Helper()
+	return resultOf(escfstest.Run(t, d, escfstest.Options{}, args...))
+}
+
+// escfsExec runs the escfs binary with args, extra environment and stdin,
+// bounded to 60 seconds.
+func escfsExec(t *testing.T, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	return resultOf(escfstest.Run(t, time.Minute, escfstest.Options{Env: append(os.Environ(), env...), Stdin: strings.NewReader(stdin)}, args...))
+}
+
+// resultOf is r as a cliResult.
+func resultOf(r escfstest.Result) cliResult { return cliResult{r.Code, r.Stdout, r.Stderr} }
+
 // escfsCLI runs the CLI in-process with args and empty stdin.
 func escfsCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := executeIO(args, strings.NewReader(""), &stdout, &stderr)
 	return cliResult{code, stdout.String(), stderr.String()}
-}
-
-// writeDefinitions creates a definitions directory holding files (path
-// relative to it, slash-separated -> content) and returns its path.
-func writeDefinitions(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for rel, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // TestHelpDocumentsEveryCommand checks that escfs --help lists each command

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/escfs/escfs/internal/cloudtest"
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // loginHint is what every refusal of the credentials must say.
@@ -99,7 +98,7 @@ func TestCloudLs(t *testing.T) {
 
 func TestCloudFlags(t *testing.T) {
 	cloudWorld(t)
-	dir := writeDefinitions(t, map[string]string{"prod.yaml": "values: {a: 1}\n"})
+	dir := filetree.Write(t, "", map[string]string{"prod.yaml": "values: {a: 1}\n"})
 	for _, c := range []struct {
 		args []string
 		env  string // ESCFS_DIR
@@ -269,34 +268,6 @@ func TestCloudCompletion(t *testing.T) {
 	}
 }
 
-// cloudMountStart runs escfs --cloud ORG ... mount MNT with the test's
-// environment.
-func cloudMountStart(t *testing.T, bin string, args ...string) *mountProc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	p := &mountProc{cmd: cmd, stderr: &testutil.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.done
-			}
-		}
-	})
-	return p
-}
-
 // TestCloudMount mounts a Pulumi Cloud organization with the real binary
 // and a real FUSE mount: the tree, `source env` in bash, files/, status,
 // a new revision on the next read after a poll, and a new environment.
@@ -305,15 +276,10 @@ func TestCloudMount(t *testing.T) {
 		t.Fatalf("mount tests need /dev/fuse: %v", err)
 	}
 	sim := cloudWorld(t)
-	bin := escfsBinary(t)
 	mnt := t.TempDir()
-	t.Cleanup(func() {
-		for i := 0; i < 3 && isMounted(t, mnt); i++ {
-			_ = unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	})
-	p := cloudMountStart(t, bin, "--cloud", "acme", "--poll", "200ms", "mount", mnt)
-	mountWaitServing(t, p, filepath.Join(mnt, "app", "status"))
+	escfstest.DetachAll(t, mnt)
+	p := escfstest.Start(t, escfstest.Options{}, "--cloud", "acme", "--poll", "200ms", "mount", mnt)
+	p.WaitReadable(t, filepath.Join(mnt, "app", "status"))
 	if got := sim.Requests(cloudtest.Open); got != 0 {
 		t.Errorf("%d opens before anything was read", got)
 	}
@@ -345,12 +311,12 @@ func TestCloudMount(t *testing.T) {
 		State, Definition string
 		ExpiresAt         *time.Time
 	}
-	b, err := mountRead(filepath.Join(mnt, "infra", "aws", "status"), 5*time.Second)
+	b, err := escfstest.Read(filepath.Join(mnt, "infra", "aws", "status"), 5*time.Second)
 	if err != nil || json.Unmarshal(b, &st) != nil || st.State != "ok" || st.ExpiresAt == nil ||
 		st.Definition != sim.URL+"/api/esc/environments/acme/infra/aws" {
 		t.Errorf("status %s (%v)", b, err)
 	}
-	if b, err := mountRead(filepath.Join(mnt, "broken", "env"), 5*time.Second); err == nil {
+	if b, err := escfstest.Read(filepath.Join(mnt, "broken", "env"), 5*time.Second); err == nil {
 		t.Errorf("env of a broken environment: %q, want EIO", b)
 	}
 
@@ -358,32 +324,32 @@ func TestCloudMount(t *testing.T) {
 	sim.Put("acme", "infra/base", "values:\n  region: eu-central-1\n")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		b, err := mountRead(filepath.Join(mnt, "infra", "aws", "env"), 5*time.Second)
+		b, err := escfstest.Read(filepath.Join(mnt, "infra", "aws", "env"), 5*time.Second)
 		if err == nil && strings.Contains(string(b), "export AWS_REGION='eu-central-1'\n") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("infra/aws/env after infra/base's new revision: %q %v\n%s", b, err, p.stderr)
+			t.Fatalf("infra/aws/env after infra/base's new revision: %q %v\n%s", b, err, p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// A new environment appears.
 	sim.Put("acme", "fresh", "values:\n  environmentVariables:\n    F: new\n")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if b, err := mountRead(filepath.Join(mnt, "fresh", "env"), 5*time.Second); err == nil && string(b) != "" {
+		if b, err := escfstest.Read(filepath.Join(mnt, "fresh", "env"), 5*time.Second); err == nil && string(b) != "" {
 			if !strings.HasPrefix(string(b), "export F='new'\n") {
 				t.Errorf("fresh/env %q", b)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("fresh did not appear\n%s", p.stderr)
+			t.Fatalf("fresh did not appear\n%s", p.Log())
 		}
 	}
-	if err := p.stop(t, syscall.SIGTERM); err != nil {
-		t.Errorf("escfs exited with %v after SIGTERM\n%s", err, p.stderr)
+	if err := p.Signal(t, syscall.SIGTERM); err != nil {
+		t.Errorf("escfs exited with %v after SIGTERM\n%s", err, p.Log())
 	}
-	if strings.Contains(p.stderr.String(), sim.Token()) {
+	if strings.Contains(p.Log(), sim.Token()) {
 		t.Error("the log holds the token")
 	}
 	for _, h := range sim.AuthHeaders() {
@@ -412,15 +378,10 @@ func TestCloudLongNames(t *testing.T) {
 		t.Fatalf("ls: exit %d\nstdout:\n%s\nstderr:\n%.2000s", r.code, r.stdout, r.stderr)
 	}
 
-	bin := escfsBinary(t)
 	mnt := t.TempDir()
-	t.Cleanup(func() {
-		for i := 0; i < 3 && isMounted(t, mnt); i++ {
-			_ = unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	})
-	p := cloudMountStart(t, bin, "--cloud", "acme", "mount", mnt)
-	mountWaitServing(t, p, filepath.Join(mnt, "app", "status"))
+	escfstest.DetachAll(t, mnt)
+	p := escfstest.Start(t, escfstest.Options{}, "--cloud", "acme", "mount", mnt)
+	p.WaitReadable(t, filepath.Join(mnt, "app", "status"))
 	for dir, want := range map[string][]string{mnt: {"app", "broken", "infra"}, filepath.Join(mnt, "infra"): {"aws", "base"}} {
 		entries, err := os.ReadDir(dir)
 		var names []string
@@ -431,7 +392,7 @@ func TestCloudLongNames(t *testing.T) {
 			t.Errorf("ReadDir(%s) = %v, %v; want %v", dir, names, err, want)
 		}
 	}
-	if !strings.Contains(p.stderr.String(), "environment left out") {
-		t.Errorf("the mount's log has no warning:\n%.2000s", p.stderr.String())
+	if !strings.Contains(p.Log(), "environment left out") {
+		t.Errorf("the mount's log has no warning:\n%.2000s", p.Log())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/proppath"
 )
 
@@ -50,7 +51,7 @@ func TestRunFlagsAroundEnv(t *testing.T) {
 // completeDefs is a definitions directory for the completion tests: prod
 // imports base, which uses a provider; demos/aws-access is in project demos.
 func completeDefs(t *testing.T) string {
-	return writeDefinitions(t, map[string]string{
+	return filetree.Write(t, "", map[string]string{
 		"prod.yaml": `imports:
   - base
 values:
@@ -143,7 +144,7 @@ func TestCompletionSource(t *testing.T) {
 	if got, _ := completions(t, "open", "demos/"); !slices.Equal(got, []string{"demos/aws-access"}) {
 		t.Fatalf("from $ESCFS_DIR: %q", got)
 	}
-	other := writeDefinitions(t, map[string]string{"staging.yaml": "values: {}\n"})
+	other := filetree.Write(t, "", map[string]string{"staging.yaml": "values: {}\n"})
 	if got, _ := completions(t, "--dir", other, "open", ""); !slices.Equal(got, []string{"staging"}) {
 		t.Fatalf("from --dir: %q", got)
 	}

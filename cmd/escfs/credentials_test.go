@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/testutil"
 )
 
@@ -22,7 +23,7 @@ func TestAllowHost(t *testing.T) {
 	t.Setenv("ESCFS_ALLOW_HOSTS", "")
 	other := testutil.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusNotFound) })
 	u, _ := url.Parse(other.URL)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": `values:
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": `values:
   stacks:
     fn::open::pulumi-stacks:
       backend: ` + other.URL + `

@@ -13,17 +13,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // TestCSIProviderProcess runs escfs csi-provider as the DaemonSet does,
 // calls it as the driver does, and stops it with SIGTERM: exit 0, socket
 // removed.
 func TestCSIProviderProcess(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"prod/app.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
+	dir := filetree.Write(t, "", map[string]string{"prod/app.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
 	authz := filepath.Join(t.TempDir(), "authz.yaml")
 	os.WriteFile(authz, []byte("allow:\n  - {namespace: prod, serviceAccount: web, environments: [prod/app]}\n"), 0o644)
 	socket := filepath.Join(t.TempDir(), "escfs.sock")
-	cmd := exec.Command(escfsBinary(t), "--dir", dir, "csi-provider", "--socket", socket, "--authz", authz)
+	cmd := exec.Command(escfstest.Binary(t), "--dir", dir, "csi-provider", "--socket", socket, "--authz", authz)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -86,10 +89,10 @@ func TestCSIProviderProcess(t *testing.T) {
 // behind; the next one, as the DaemonSet restarts it, replaces the stale
 // socket and serves.
 func TestCSIProviderAfterKill(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"prod/app.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
+	dir := filetree.Write(t, "", map[string]string{"prod/app.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
 	socket := filepath.Join(t.TempDir(), "escfs.sock")
 	start := func() *exec.Cmd {
-		cmd := exec.Command(escfsBinary(t), "--dir", dir, "csi-provider", "--socket", socket)
+		cmd := exec.Command(escfstest.Binary(t), "--dir", dir, "csi-provider", "--socket", socket)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

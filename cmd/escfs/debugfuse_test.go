@@ -2,15 +2,13 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // TestMountDebugFuse: --debug-fuse logs every FUSE request and reply to
@@ -20,7 +18,7 @@ func TestMountDebugFuse(t *testing.T) {
 		t.Fatalf("mount tests need /dev/fuse: %v", err)
 	}
 	const secret = "s3cr3t-debug-fuse-value"
-	dir := writeDefinitions(t, map[string]string{
+	dir := filetree.Write(t, "", map[string]string{
 		"prod.yaml": "values:\n  pw:\n    fn::secret: " + secret + "\n  files:\n    TOKEN: ${pw}\n",
 	})
 	tests := []struct {
@@ -34,23 +32,8 @@ func TestMountDebugFuse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mnt := t.TempDir()
-			t.Cleanup(func() {
-				for i := 0; i < 3 && isMounted(t, mnt); i++ {
-					_ = unix.Unmount(mnt, unix.MNT_DETACH)
-				}
-			})
-			args := append([]string{"--dir", dir, "mount"}, tc.flags...)
-			p := &mountProc{cmd: exec.Command(escfsBinary(t), append(args, mnt)...), stderr: &testutil.Buffer{}, done: make(chan struct{})}
-			p.cmd.Stderr = p.stderr
-			if err := p.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go func() { p.err = p.cmd.Wait(); close(p.done) }()
-			t.Cleanup(func() {
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			})
-			if b := mountWaitServing(t, p, filepath.Join(mnt, "prod", "files", "TOKEN")); string(b) != secret {
+			p := escfstest.MountAt(t, escfstest.Options{}, mnt, append([]string{"--dir", dir, "mount"}, tc.flags...)...)
+			if b := p.WaitReadable(t, filepath.Join(mnt, "prod", "files", "TOKEN")); string(b) != secret {
 				t.Fatalf("files/TOKEN = %q", b)
 			}
 			// stderr reaches the buffer through a pipe: give the lines of the
@@ -58,7 +41,7 @@ func TestMountDebugFuse(t *testing.T) {
 			var log string
 			var hasLookup, hasRead bool
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				log = p.stderr.String()
+				log = p.Log()
 				hasLookup = strings.Contains(log, `LOOKUP`) && strings.Contains(log, `\"TOKEN\"`)
 				hasRead = strings.Contains(log, "READ n")
 				if !tc.logs || (hasLookup && hasRead) || time.Now().After(deadline) {

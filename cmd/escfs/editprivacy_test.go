@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // TestEditLeavesNoTraces edits a secret with the real vim, as a user
@@ -50,7 +52,7 @@ func TestEditLeavesNoTraces(t *testing.T) {
 	keys := t.TempDir()
 	id := filepath.Join(keys, "id.txt")
 	rcpt := keygen(t, id)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "values:\n  x: 1\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  x: 1\n"})
 	ageRules(t, dir, rcpt)
 	as := []string{"ESCFS_AGE_IDENTITIES=" + id}
 	if r := escfsExec(t, as, old, "--dir", dir, "set", "app", "pw", "-", "--secret"); r.code != 0 {
@@ -83,7 +85,7 @@ func TestEditLeavesNoTraces(t *testing.T) {
 func TestIdentitiesFileMode(t *testing.T) {
 	id := filepath.Join(t.TempDir(), "id.txt")
 	keygen(t, id)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "values:\n  x: 1\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  x: 1\n"})
 	as := []string{"ESCFS_AGE_IDENTITIES=" + id}
 	if r := escfsExec(t, as, "", "--dir", dir, "check", "app"); strings.Contains(r.stderr, "accessible to its group or to others") {
 		t.Fatalf("mode 0600 warned about: %s", r.stderr)

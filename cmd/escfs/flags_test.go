@@ -3,12 +3,14 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // TestMountRefusesNonsenseFlags: settings that would serve expired
 // credentials or renew in a loop are refused before anything is mounted.
 func TestMountRefusesNonsenseFlags(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"prod.yaml": "values: {a: 1}\n"})
+	dir := filetree.Write(t, "", map[string]string{"prod.yaml": "values: {a: 1}\n"})
 	mnt := t.TempDir()
 	for _, c := range []struct {
 		flag, value, want string
@@ -28,7 +30,7 @@ func TestMountRefusesNonsenseFlags(t *testing.T) {
 // TestLimitFlags: a definition over a limit fails check with a located
 // diagnostic naming the flag, and passes once the flag raises the limit.
 func TestLimitFlags(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{
+	dir := filetree.Write(t, "", map[string]string{
 		"deep.yaml": "values:\n  a: " + strings.Repeat("[", 70) + strings.Repeat("]", 70) + "\n",
 	})
 	r := escfsCLI(t, "--dir", dir, "check", "deep")

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 func allDistinct(s []string) bool {
@@ -21,7 +23,7 @@ func allDistinct(s []string) bool {
 // open and run evaluate afresh every time: they keep no cache, so expiring
 // credentials are new on every call.
 func TestOpenAndRunEvaluateAfresh(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"live.yaml": `values:
+	dir := filetree.Write(t, "", map[string]string{"live.yaml": `values:
   creds:
     fn::open::token:
       ttl: 1h

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,35 +11,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/testutil"
 )
-
-// escfsBounded runs the escfs binary with args and fails the test if it
-// does not return within d: the commands tested here must never hang.
-func escfsBounded(t *testing.T, d time.Duration, args ...string) cliResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, escfsBinary(t), args...)
-	cmd.WaitDelay = time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("escfs %s did not return within %v (killed); stderr:\n%s", strings.Join(args, " "), d, stderr.String())
-	}
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code, stdout.String(), stderr.String()}
-}
-
-// mountsAt returns the filesystem types mounted at path, bottom first.
-func mountsAt(t *testing.T, path string) []string { return testutil.MountsAt(t, path) }
 
 // needMount fails the test unless it can mount: root and /dev/fuse.
 func needMount(t *testing.T) {
@@ -59,43 +31,10 @@ func needMount(t *testing.T) {
 // a fresh mount point that is left with no mount on it when the test ends.
 func lifecycleMount(t *testing.T) (dir, mnt string) {
 	t.Helper()
-	dir = writeDefinitions(t, map[string]string{"prod.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
+	dir = filetree.Write(t, "", map[string]string{"prod.yaml": "values:\n  environmentVariables:\n    A: alpha\n"})
 	mnt = t.TempDir()
-	t.Cleanup(func() {
-		for i := 0; i < 8 && len(mountsAt(t, mnt)) > 0; i++ {
-			_ = unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	})
+	escfstest.DetachAll(t, mnt)
 	return dir, mnt
-}
-
-// stopped SIGSTOPs the mount process p and makes sure it is continued and
-// killed when the test ends, so that no wedged server outlives the test.
-func stopped(t *testing.T, p *mountProc) {
-	t.Helper()
-	pid := p.cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGCONT)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("the stopped escfs (pid %d) did not end within 10s of SIGKILL", pid)
-		}
-	})
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the kernel shows it stopped ("T" in /proc/PID/stat).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && strings.HasPrefix(string(b[i:]), ") T") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("escfs (pid %d) not stopped 10s after SIGSTOP", pid)
-		}
-	}
 }
 
 // TestUnmountActsOnlyOnEscfs points escfs unmount at a real tmpfs, idle and
@@ -126,12 +65,12 @@ func TestUnmountActsOnlyOnEscfs(t *testing.T) {
 				}
 				defer f.Close()
 			}
-			before := mountsAt(t, tt.path)
+			before := testutil.MountsAt(t, tt.path)
 			r := escfsBounded(t, 20*time.Second, "unmount", tt.path)
 			if r.code != 1 || !strings.Contains(r.stderr, tt.wantErr) {
 				t.Fatalf("escfs unmount %s: exit %d, stderr %q; want exit 1 and %q", tt.path, r.code, r.stderr, tt.wantErr)
 			}
-			if after := mountsAt(t, tt.path); strings.Join(after, ",") != strings.Join(before, ",") {
+			if after := testutil.MountsAt(t, tt.path); strings.Join(after, ",") != strings.Join(before, ",") {
 				t.Fatalf("mounts at %s: %v before, %v after escfs unmount; want them untouched", tt.path, before, after)
 			}
 		})
@@ -144,9 +83,9 @@ func TestUnmountActsOnlyOnEscfs(t *testing.T) {
 func TestUnmountWedged(t *testing.T) {
 	needMount(t)
 	dir, mnt := lifecycleMount(t)
-	p := mountStart(t, escfsBinary(t), dir, mnt)
-	mountWaitServing(t, p, filepath.Join(mnt, "prod", "status"))
-	stopped(t, p)
+	p := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+	p.WaitReadable(t, filepath.Join(mnt, "prod", "status"))
+	p.Pause(t)
 
 	readErr := make(chan error, 1)
 	go func() { _, err := os.ReadFile(filepath.Join(mnt, "prod", "env")); readErr <- err }()
@@ -160,7 +99,7 @@ func TestUnmountWedged(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("escfs unmount of a wedged mount: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
-	if got := mountsAt(t, mnt); len(got) != 0 {
+	if got := testutil.MountsAt(t, mnt); len(got) != 0 {
 		t.Fatalf("mounts at %s after escfs unmount: %v, want none", mnt, got)
 	}
 	select {
@@ -179,14 +118,14 @@ func TestUnmountWedged(t *testing.T) {
 func TestUnmountDead(t *testing.T) {
 	needMount(t)
 	dir, mnt := lifecycleMount(t)
-	p := mountStart(t, escfsBinary(t), dir, mnt)
-	mountWaitServing(t, p, filepath.Join(mnt, "prod", "status"))
-	if err := p.stop(t, syscall.SIGKILL); err == nil {
+	p := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+	p.WaitReadable(t, filepath.Join(mnt, "prod", "status"))
+	if err := p.Signal(t, syscall.SIGKILL); err == nil {
 		t.Fatal("killed escfs exited 0")
 	}
 	r := escfsBounded(t, 20*time.Second, "unmount", mnt)
-	if r.code != 0 || len(mountsAt(t, mnt)) != 0 {
-		t.Fatalf("escfs unmount of a dead mount: exit %d, mounts %v, stderr:\n%s", r.code, mountsAt(t, mnt), r.stderr)
+	if r.code != 0 || len(testutil.MountsAt(t, mnt)) != 0 {
+		t.Fatalf("escfs unmount of a dead mount: exit %d, mounts %v, stderr:\n%s", r.code, testutil.MountsAt(t, mnt), r.stderr)
 	}
 }
 
@@ -196,7 +135,6 @@ func TestUnmountDead(t *testing.T) {
 // they were.
 func TestMountRefuses(t *testing.T) {
 	needMount(t)
-	bin := escfsBinary(t)
 
 	t.Run("regular file", func(t *testing.T) {
 		dir, _ := lifecycleMount(t)
@@ -205,7 +143,7 @@ func TestMountRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			for i := 0; i < 8 && len(mountsAt(t, file)) > 0; i++ {
+			for i := 0; i < 8 && len(testutil.MountsAt(t, file)) > 0; i++ {
 				_ = unix.Unmount(file, unix.MNT_DETACH)
 			}
 		})
@@ -213,40 +151,40 @@ func TestMountRefuses(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "not a directory (a regular file)") {
 			t.Fatalf("escfs mount FILE: exit %d, stderr %q; want exit 1 and not a directory", r.code, r.stderr)
 		}
-		if got := mountsAt(t, file); len(got) != 0 {
+		if got := testutil.MountsAt(t, file); len(got) != 0 {
 			t.Fatalf("mounts left on %s: %v", file, got)
 		}
 	})
 
 	t.Run("live escfs mount", func(t *testing.T) {
 		dir, mnt := lifecycleMount(t)
-		first := mountStart(t, bin, dir, mnt)
-		mountWaitServing(t, first, filepath.Join(mnt, "prod", "status"))
+		first := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+		first.WaitReadable(t, filepath.Join(mnt, "prod", "status"))
 		r := escfsBounded(t, 20*time.Second, "--dir", dir, "mount", mnt)
 		if r.code != 1 || !strings.Contains(r.stderr, "already a live escfs mount") {
 			t.Fatalf("second escfs mount: exit %d, stderr %q; want exit 1 and already a live escfs mount", r.code, r.stderr)
 		}
-		if got := mountsAt(t, mnt); len(got) != 1 {
+		if got := testutil.MountsAt(t, mnt); len(got) != 1 {
 			t.Fatalf("mounts at %s: %v, want the first one only", mnt, got)
 		}
-		if b, err := mountRead(filepath.Join(mnt, "prod", "env"), 5*time.Second); err != nil || string(b) != "export A='alpha'\n" {
+		if b, err := escfstest.Read(filepath.Join(mnt, "prod", "env"), 5*time.Second); err != nil || string(b) != "export A='alpha'\n" {
 			t.Fatalf("the first mount after the second escfs: %q, %v", b, err)
 		}
-		if err := first.stop(t, syscall.SIGTERM); err != nil {
-			t.Fatalf("the first escfs after SIGTERM: %v\n%s", err, first.stderr)
+		if err := first.Signal(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("the first escfs after SIGTERM: %v\n%s", err, first.Log())
 		}
 	})
 
 	t.Run("stopped escfs mount", func(t *testing.T) {
 		dir, mnt := lifecycleMount(t)
-		first := mountStart(t, bin, dir, mnt)
-		mountWaitServing(t, first, filepath.Join(mnt, "prod", "status"))
-		stopped(t, first)
+		first := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+		first.WaitReadable(t, filepath.Join(mnt, "prod", "status"))
+		first.Pause(t)
 		r := escfsBounded(t, 30*time.Second, "--dir", dir, "mount", mnt)
 		if r.code != 1 || !strings.Contains(r.stderr, "does not answer") || !strings.Contains(r.stderr, "escfs unmount "+mnt) {
 			t.Fatalf("escfs mount on a stopped escfs mount: exit %d, stderr %q; want exit 1, does not answer, escfs unmount", r.code, r.stderr)
 		}
-		if got := mountsAt(t, mnt); len(got) != 1 {
+		if got := testutil.MountsAt(t, mnt); len(got) != 1 {
 			t.Fatalf("mounts at %s: %v, want the stopped one only", mnt, got)
 		}
 	})

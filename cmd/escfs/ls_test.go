@@ -3,10 +3,12 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 func TestLs(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{
+	dir := filetree.Write(t, "", map[string]string{
 		"prod.yaml":          "values: {}\n",
 		"app.yml":            "values: {}\n",
 		"demos/z.yaml":       "values: {}\n",

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/proppath"
 )
 
@@ -44,7 +45,7 @@ func trickyWarning(dir string) string {
 // openDefs returns a definitions directory with openEnv as "app" and a
 // broken environment "broken".
 func openDefs(t *testing.T) string {
-	return writeDefinitions(t, map[string]string{
+	return filetree.Write(t, "", map[string]string{
 		"app.yaml":    openEnv,
 		"broken.yaml": "values:\n  a: ok\n  b: ${nope}\n",
 	})
@@ -198,7 +199,7 @@ func TestOpenDotenv(t *testing.T) {
 func TestOpenShellWithoutFiles(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	tmp := memRuntimeDir(t)
-	dir := writeDefinitions(t, map[string]string{"plain.yaml": "values:\n  environmentVariables:\n    A: b\n"})
+	dir := filetree.Write(t, "", map[string]string{"plain.yaml": "values:\n  environmentVariables:\n    A: b\n"})
 	r := escfsCLI(t, "--dir", dir, "open", "plain", "-f", "shell")
 	if r.code != 0 || r.stdout != "export A='b'\n" || r.stderr != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

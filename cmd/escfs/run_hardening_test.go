@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/escfstest"
 )
 
 // nobody is the unprivileged uid (and gid) the tests run escfs as where
@@ -34,67 +33,15 @@ func memTempDir(t *testing.T) string {
 	return dir
 }
 
-// runProc is a running escfs process whose stdout the test reads by lines.
-type runProc struct {
-	cmd    *exec.Cmd
-	lines  chan string // stdout, line by line; closed at EOF
-	stderr *testutil.Buffer
-	done   chan struct{}
-	err    error // set when done is closed
-}
-
-// startEscfs starts the escfs binary with args and env added to the test's
-// environment, as uid (unless -1). The process is killed when the test ends.
-func startEscfs(t *testing.T, bin string, uid int, env []string, args ...string) *runProc {
+// startEscfs starts the escfs binary bin with args and env added to the
+// test's environment, as uid (unless -1), its output line by line.
+func startEscfs(t *testing.T, bin string, uid int, env []string, args ...string) *escfstest.Proc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	opts := escfstest.Options{Bin: bin, Env: append(os.Environ(), env...), Lines: true}
 	if uid >= 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+		opts.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}
 	}
-	p := &runProc{cmd: cmd, lines: make(chan string, 16), stderr: &testutil.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("escfs %v did not end within 10s of SIGKILL", args)
-		}
-	})
-	return p
-}
-
-// line returns the next line of the process's stdout, failing the test
-// after 15 seconds.
-func (p *runProc) line(t *testing.T) string {
-	t.Helper()
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			t.Fatalf("escfs ended before printing the expected line; stderr:\n%s", p.stderr)
-		}
-		return l
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no output from escfs within 15s; stderr:\n%s", p.stderr)
-		return ""
-	}
+	return escfstest.Start(t, opts, args...)
 }
 
 // readAs reads path as uid with cat (root would be let through anything).
@@ -150,7 +97,7 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root, to run escfs as another user (run make test as root)")
 	}
-	bin, dir := publicCopy(t, escfsBinary(t), map[string]string{
+	bin, dir := publicCopy(t, escfstest.Binary(t), map[string]string{
 		"app.yaml":  "values:\n  environmentVariables:\n    APP_NAME: demo\n  files:\n    CONFIG: x\n",
 		"slow.yaml": "values:\n  creds:\n    fn::open::token:\n      delay: 60s\n",
 	})
@@ -162,7 +109,7 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 
 	t.Run("run", func(t *testing.T) {
 		p := startEscfs(t, bin, nobody, env, "--dir", dir, "run", "app", "--", "sh", "-c", `echo $$; exec sleep 60`)
-		child := p.line(t)
+		child := p.Line(t)
 		// The child prints its pid and then execs: read while it is in
 		// the middle of execve and the kernel shows an empty environ, so
 		// read again (bounded) until the new image's environ is there.
@@ -174,7 +121,7 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 		if err != nil || !strings.Contains(got, "APP_NAME=demo") {
 			t.Fatalf("control: the command's environ as its own user: %q, %v", got, err)
 		}
-		if got, err := readAs(nobody, fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)); err == nil {
+		if got, err := readAs(nobody, fmt.Sprintf("/proc/%d/environ", p.PID())); err == nil {
 			t.Fatalf("escfs run's environ read by its own user (%d bytes): it is dumpable", len(got))
 		} else if !strings.Contains(err.Error(), "Permission denied") {
 			t.Fatalf("escfs run's environ: %v, want Permission denied", err)
@@ -195,17 +142,17 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 
 // waitNotDumpable waits (15 s at most) until p's /proc/PID/environ cannot
 // be read by its own user: escfs becomes non-dumpable right after it starts.
-func waitNotDumpable(t *testing.T, p *runProc) {
+func waitNotDumpable(t *testing.T, p *escfstest.Proc) {
 	t.Helper()
-	environ := fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)
+	environ := fmt.Sprintf("/proc/%d/environ", p.PID())
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, err := readAs(nobody, environ)
 		if err != nil && strings.Contains(err.Error(), "Permission denied") {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("escfs ended (%v) before it was seen non-dumpable; stderr:\n%s", p.err, p.stderr)
+		case <-p.Done():
+			t.Fatalf("escfs ended (%v) before it was seen non-dumpable; stderr:\n%s", p.Err(), p.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -234,20 +181,20 @@ func processGone(pid int) bool {
 // it, that its files were on a tmpfs, and that the next escfs (any
 // command) removes the killed run's directory but not the live one's.
 func TestRunKilled(t *testing.T) {
-	bin := escfsBinary(t)
+	bin := escfstest.Binary(t)
 	dir := runDefs(t)
 	xdg := memTempDir(t)
 	env := []string{"XDG_RUNTIME_DIR=" + xdg, "TMPDIR=" + t.TempDir()}
 	script := `echo $$; echo "$CONFIG"; exec sleep 60`
-	start := func() (p *runProc, child int, config string) {
+	start := func() (p *escfstest.Proc, child int, config string) {
 		t.Helper()
 		p = startEscfs(t, bin, -1, env, "--dir", dir, "run", "app", "--", "sh", "-c", script)
-		child, err := strconv.Atoi(p.line(t))
+		child, err := strconv.Atoi(p.Line(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
-		return p, child, p.line(t)
+		return p, child, p.Line(t)
 	}
 	live, _, liveConfig := start()
 	killed, killedChild, killedConfig := start()
@@ -262,11 +209,11 @@ func TestRunKilled(t *testing.T) {
 		}
 	}
 
-	if err := killed.cmd.Process.Kill(); err != nil {
+	if err := killed.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-killed.done:
+	case <-killed.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the killed escfs did not end within 10s")
 	}
@@ -289,15 +236,15 @@ func TestRunKilled(t *testing.T) {
 		t.Errorf("the live run's file after the next escfs: %q, %v; want it intact", b, err)
 	}
 	select {
-	case <-live.done:
-		t.Fatalf("the live run ended: %v", live.err)
+	case <-live.Done():
+		t.Fatalf("the live run ended: %v", live.Err())
 	default:
 	}
-	if err := live.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := live.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-live.done:
+	case <-live.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the live run did not end within 10s of SIGTERM")
 	}

@@ -12,12 +12,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // runDefs returns a definitions directory with an environment "app" that
 // has a variable, a secret and a files entry, and a broken one.
 func runDefs(t *testing.T) string {
-	return writeDefinitions(t, map[string]string{
+	return filetree.Write(t, "", map[string]string{
 		"app.yaml": `values:
   token:
     fn::secret: s3cr3t-token
@@ -77,7 +80,7 @@ func TestRunCommand(t *testing.T) {
 // runs, and checks that escfs forwards it, exits with the command's status
 // and removes the files directory.
 func TestRunSIGTERM(t *testing.T) {
-	bin := escfsBinary(t)
+	bin := escfstest.Binary(t)
 	dir := runDefs(t)
 	tests := []struct {
 		name     string

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -13,32 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escfs/escfs/internal/testutil"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
-
-// escfsExec runs the escfs binary with args, extra environment and stdin,
-// bounded to 60 seconds.
-func escfsExec(t *testing.T, env []string, stdin string, args ...string) cliResult {
-	t.Helper()
-	cmd := exec.Command(escfsBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("escfs %q did not finish in 60s; stderr:\n%s", args, stderr.String())
-	}
-	return cliResult{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
-}
 
 // keygen creates an age identity file and returns its recipient.
 func keygen(t *testing.T, path string) string {
@@ -76,7 +52,7 @@ func TestSecretsJourney(t *testing.T) {
 	id1, id2 := filepath.Join(keys, "one.txt"), filepath.Join(keys, "two.txt")
 	r1 := keygen(t, id1)
 	r2 := keygen(t, id2)
-	dir := writeDefinitions(t, map[string]string{
+	dir := filetree.Write(t, "", map[string]string{
 		"app.yaml": "# the app\nvalues:\n  db:\n    user: app # who\n  environmentVariables:\n    DB_USER: ${db.user}\n    DB_PASSWORD: ${db.password}\n    API_KEY: ${api.key}\n",
 	})
 	ageRules(t, dir, r1)
@@ -102,9 +78,9 @@ func TestSecretsJourney(t *testing.T) {
 
 	t.Setenv("ESCFS_AGE_IDENTITIES", id1) // for the mount below
 	mnt := t.TempDir()
-	p := mountStart(t, escfsBinary(t), dir, mnt)
-	t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
-	mountWaitServing(t, p, filepath.Join(mnt, "app", "env"))
+	p := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+	t.Cleanup(func() { p.Signal(t, syscall.SIGTERM) })
+	p.WaitReadable(t, filepath.Join(mnt, "app", "env"))
 	source := func() string {
 		out, err := exec.Command("bash", "-c", `source "$1/app/env" && printf '%s|%s' "$DB_PASSWORD" "$API_KEY"`, "bash", mnt).CombinedOutput()
 		if err != nil {
@@ -164,7 +140,7 @@ func TestEditInvalid(t *testing.T) {
 	keys := t.TempDir()
 	id := filepath.Join(keys, "id.txt")
 	r1 := keygen(t, id)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "values:\n  a: 1\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  a: 1\n"})
 	ageRules(t, dir, r1)
 	env := []string{"ESCFS_AGE_IDENTITIES=" + id, "VISUAL="}
 	if r := escfsExec(t, env, "hunter2-secret", "--dir", dir, "set", "app", "pw", "-", "--secret"); r.code != 0 {
@@ -212,7 +188,7 @@ func TestEditSignals(t *testing.T) {
 	keys := t.TempDir()
 	id := filepath.Join(keys, "id.txt")
 	r1 := keygen(t, id)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "values:\n  a: 1\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  a: 1\n"})
 	ageRules(t, dir, r1)
 	xdg := memTempDir(t)
 	env := []string{"ESCFS_AGE_IDENTITIES=" + id, "VISUAL=", "XDG_RUNTIME_DIR=" + xdg}
@@ -233,24 +209,24 @@ func TestEditSignals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(ready)
 			e := startEdit(t, dir, env, writeScript(t, tc.editor), ready)
-			cmd, done, stderr, buf := e.cmd, e.done, e.stderr, e.report
+			buf := e.report
 			if !strings.HasPrefix(buf, xdg) {
 				t.Fatalf("buffer %s is not in XDG_RUNTIME_DIR %s", buf, xdg)
 			}
 			if tc.sig == syscall.SIGINT { // wait for the prompt
-				for deadline := time.Now().Add(15 * time.Second); !strings.Contains(stderr.String(), "Press Enter"); time.Sleep(20 * time.Millisecond) {
+				for deadline := time.Now().Add(15 * time.Second); !strings.Contains(e.Log(), "Press Enter"); time.Sleep(20 * time.Millisecond) {
 					if time.Now().After(deadline) {
-						t.Fatalf("no prompt; stderr %s", stderr.String())
+						t.Fatalf("no prompt; stderr %s", e.Log())
 					}
 				}
 			}
-			cmd.Process.Signal(tc.sig)
+			e.Cmd.Process.Signal(tc.sig)
 			select {
-			case <-done:
+			case <-e.Done():
 			case <-time.After(15 * time.Second):
 				t.Fatalf("escfs edit still runs 15s after %v", tc.sig)
 			}
-			if code := cmd.ProcessState.ExitCode(); code != 128+int(tc.sig) {
+			if code := e.Cmd.ProcessState.ExitCode(); code != 128+int(tc.sig) {
 				t.Errorf("exit %d, want %d", code, 128+int(tc.sig))
 			}
 			if _, err := os.Stat(filepath.Dir(buf)); !os.IsNotExist(err) {
@@ -272,7 +248,7 @@ func TestEditKilled(t *testing.T) {
 	keys := t.TempDir()
 	id := filepath.Join(keys, "id.txt")
 	r1 := keygen(t, id)
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "# the app\nvalues:\n  a: 1\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "# the app\nvalues:\n  a: 1\n"})
 	ageRules(t, dir, r1)
 	env := []string{"ESCFS_AGE_IDENTITIES=" + id, "VISUAL="}
 	const secret = "hunter2-killed-secret"
@@ -292,7 +268,7 @@ func TestEditKilled(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	editor := writeScript(t, fmt.Sprintf(`printf '%%s %%s\n' "$$" "$1" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60`, ready))
 	e := startEdit(t, dir, env, editor, ready)
-	cmd, done, line := e.cmd, e.done, e.report
+	line := e.report
 	pidText, buf, ok := strings.Cut(line, " ")
 	editorPID, err := strconv.Atoi(pidText)
 	if !ok || err != nil {
@@ -303,8 +279,8 @@ func TestEditKilled(t *testing.T) {
 
 	// The control: the editor is escfs's child, and the plaintext
 	// really is in a 0700 run directory on the tmpfs.
-	if ppid := parentOf(t, editorPID); ppid != cmd.Process.Pid {
-		t.Fatalf("the editor's parent is %d, want escfs edit (%d)", ppid, cmd.Process.Pid)
+	if ppid := escfstest.ParentPID(editorPID); ppid != e.PID() {
+		t.Fatalf("the editor's parent is %d, want escfs edit (%d)", ppid, e.PID())
 	}
 	if filepath.Dir(runDir) != xdg || !strings.HasPrefix(filepath.Base(runDir), "escfs-run-") {
 		t.Fatalf("buffer %s is not in a run directory of $XDG_RUNTIME_DIR %s", buf, xdg)
@@ -316,11 +292,11 @@ func TestEditKilled(t *testing.T) {
 		t.Fatalf("the buffer does not show the secret (else this test proves nothing):\n%s", got)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-done: // reaped: no zombie that would still look alive
+	case <-e.Done(): // reaped: no zombie that would still look alive
 	case <-time.After(10 * time.Second):
 		t.Fatal("escfs edit did not end within 10s of SIGKILL")
 	}
@@ -352,74 +328,37 @@ func TestEditKilled(t *testing.T) {
 
 // editRun is an escfs edit started by startEdit.
 type editRun struct {
-	cmd    *exec.Cmd
-	done   <-chan error     // cmd.Wait's result
-	stderr *testutil.Buffer // read while the process writes
-	report string           // what the editor wrote to its ready file
+	*escfstest.Proc
+	report string // what the editor wrote to its ready file
 }
 
 // startEdit starts escfs --dir dir edit app with env and $EDITOR editor,
 // its stdin an open pipe (a prompt waits), and waits up to 15 seconds for
 // the editor to write a line to ready (its buffer's path, say). The process
-// is killed when the test ends.
+// ends with the test.
 func startEdit(t *testing.T, dir string, env []string, editor, ready string) editRun {
 	t.Helper()
 	os.Remove(ready)
-	cmd := exec.Command(escfsBinary(t), "--dir", dir, "edit", "app")
-	cmd.Env = append(append(os.Environ(), env...), "EDITOR="+editor)
-	stdin, err := cmd.StdinPipe()
+	stdin, w, err := os.Pipe() // a file: the child reads it directly, nothing copies
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stdin.Close() })
-	stderr := &testutil.Buffer{}
-	cmd.Stderr = stderr
-	cmd.WaitDelay = 2 * time.Second // an editor outliving escfs would hold stderr open
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	t.Cleanup(func() { w.Close(); stdin.Close() })
+	p := escfstest.Start(t, escfstest.Options{Env: append(append(os.Environ(), env...), "EDITOR="+editor), Stdin: stdin}, "--dir", dir, "edit", "app")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			return editRun{cmd: cmd, done: done, stderr: stderr, report: strings.TrimSpace(string(b))}
+			return editRun{Proc: p, report: strings.TrimSpace(string(b))}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the editor did not start; stderr %s", stderr.String())
+			t.Fatalf("the editor did not start; log %s", p.Log())
 		}
 	}
-}
-
-// parentOf returns the parent pid of process pid.
-func parentOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ppid, err := strconv.Atoi(fields[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ppid
-}
-
-// running reports whether process pid exists and is not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && !strings.HasPrefix(string(b[i:]), ") Z")
 }
 
 // TestSetRefusesBreaking checks that set refuses a change that breaks a
 // working environment, and names the problem.
 func TestSetRefusesBreaking(t *testing.T) {
-	dir := writeDefinitions(t, map[string]string{"app.yaml": "values:\n  a: 1\n  b: ${a}\n"})
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  a: 1\n  b: ${a}\n"})
 	r := escfsExec(t, nil, "", "--dir", dir, "set", "app", "b", "${nowhere.x}")
 	if r.code == 0 || !strings.Contains(r.stderr, "not written") {
 		t.Fatalf("breaking set: exit %d, stderr %q", r.code, r.stderr)

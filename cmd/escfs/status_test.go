@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // statusSecret is a secret value of the ok environment: escfs status must
@@ -23,7 +23,7 @@ const statusSecret = "s3cr3t-status-value"
 // mountForStatus mounts a definitions directory holding an ok environment
 // (evaluated), a broken one (bad YAML, read so that it is in error) and
 // an unevaluated one in project demos, with the real binary.
-func mountForStatus(t *testing.T) (dir, mnt string, p *mountProc) {
+func mountForStatus(t *testing.T) (dir, mnt string, p *escfstest.Escfs) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatalf("mount tests need /dev/fuse: %v", err)
@@ -33,20 +33,15 @@ func mountForStatus(t *testing.T) (dir, mnt string, p *mountProc) {
 			t.Fatalf("not root, so mounting needs fusermount3 (apt-get install fuse3): %v", err)
 		}
 	}
-	dir = writeDefinitions(t, map[string]string{
+	dir = filetree.Write(t, "", map[string]string{
 		"ok.yaml":         "values:\n  pw:\n    fn::secret: " + statusSecret + "\n  environmentVariables:\n    PW: ${pw}\n",
 		"broken.yaml":     "values: [unclosed\n",
 		"demos/idle.yaml": "values:\n  x: 1\n",
 	})
 	mnt = t.TempDir()
-	t.Cleanup(func() {
-		for i := 0; i < 3 && isMounted(t, mnt); i++ {
-			_ = unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	})
-	p = mountStart(t, escfsBinary(t), dir, mnt)
-	mountWaitServing(t, p, filepath.Join(mnt, "ok", "env"))
-	if _, err := mountRead(filepath.Join(mnt, "broken", "env"), 5*time.Second); err == nil {
+	p = escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
+	p.WaitReadable(t, filepath.Join(mnt, "ok", "env"))
+	if _, err := escfstest.Read(filepath.Join(mnt, "broken", "env"), 5*time.Second); err == nil {
 		t.Fatal("reading the broken environment succeeded")
 	}
 	return dir, mnt, p
@@ -134,7 +129,7 @@ func TestStatusCommand(t *testing.T) {
 				t.Errorf("escfs %s printed the secret", strings.Join(args, " "))
 			}
 		}
-		b, err := mountRead(filepath.Join(mnt, "demos", "idle", "status"), 5*time.Second)
+		b, err := escfstest.Read(filepath.Join(mnt, "demos", "idle", "status"), 5*time.Second)
 		if err != nil || !strings.Contains(string(b), `"state": "unevaluated"`) {
 			t.Errorf("demos/idle after escfs status: %s %v, want unevaluated", b, err)
 		}
@@ -153,7 +148,7 @@ func TestStatusCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for mountStat(filepath.Join(mnt, "broken"), 5*time.Second) == nil {
+		for statErr(escfstest.Stat(filepath.Join(mnt, "broken"), 5*time.Second)) == nil {
 			if time.Now().After(deadline) {
 				t.Fatal("broken still in the mount 10s after its definition was removed")
 			}
@@ -170,11 +165,11 @@ func TestStatusCommand(t *testing.T) {
 // must fail after --timeout, not hang.
 func TestStatusStoppedMountTimesOut(t *testing.T) {
 	_, mnt, p := mountForStatus(t)
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	// before the mount's cleanup kills it, so that the blocked reads end
-	t.Cleanup(func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = p.Cmd.Process.Signal(syscall.SIGCONT) })
 	done := make(chan cliResult, 1)
 	go func() { done <- escfsCLI(t, "status", "--timeout", "500ms", mnt) }()
 	var r cliResult

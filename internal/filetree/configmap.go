@@ -31,6 +31,7 @@ func (c *ConfigMap) Publish(t testing.TB, files map[string]string) {
 	check(os.MkdirAll(c.Dir, 0o755))
 	ts, err := os.MkdirTemp(c.Dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
 	check(err)
+	check(os.Chmod(ts, 0o755)) // as the kubelet's, readable by the pod's user
 	for name, content := range files {
 		check(os.MkdirAll(filepath.Dir(filepath.Join(ts, name)), 0o755))
 		check(os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644))

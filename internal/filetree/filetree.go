@@ -88,3 +88,19 @@ func SaveInPlace(p, content string, pause time.Duration) error {
 	}
 	return f.Close()
 }
+
+// WriteByRename writes files (slash-separated path relative to dir ->
+// content) into dir as SaveByRename does, creating directories as needed,
+// so that a watcher never sees half a file.
+func WriteByRename(tb testing.TB, dir string, files map[string]string) {
+	tb.Helper()
+	for rel, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := SaveByRename(p, content); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}

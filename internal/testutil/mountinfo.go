@@ -6,14 +6,24 @@ import (
 	"testing"
 )
 
-// MountsAt returns the filesystem types mounted at path, bottom first, from
-// /proc/self/mountinfo (path as mountinfo spells it: no octal escapes are
-// undone, so use it for paths without spaces).
+// MountsAt returns the filesystem types mounted at path, bottom first, as
+// Mounts does, failing the test if mountinfo cannot be read.
 func MountsAt(tb testing.TB, path string) []string {
 	tb.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	types, err := Mounts(path)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return types
+}
+
+// Mounts returns the filesystem types mounted at path, bottom first, from
+// /proc/self/mountinfo (path as mountinfo spells it: no octal escapes are
+// undone, so use it for paths without spaces).
+func Mounts(path string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
 	}
 	var types []string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -29,5 +39,5 @@ func MountsAt(tb testing.TB, path string) []string {
 			}
 		}
 	}
-	return types
+	return types, nil
 }
