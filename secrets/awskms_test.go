@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,47 +22,33 @@ import (
 	"github.com/escfs/escfs/internal/kumotest"
 )
 
-// kmsProxy stands in front of kumo's KMS: it counts the calls by operation
-// and key, notes the region each is signed for, and answers Decrypt for the
-// keys in deny with AWS's AccessDeniedException.
+// kmsProxy stands in front of kumo's KMS: a kumotest.Recorder (every
+// call, by operation and key, with the region it is signed for and its
+// encryption context) that answers Decrypt for the keys in deny with AWS's
+// AccessDeniedException.
 type kmsProxy struct {
-	URL string
+	*kumotest.Recorder
 
-	mu      sync.Mutex
-	calls   map[string]int      // GUARDED_BY(mu); by "Op KeyId"
-	regions map[string]bool     // GUARDED_BY(mu); SigV4 credential scopes seen
-	context []map[string]string // GUARDED_BY(mu); encryption contexts sent
-	deny    map[string]bool     // GUARDED_BY(mu); KeyIds whose Decrypt is denied
+	mu   sync.Mutex
+	seen []kumotest.Call // GUARDED_BY(mu): the calls taken from the recorder
+	deny map[string]bool // GUARDED_BY(mu); KeyIds whose Decrypt is denied
 }
 
 func newKMSProxy(t *testing.T, kumo string) *kmsProxy {
 	t.Helper()
 	next := kumotest.ProxyTo(t, kumo)
-	p := &kmsProxy{calls: map[string]int{}, regions: map[string]bool{}, deny: map[string]bool{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p := &kmsProxy{deny: map[string]bool{}}
+	p.Recorder = kumotest.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		var req struct {
-			KeyId             string
-			EncryptionContext map[string]string
-		}
+		var req struct{ KeyId string }
 		json.Unmarshal(body, &req)
-		op := kumotest.Operation(r)
 		p.mu.Lock()
-		p.calls[op+" "+req.KeyId]++
-		if op == "Encrypt" || op == "Decrypt" {
-			p.context = append(p.context, req.EncryptionContext)
-		}
-		if _, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
-			if parts := strings.Split(cred, "/"); len(parts) >= 3 {
-				p.regions[parts[2]] = true
-			}
-		}
-		denied := op == "Decrypt" && p.deny[req.KeyId]
+		denied := kumotest.Operation(r) == "Decrypt" && p.deny[req.KeyId]
 		p.mu.Unlock()
 		if denied {
 			kumotest.AWSError(http.StatusBadRequest, "AccessDeniedException", "User: arn:aws:iam::000000000000:user/ci is not authorized to perform: kms:Decrypt on resource: "+req.KeyId)(w, r)
@@ -70,20 +56,32 @@ func newKMSProxy(t *testing.T, kumo string) *kmsProxy {
 		}
 		next.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
 	return p
+}
+
+// calls returns the calls since the last reset.
+func (p *kmsProxy) calls() []kumotest.Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, p.Take()...)
+	return slices.Clone(p.seen)
+}
+
+// reset forgets the calls so far.
+func (p *kmsProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Take()
+	p.seen = nil
 }
 
 // count returns how many op calls (for key, or for any key if "") were made.
 func (p *kmsProxy) count(op, key string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := 0
-	for k, c := range p.calls {
-		o, id, _ := strings.Cut(k, " ")
-		if o == op && (key == "" || id == key) {
-			n += c
+	for _, c := range p.calls() {
+		_, o, _ := strings.Cut(c.Target, ".")
+		if id, _ := c.Body["KeyId"].(string); o == op && (key == "" || id == key) {
+			n++
 		}
 	}
 	return n
@@ -171,14 +169,15 @@ func TestKMSRoundTrip(t *testing.T) {
 	if got := proxy.count("Decrypt", ""); got != 1 {
 		t.Fatalf("%d values of one Sealer: %d KMS Decrypt calls, want 1", n, got)
 	}
-	proxy.mu.Lock()
-	defer proxy.mu.Unlock()
-	if len(proxy.regions) != 1 || !proxy.regions["us-east-1"] {
-		t.Errorf("calls signed for %v, want the key's region us-east-1 only", proxy.regions)
-	}
-	for _, c := range proxy.context {
-		if c["escfs"] != "age-file-key" || len(c) != 1 {
-			t.Errorf("encryption context %v, want escfs=age-file-key", c)
+	for _, c := range proxy.calls() {
+		if c.Region != "us-east-1" {
+			t.Errorf("a call signed for %s, want the key's region us-east-1 only", c.Region)
+		}
+		if _, op, _ := strings.Cut(c.Target, "."); op != "Encrypt" && op != "Decrypt" {
+			continue
+		}
+		if ctx, _ := c.Body["EncryptionContext"].(map[string]any); ctx["escfs"] != "age-file-key" || len(ctx) != 1 {
+			t.Errorf("encryption context %v, want escfs=age-file-key", c.Body["EncryptionContext"])
 		}
 	}
 }
@@ -285,8 +284,8 @@ func TestKMSAndAge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inner := seal(t, tt.recipients, "both")[0]
+			proxy.reset()
 			proxy.mu.Lock()
-			clear(proxy.calls)
 			clear(proxy.deny)
 			proxy.mu.Unlock()
 			for _, arn := range tt.deny {

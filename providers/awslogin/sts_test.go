@@ -1,14 +1,10 @@
 package awslogin_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,73 +33,13 @@ const testRole = "arn:aws:iam::123456789012:role/escfs-test"
 // envSecret is the secret key kumotest.Env gives the default chain.
 const envSecret = "kumo-test-secret"
 
-// call is one request that reached the recording proxy.
-type call struct {
-	action        string
-	form          url.Values
-	accessKeyID   string // from the SigV4 Authorization header; "" if unsigned
-	securityToken string // X-Amz-Security-Token
-}
-
-// recorder is an HTTP server that records the AWS query-protocol requests it
-// sees and hands them to next.
-type recorder struct {
-	URL   string
-	mu    sync.Mutex
-	calls []call // GUARDED_BY(mu)
-}
-
-func newRecorder(t *testing.T, next http.Handler) *recorder {
-	t.Helper()
-	r := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		form, _ := url.ParseQuery(string(body))
-		c := call{action: form.Get("Action"), form: form, securityToken: req.Header.Get("X-Amz-Security-Token")}
-		if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), "Credential="); ok {
-			c.accessKeyID, _, _ = strings.Cut(cred, "/")
-		}
-		r.mu.Lock()
-		r.calls = append(r.calls, c)
-		r.mu.Unlock()
-		next.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL
-	return r
-}
-
-// take returns the calls recorded since the last take.
-func (r *recorder) take() []call {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.calls
-	r.calls = nil
-	return c
-}
-
 // startKumo starts kumo behind a recorder and points the SDK at the
 // recorder, with kumotest's dummy credentials in the environment.
-func startKumo(t *testing.T) *recorder {
+func startKumo(t *testing.T) *kumotest.Recorder {
 	t.Helper()
-	rec := newRecorder(t, kumotest.ProxyTo(t, kumotest.Start(t)))
-	pointSDKAt(t, rec.URL)
+	rec := kumotest.NewRecorder(t, kumotest.ProxyTo(t, kumotest.Start(t)))
+	kumotest.Env(t, rec.URL)
 	return rec
-}
-
-// pointSDKAt sends the SDK's calls to endpoint, with kumotest's dummy
-// credentials in the environment.
-func pointSDKAt(t *testing.T, endpoint string) {
-	t.Helper()
-	kumotest.Env(t, endpoint)
-	// awsclient.Load gives the SDK an *http.Client, which the SDK cannot
-	// extend with a custom CA bundle: with AWS_CA_BUNDLE set, loading fails.
-	t.Setenv("AWS_CA_BUNDLE", "")
 }
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
@@ -185,7 +121,7 @@ func checkOutputs(t *testing.T, v esc.Value, reported time.Time, want output) ma
 
 // checkWorks uses creds with the SDK (sts:GetCallerIdentity) and checks
 // that the request reached rec signed with them.
-func checkWorks(t *testing.T, rec *recorder, creds map[string]string) {
+func checkWorks(t *testing.T, rec *kumotest.Recorder, creds map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := awsclient.Load(ctx, awsclient.Options{Login: &awsclient.Login{
@@ -194,7 +130,7 @@ func checkWorks(t *testing.T, rec *recorder, creds map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.take()
+	rec.Take()
 	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatalf("GetCallerIdentity with the credentials: %v", err)
@@ -202,12 +138,12 @@ func checkWorks(t *testing.T, rec *recorder, creds map[string]string) {
 	if out.Account == nil || *out.Account == "" {
 		t.Errorf("GetCallerIdentity = %+v", out)
 	}
-	calls := rec.take()
+	calls := rec.Take()
 	if len(calls) != 1 {
 		t.Fatalf("GetCallerIdentity made %d calls", len(calls))
 	}
-	if c := calls[0]; c.accessKeyID != creds["accessKeyId"] || c.securityToken != creds["sessionToken"] {
-		t.Errorf("GetCallerIdentity signed by %q with security token %v, want %q and the session token", c.accessKeyID, c.securityToken != "", creds["accessKeyId"])
+	if c := calls[0]; c.AccessKeyID != creds["accessKeyId"] || c.SecurityToken != creds["sessionToken"] {
+		t.Errorf("GetCallerIdentity signed by %q with security token %v, want %q and the session token", c.AccessKeyID, c.SecurityToken != "", creds["accessKeyId"])
 	}
 }
 
@@ -341,23 +277,23 @@ echo '{"Version": 1, "AccessKeyId": "ASIAPROCESS", "SecretAccessKey": "process-s
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inputs := tt.setup(t, t.TempDir())
-			rec.take()
+			rec.Take()
 			ctx, expiry := providers.WithExpiry(context.Background())
 			v, err := awslogin.New().Open(ctx, inputs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			calls := rec.take()
+			calls := rec.Take()
 			if len(calls) != len(tt.calls) {
 				t.Fatalf("%d calls to AWS, want %d: %+v", len(calls), len(tt.calls), calls)
 			}
 			for i, want := range tt.calls {
 				c := calls[i]
-				if c.action != want.action || c.accessKeyID != want.accessKeyID {
-					t.Errorf("call %d: %s signed by %q, want %s signed by %q", i, c.action, c.accessKeyID, want.action, want.accessKeyID)
+				if c.Action != want.action || c.AccessKeyID != want.accessKeyID {
+					t.Errorf("call %d: %s signed by %q, want %s signed by %q", i, c.Action, c.AccessKeyID, want.action, want.accessKeyID)
 				}
 				for k, w := range want.params {
-					if got := c.form.Get(k); got != w {
+					if got := c.Form.Get(k); got != w {
 						t.Errorf("call %d: %s = %q, want %q", i, k, got, w)
 					}
 				}
@@ -379,16 +315,16 @@ func TestDefaultSessionName(t *testing.T) {
 		"p/" + strings.Repeat("x", 80): "escfs-p-" + strings.Repeat("x", 56),
 		"":                             "escfs",
 	} {
-		rec.take()
+		rec.Take()
 		_, err := awslogin.New().Open(context.Background(), map[string]esc.Value{"assumeRole": obj("roleArn", testRole)}, execContext(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
-		calls := rec.take()
+		calls := rec.Take()
 		if len(calls) != 1 {
 			t.Fatalf("%q: %d calls", env, len(calls))
 		}
-		if got := calls[0].form.Get("RoleSessionName"); got != want {
+		if got := calls[0].Form.Get("RoleSessionName"); got != want {
 			t.Errorf("environment %q: session name %q, want %q", env, got, want)
 		}
 	}
@@ -475,12 +411,12 @@ func TestOpenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			endpoint := kumotest.ClosedURL(t)
-			var rec *recorder
+			var rec *kumotest.Recorder
 			if tt.handler != nil {
-				rec = newRecorder(t, tt.handler)
+				rec = kumotest.NewRecorder(t, tt.handler)
 				endpoint = rec.URL
 			}
-			pointSDKAt(t, endpoint)
+			kumotest.Env(t, endpoint)
 			writeFile(t, os.Getenv("AWS_SHARED_CREDENTIALS_FILE"), "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = base-secret\n", 0o600)
 			writeFile(t, os.Getenv("AWS_CONFIG_FILE"), "[profile deploy]\nrole_arn = "+testRole+"\nsource_profile = base\n", 0o600)
 
@@ -504,7 +440,7 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("Open took %v, more than the bound %v", elapsed, providers.CallTimeout)
 			}
 			if rec != nil {
-				if n := len(rec.take()); n != tt.wantCalls {
+				if n := len(rec.Take()); n != tt.wantCalls {
 					t.Errorf("%d calls to STS, want %d", n, tt.wantCalls)
 				}
 			}
@@ -517,7 +453,7 @@ func TestRetries(t *testing.T) {
 	proxy := kumotest.ProxyTo(t, kumotest.Start(t))
 	var mu sync.Mutex
 	failures := 2
-	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := kumotest.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		fail := failures > 0
 		failures--
@@ -528,14 +464,14 @@ func TestRetries(t *testing.T) {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
-	pointSDKAt(t, rec.URL)
+	kumotest.Env(t, rec.URL)
 	ctx, expiry := providers.WithExpiry(context.Background())
 	v, err := awslogin.New().Open(ctx, map[string]esc.Value{"oidc": obj("roleArn", testRole, "sessionName", "ci", "token", testToken)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkOutputs(t, v, expiry.Earliest(), output{expiresIn: time.Hour})
-	if n := len(rec.take()); n != 3 {
+	if n := len(rec.Take()); n != 3 {
 		t.Errorf("%d calls, want 3 (two failures, one success)", n)
 	}
 }
@@ -630,9 +566,9 @@ func TestThroughEvaluatorAgainstKumo(t *testing.T) {
 		t.Errorf("Env lacks %q:\n%s", want, snap.Env)
 	}
 	var sessions []string
-	for _, c := range rec.take() {
-		if c.action == "AssumeRole" {
-			sessions = append(sessions, c.form.Get("RoleSessionName"))
+	for _, c := range rec.Take() {
+		if c.Action == "AssumeRole" {
+			sessions = append(sessions, c.Form.Get("RoleSessionName"))
 		}
 	}
 	if !slices.Equal(sessions, []string{"escfs-default-aws"}) {
@@ -657,10 +593,10 @@ func TestThroughEvaluatorAgainstKumo(t *testing.T) {
 
 // TestInputErrors checks the inputs that are refused before any call to AWS.
 func TestInputErrors(t *testing.T) {
-	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := kumotest.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no call expected", http.StatusTeapot)
 	}))
-	pointSDKAt(t, rec.URL)
+	kumotest.Env(t, rec.URL)
 	dir := t.TempDir()
 	emptyFile := writeFile(t, filepath.Join(dir, "empty"), "", 0o600)
 	blankFile := writeFile(t, filepath.Join(dir, "blank"), " \n\t\n", 0o600)
@@ -730,7 +666,7 @@ func TestInputErrors(t *testing.T) {
 			if strings.Contains(err.Error(), testToken) {
 				t.Errorf("error reveals the token")
 			}
-			if calls := rec.take(); len(calls) != 0 {
+			if calls := rec.Take(); len(calls) != 0 {
 				t.Errorf("%d calls to AWS, want none", len(calls))
 			}
 			// A token file is reported even when it cannot be read: it may

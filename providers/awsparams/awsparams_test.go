@@ -1,13 +1,10 @@
 package awsparams_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -34,69 +31,6 @@ const (
 	loginSecret = "explicit-login-secret"
 	envSecret   = "kumo-test-secret" // kumotest.Env's secret key
 )
-
-// call is one request that reached a recorder.
-type call struct {
-	target      string         // X-Amz-Target, e.g. AmazonSSM.GetParameter
-	body        map[string]any // the JSON request
-	accessKeyID string         // from the SigV4 Authorization header
-	region      string         // from the SigV4 credential scope
-}
-
-// recorder is an HTTP server that records the AWS JSON-protocol requests it
-// sees and hands them to next.
-type recorder struct {
-	URL   string
-	mu    sync.Mutex
-	calls []call // GUARDED_BY(mu)
-}
-
-func newRecorder(t *testing.T, next http.Handler) *recorder {
-	t.Helper()
-	r := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		c := call{target: req.Header.Get("X-Amz-Target")}
-		json.Unmarshal(b, &c.body)
-		if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), "Credential="); ok {
-			// AKID/DATE/REGION/SERVICE/aws4_request, ...
-			cred, _, _ = strings.Cut(cred, ",")
-			if parts := strings.Split(cred, "/"); len(parts) == 5 {
-				c.accessKeyID, c.region = parts[0], parts[2]
-			}
-		}
-		r.mu.Lock()
-		r.calls = append(r.calls, c)
-		r.mu.Unlock()
-		next.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL
-	return r
-}
-
-// take returns the calls recorded so far and forgets them.
-func (r *recorder) take() []call {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.calls
-	r.calls = nil
-	return c
-}
-
-// pointSDKAt points the SDK at endpoint with kumotest's dummy credentials.
-func pointSDKAt(t *testing.T, endpoint string) {
-	t.Helper()
-	kumotest.Env(t, endpoint)
-	// awsclient.Load gives the SDK a plain *http.Client, which the SDK cannot
-	// extend with a custom CA bundle: with AWS_CA_BUNDLE set, loading fails.
-	t.Setenv("AWS_CA_BUNDLE", "")
-}
 
 // seed stores the test parameters through the SDK, against the endpoint
 // kumotest.Env points it at.
@@ -204,9 +138,9 @@ func entry(name string, decrypt ...bool) esc.Value {
 // with explicit login.
 func TestOpenAgainstKumo(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
-	rec := newRecorder(t, kumotest.ProxyTo(t, kumo))
+	rec := kumotest.NewRecorder(t, kumotest.ProxyTo(t, kumo))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
 
 	tests := []struct {
@@ -269,7 +203,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec.take()
+			rec.Take()
 			v, err := awsparams.New().Open(context.Background(), inputs(tt.get, tt.other...), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -277,23 +211,23 @@ func TestOpenAgainstKumo(t *testing.T) {
 			if got := outputs(t, v); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("outputs %+v, want %+v", got, tt.want)
 			}
-			calls := rec.take()
+			calls := rec.Take()
 			if len(calls) != len(tt.get) {
 				t.Errorf("%d calls, want one per entry (%d)", len(calls), len(tt.get))
 			}
 			for _, c := range calls {
-				if c.target != "AmazonSSM.GetParameter" {
-					t.Errorf("call %q, want AmazonSSM.GetParameter", c.target)
+				if c.Target != "AmazonSSM.GetParameter" {
+					t.Errorf("call %q, want AmazonSSM.GetParameter", c.Target)
 				}
-				name, _ := c.body["Name"].(string)
-				if want, ok := tt.wantDecrypt[name]; ok && c.body["WithDecryption"] != want {
-					t.Errorf("%s: WithDecryption %v, want %v", name, c.body["WithDecryption"], want)
+				name, _ := c.Body["Name"].(string)
+				if want, ok := tt.wantDecrypt[name]; ok && c.Body["WithDecryption"] != want {
+					t.Errorf("%s: WithDecryption %v, want %v", name, c.Body["WithDecryption"], want)
 				}
-				if tt.wantKeyID != "" && c.accessKeyID != tt.wantKeyID {
-					t.Errorf("call signed by %q, want %q", c.accessKeyID, tt.wantKeyID)
+				if tt.wantKeyID != "" && c.AccessKeyID != tt.wantKeyID {
+					t.Errorf("call signed by %q, want %q", c.AccessKeyID, tt.wantKeyID)
 				}
-				if tt.wantRgn != "" && c.region != tt.wantRgn {
-					t.Errorf("call signed for region %q, want %q", c.region, tt.wantRgn)
+				if tt.wantRgn != "" && c.Region != tt.wantRgn {
+					t.Errorf("call signed for region %q, want %q", c.Region, tt.wantRgn)
 				}
 			}
 		})
@@ -331,14 +265,14 @@ func TestSelectors(t *testing.T) {
 	param := func(selector, typ, value string, version int64) ssmtypes.Parameter {
 		return ssmtypes.Parameter{Name: aws.String("/app/host"), Selector: aws.String(selector), Type: ssmtypes.ParameterType(typ), Value: aws.String(value), Version: version}
 	}
-	rec := newRecorder(t, fakeSSM(map[string]ssmtypes.Parameter{
+	rec := kumotest.NewRecorder(t, fakeSSM(map[string]ssmtypes.Parameter{
 		"/app/host:1":       param(":1", "String", stringV1, 1),
 		"/app/host:2":       param(":2", "String", stringV2, 2),
 		"/app/host:stable":  param(":stable", "String", stringV1, 1),
 		"/app/token:canary": param(":canary", "SecureString", secureValue, 3),
 		"/app/ports:3":      param(":3", "StringList", "a,b", 3),
 	}))
-	pointSDKAt(t, rec.URL)
+	kumotest.Env(t, rec.URL)
 	v, err := awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{
 		"v1":     entry("/app/host:1"),
 		"v2":     entry("/app/host:2"),
@@ -359,7 +293,7 @@ func TestSelectors(t *testing.T) {
 	if got := outputs(t, v); !reflect.DeepEqual(got, want) {
 		t.Errorf("outputs %+v, want %+v", got, want)
 	}
-	if n := len(rec.take()); n != len(want) {
+	if n := len(rec.Take()); n != len(want) {
 		t.Errorf("%d calls, want %d", n, len(want))
 	}
 
@@ -374,7 +308,7 @@ func TestSelectors(t *testing.T) {
 // AWS_ENDPOINT_URL.
 func TestServiceEndpoint(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SSM", kumo)
@@ -393,7 +327,7 @@ func TestServiceEndpoint(t *testing.T) {
 // failures, within the call bound.
 func TestOpenErrors(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	hostGet := map[string]esc.Value{"host": entry("/app/host")}
 	tests := []struct {
@@ -454,9 +388,9 @@ func TestOpenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			endpoint := kumotest.ClosedURL(t)
-			var rec *recorder
+			var rec *kumotest.Recorder
 			if tt.handler != nil {
-				rec = newRecorder(t, tt.handler)
+				rec = kumotest.NewRecorder(t, tt.handler)
 				endpoint = rec.URL
 			}
 			t.Setenv("AWS_ENDPOINT_URL", endpoint)
@@ -480,7 +414,7 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("Open took %v, more than the bound %v", elapsed, providers.CallTimeout)
 			}
 			if rec != nil {
-				if n := len(rec.take()); n != tt.wantCalls {
+				if n := len(rec.Take()); n != tt.wantCalls {
 					t.Errorf("%d calls, want %d", n, tt.wantCalls)
 				}
 			}
@@ -492,12 +426,12 @@ func TestOpenErrors(t *testing.T) {
 // third attempt.
 func TestRetries(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	proxy := kumotest.ProxyTo(t, kumo)
 	var mu sync.Mutex
 	failures := 2
-	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := kumotest.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		fail := failures > 0
 		failures--
@@ -516,7 +450,7 @@ func TestRetries(t *testing.T) {
 	if got := outputs(t, v); got["token"] != (out{secureValue, true}) {
 		t.Errorf("token = %+v, want secret %q", got["token"], secureValue)
 	}
-	if n := len(rec.take()); n != 3 {
+	if n := len(rec.Take()); n != 3 {
 		t.Errorf("%d calls, want 3 (two failures, one success)", n)
 	}
 }
@@ -524,8 +458,8 @@ func TestRetries(t *testing.T) {
 // TestInputErrors checks the validation of inputs, which fails before any
 // AWS call.
 func TestInputErrors(t *testing.T) {
-	rec := newRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
-	pointSDKAt(t, rec.URL)
+	rec := kumotest.NewRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
+	kumotest.Env(t, rec.URL)
 	ok := map[string]esc.Value{"host": entry("/app/host")}
 	const noGet = `aws-parameter-store: input "get" is required: it maps names to the parameters to read ({name, decrypt?})`
 	tests := []struct {
@@ -563,7 +497,7 @@ func TestInputErrors(t *testing.T) {
 			if strings.Contains(err.Error(), loginSecret) {
 				t.Errorf("error %q reveals the secret key", err)
 			}
-			if n := len(rec.take()); n != 0 {
+			if n := len(rec.Take()); n != 0 {
 				t.Errorf("%d AWS calls, want none", n)
 			}
 		})

@@ -1,14 +1,11 @@
 package awssecrets_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -38,72 +35,6 @@ const (
 
 var binaryValue = []byte{0x00, 0x01, 0xfe, 0xff, 'b', 'i', 'n'}
 
-// call is one request that reached a recorder.
-type call struct {
-	target      string         // X-Amz-Target, e.g. secretsmanager.GetSecretValue
-	body        map[string]any // the JSON request
-	accessKeyID string         // from the SigV4 Authorization header
-	region      string         // from the SigV4 credential scope
-	endpoint    string         // the host the request was sent to
-}
-
-// recorder is an HTTP server that records the AWS JSON-protocol requests it
-// sees and hands them to next.
-type recorder struct {
-	URL   string
-	mu    sync.Mutex
-	calls []call // GUARDED_BY(mu)
-}
-
-func newRecorder(t *testing.T, next http.Handler) *recorder {
-	t.Helper()
-	r := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		c := call{target: req.Header.Get("X-Amz-Target"), endpoint: req.Host}
-		json.Unmarshal(b, &c.body)
-		if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), "Credential="); ok {
-			// AKID/DATE/REGION/SERVICE/aws4_request, ...
-			cred, _, _ = strings.Cut(cred, ",")
-			if parts := strings.Split(cred, "/"); len(parts) == 5 {
-				c.accessKeyID, c.region = parts[0], parts[2]
-			}
-		}
-		r.mu.Lock()
-		r.calls = append(r.calls, c)
-		r.mu.Unlock()
-		next.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL
-	return r
-}
-
-// take returns the calls recorded so far and forgets them.
-func (r *recorder) take() []call {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.calls
-	r.calls = nil
-	return c
-}
-
-// proxyTo is kumotest.ProxyTo, under the name eval_test.go calls it by.
-var proxyTo = kumotest.ProxyTo
-
-// pointSDKAt points the SDK at endpoint with kumotest's dummy credentials.
-func pointSDKAt(t *testing.T, endpoint string) {
-	t.Helper()
-	kumotest.Env(t, endpoint)
-	// awsclient.Load gives the SDK a plain *http.Client, which the SDK cannot
-	// extend with a custom CA bundle: with AWS_CA_BUNDLE set, loading fails.
-	t.Setenv("AWS_CA_BUNDLE", "")
-}
 
 // seeded is what seed stored in kumo.
 type seeded struct {
@@ -197,9 +128,9 @@ func secretOutputs(t *testing.T, v esc.Value) map[string]string {
 // default credential chain and with explicit login.
 func TestOpenAgainstKumo(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	s := seed(t)
-	rec := newRecorder(t, kumotest.ProxyTo(t, kumo))
+	rec := kumotest.NewRecorder(t, kumotest.ProxyTo(t, kumo))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
 
 	tests := []struct {
@@ -281,7 +212,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec.take()
+			rec.Take()
 			v, err := awssecrets.New().Open(context.Background(), inputs(tt.get, tt.other...), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -289,19 +220,19 @@ func TestOpenAgainstKumo(t *testing.T) {
 			if got := secretOutputs(t, v); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("outputs %v, want %v", got, tt.want)
 			}
-			calls := rec.take()
+			calls := rec.Take()
 			if len(calls) != len(tt.get) {
 				t.Errorf("%d calls, want one per entry (%d)", len(calls), len(tt.get))
 			}
 			for _, c := range calls {
-				if c.target != "secretsmanager.GetSecretValue" {
-					t.Errorf("call %q, want secretsmanager.GetSecretValue", c.target)
+				if c.Target != "secretsmanager.GetSecretValue" {
+					t.Errorf("call %q, want secretsmanager.GetSecretValue", c.Target)
 				}
-				if tt.wantKeyID != "" && c.accessKeyID != tt.wantKeyID {
-					t.Errorf("call signed by %q, want %q", c.accessKeyID, tt.wantKeyID)
+				if tt.wantKeyID != "" && c.AccessKeyID != tt.wantKeyID {
+					t.Errorf("call signed by %q, want %q", c.AccessKeyID, tt.wantKeyID)
 				}
-				if tt.wantRgn != "" && c.region != tt.wantRgn {
-					t.Errorf("call signed for region %q, want %q", c.region, tt.wantRgn)
+				if tt.wantRgn != "" && c.Region != tt.wantRgn {
+					t.Errorf("call signed for region %q, want %q", c.Region, tt.wantRgn)
 				}
 			}
 		})
@@ -312,7 +243,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 // precedence over AWS_ENDPOINT_URL.
 func TestServiceEndpoint(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", kumo)
@@ -331,7 +262,7 @@ func TestServiceEndpoint(t *testing.T) {
 // failures, within the call bound.
 func TestOpenErrors(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	plainGet := map[string]esc.Value{"db": obj("secretId", "app/plain")}
 	tests := []struct {
@@ -399,9 +330,9 @@ func TestOpenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			endpoint := kumotest.ClosedURL(t)
-			var rec *recorder
+			var rec *kumotest.Recorder
 			if tt.handler != nil {
-				rec = newRecorder(t, tt.handler)
+				rec = kumotest.NewRecorder(t, tt.handler)
 				endpoint = rec.URL
 			}
 			t.Setenv("AWS_ENDPOINT_URL", endpoint)
@@ -425,7 +356,7 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("Open took %v, more than the bound %v", elapsed, providers.CallTimeout)
 			}
 			if rec != nil {
-				if n := len(rec.take()); n != tt.wantCalls {
+				if n := len(rec.Take()); n != tt.wantCalls {
 					t.Errorf("%d calls, want %d", n, tt.wantCalls)
 				}
 			}
@@ -437,12 +368,12 @@ func TestOpenErrors(t *testing.T) {
 // third attempt.
 func TestRetries(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	proxy := kumotest.ProxyTo(t, kumo)
 	var mu sync.Mutex
 	failures := 2
-	rec := newRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := kumotest.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		fail := failures > 0
 		failures--
@@ -461,7 +392,7 @@ func TestRetries(t *testing.T) {
 	if got := secretOutputs(t, v); got["k"] != plainValue {
 		t.Errorf("k = %q, want %q", got["k"], plainValue)
 	}
-	if n := len(rec.take()); n != 3 {
+	if n := len(rec.Take()); n != 3 {
 		t.Errorf("%d calls, want 3 (two failures, one success)", n)
 	}
 }
@@ -469,8 +400,8 @@ func TestRetries(t *testing.T) {
 // TestInputErrors checks the validation of inputs, which fails before any
 // AWS call.
 func TestInputErrors(t *testing.T) {
-	rec := newRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
-	pointSDKAt(t, rec.URL)
+	rec := kumotest.NewRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
+	kumotest.Env(t, rec.URL)
 	ok := map[string]esc.Value{"db": obj("secretId", "app/plain")}
 	tests := []struct {
 		name    string
@@ -504,7 +435,7 @@ func TestInputErrors(t *testing.T) {
 			if err.Error() != tt.wantErr {
 				t.Errorf("error\n%s\nwant\n%s", err, tt.wantErr)
 			}
-			if n := len(rec.take()); n != 0 {
+			if n := len(rec.Take()); n != 0 {
 				t.Errorf("%d AWS calls, want none", n)
 			}
 		})

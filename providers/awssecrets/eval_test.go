@@ -25,7 +25,7 @@ import (
 // and definitions whose reads fail.
 func TestThroughEvaluatorAgainstKumo(t *testing.T) {
 	kumo := kumotest.Start(t)
-	pointSDKAt(t, kumo)
+	kumotest.Env(t, kumo)
 	seed(t)
 	ctx := context.Background()
 	cfg, err := config.LoadDefaultConfig(ctx)
@@ -44,7 +44,7 @@ func TestThroughEvaluatorAgainstKumo(t *testing.T) {
 			t.Fatalf("seed %s: %v", name, err)
 		}
 	}
-	rec := newRecorder(t, proxyTo(t, kumo))
+	rec := kumotest.NewRecorder(t, kumotest.ProxyTo(t, kumo))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
 
 	dir := t.TempDir()
@@ -143,8 +143,8 @@ func TestThroughEvaluatorAgainstKumo(t *testing.T) {
 		t.Errorf("Env lacks DB_HOST:\n%s", snap.Env)
 	}
 	signers := map[string][]string{}
-	for _, c := range rec.take() {
-		signers[c.target] = append(signers[c.target], c.accessKeyID)
+	for _, c := range rec.Take() {
+		signers[c.Target] = append(signers[c.Target], c.AccessKeyID)
 	}
 	if got := signers["secretsmanager.GetSecretValue"]; !slices.Equal(got, []string{"AKIALOGIN", "AKIALOGIN", "AKIALOGIN"}) {
 		t.Errorf("GetSecretValue calls signed by %q, want three by aws-login's AKIALOGIN", got)
