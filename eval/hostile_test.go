@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -130,16 +131,10 @@ func TestHostileDefinitions(t *testing.T) {
 		c.files(dir)
 	}
 	writeFile(t, dir, "good.yaml", "values:\n  environmentVariables:\n    GOOD: yes\n")
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:         dir,
-		Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
-		FilesDir:    func(eval.Name) string { return "/files" },
-		EvalTimeout: 20 * time.Second,
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
+		c.Store.EvalTimeout = 20 * time.Second
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			snap, err := snapshotWithin(t, s, c.name, 30*time.Second)
@@ -206,11 +201,11 @@ func TestLimitsRaisedByOptions(t *testing.T) {
 			if raised {
 				ev.Limits = c.limits
 			}
-			s, err := eval.NewStore(eval.StoreOptions{Dir: dir, Evaluator: ev, FilesDir: func(eval.Name) string { return "/files" }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.Snapshot(context.Background(), mustName(t, c.env))
+			s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+				c.Source.Evaluator = ev
+				c.Store.FilesDir = func(eval.Name) string { return "/files" }
+			})
+			_, err := s.Snapshot(context.Background(), mustName(t, c.env))
 			s.Close()
 			if raised && err != nil {
 				t.Errorf("%s with %+v: %v", c.env, c.limits, err)

@@ -17,9 +17,8 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/internal/filetree"
-	"github.com/escfs/escfs/providers"
-	"github.com/escfs/escfs/providers/builtin"
 )
 
 // The deployment layouts of DESIGN.md and issue 10: each changes a
@@ -45,32 +44,15 @@ func importerDef(env string) string {
 
 // watchedStore returns a watching store over dir, with events as the only
 // way to see changes (no periodic re-check).
-func watchedStore(t *testing.T, dir string, opts ...func(*eval.StoreOptions)) *eval.Store {
+func watchedStore(t *testing.T, dir string, opts ...func(*evaltest.Config)) *eval.Store {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	o := eval.StoreOptions{
-		Dir:       dir,
-		Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
-		FilesDir:  func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" },
-		Debounce:  20 * time.Millisecond,
-		Recheck:   -1,
-		Logger:    log,
-	}
-	for _, f := range opts {
-		f(&o)
-	}
-	s, err := eval.NewStore(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Watch(); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return evaltest.NewStore(t, dir, append([]func(*evaltest.Config){evaltest.Watching, func(c *evaltest.Config) {
+		c.Source.Recheck, c.Source.Logger, c.Store.Logger = -1, log, log
+	}}, opts...)...)
 }
 
 // varOf returns the variable key of env, or why it cannot.
@@ -362,9 +344,7 @@ func TestLayoutProviderFileInConfigMap(t *testing.T) {
 	cm.Publish(t, map[string]string{"state.txt": "one"})
 	state := filepath.Join(volume, "state.txt")
 	mustWrite(t, filepath.Join(defs, "app.yaml"), "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
-	s := watchedStore(t, defs, func(o *eval.StoreOptions) {
-		o.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"file": fileProvider{}})}
-	})
+	s := watchedStore(t, defs, evaltest.Providers(map[string]esc.Provider{"file": fileProvider{}}))
 	eventually(t, "initial", shows(s, "app", "S", "one"))
 	for _, v := range []string{"two", "three"} {
 		cm.Publish(t, map[string]string{"state.txt": v})

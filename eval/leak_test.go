@@ -16,6 +16,7 @@ import (
 	"github.com/pulumi/esc/schema"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers/builtin"
 )
 
@@ -86,17 +87,12 @@ func TestNoSecretInDiagnostics(t *testing.T) {
 		t.Fatalf("only %d probes: the registry's schemas were not walked", len(probes))
 	}
 	var logs bytes.Buffer
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:         dir,
-		Evaluator:   &eval.Evaluator{Providers: reg},
-		FilesDir:    func(eval.Name) string { return "/files" },
-		EvalTimeout: 20 * time.Second,
-		Logger:      slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: reg}
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
+		c.Store.EvalTimeout = 20 * time.Second
+		c.Store.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	failed := 0
 	for _, p := range probes {
 		_, err := s.Snapshot(context.Background(), mustName(t, p.env))

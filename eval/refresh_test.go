@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers"
 	"github.com/escfs/escfs/providers/token"
@@ -24,17 +25,11 @@ func refreshStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.St
 		policy.MinInterval = time.Millisecond // these tests use sub-second lifetimes
 	}
 	tok := &token.Provider{}
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:         dir,
-		Evaluator:   &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{token.Name: tok})},
-		FilesDir:    func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" },
-		EvalTimeout: 5 * time.Second,
-		Refresh:     policy,
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{token.Name: tok})}
+		c.Store.EvalTimeout = 5 * time.Second
+		c.Store.Refresh = policy
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	return s, tok
 }
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/eval/evaltest"
 )
 
 // saveInPlace saves content as many editors and shell redirections do:
@@ -60,14 +60,9 @@ func TestEditsNeverYieldEmptyOrBrokenReads(t *testing.T) {
 			}
 			writeFile(t, dir, "app.yaml", def(0))
 			time.Sleep(150 * time.Millisecond)
-			s, err := eval.NewStore(eval.StoreOptions{
-				Dir: dir, Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
-				FilesDir: func(eval.Name) string { return "/files" }, Debounce: 20 * time.Millisecond,
+			s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+				c.Store.FilesDir = func(eval.Name) string { return "/files" }
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
 			if err := s.Watch(); err != nil {
 				t.Fatal(err)
 			}

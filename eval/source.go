@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -166,18 +165,6 @@ func (d *DirSource) Close() error {
 		return nil
 	}
 	return w.close()
-}
-
-// newDirSource checks that dir can be read and returns a source over it.
-func newDirSource(opts StoreOptions) (*DirSource, error) {
-	if opts.Evaluator == nil {
-		return nil, fmt.Errorf("new store: no evaluator")
-	}
-	if _, err := ScanDir(opts.Dir); err != nil {
-		return nil, err
-	}
-	return &DirSource{Dir: filepath.Clean(opts.Dir), Evaluator: opts.Evaluator, Debounce: opts.Debounce,
-		MaxWait: opts.MaxWait, Recheck: opts.Recheck, Logger: opts.Logger}, nil
 }
 
 // Evaluated is an environment a source evaluated elsewhere (a service's

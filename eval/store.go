@@ -23,27 +23,14 @@ var ErrNotFound = errors.New("environment not found")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// Source is where the environments come from; nil means a DirSource
-	// over Dir evaluated by Evaluator, with Debounce, MaxWait and Recheck.
+	// Source is where the environments come from (a DirSource, the Cloud
+	// source); required.
 	Source Source
-	// Dir is the definitions directory (when Source is nil).
-	Dir string
-	// Evaluator evaluates definitions (when Source is nil).
-	Evaluator *Evaluator
 	// FilesDir returns the directory where an environment's files are served;
 	// the variables of its files entries point into it.
 	FilesDir func(Name) string
 	// EvalTimeout bounds one evaluation; 0 means 30 seconds.
 	EvalTimeout time.Duration
-	// Debounce is how long the watcher waits for a burst of changes to end
-	// before it rescans; 0 means 100 milliseconds.
-	Debounce time.Duration
-	// MaxWait bounds how long continuous changes (a file rewritten every few
-	// milliseconds) can delay a rescan; 0 means 1 second.
-	MaxWait time.Duration
-	// Recheck is the period of a full rescan that catches what watching
-	// missed; 0 means 10 seconds, negative never.
-	Recheck time.Duration
 	// Refresh says when snapshots holding expiring credentials are renewed.
 	Refresh RefreshPolicy
 	// Logger receives one line per failed evaluation and per tree change;
@@ -97,7 +84,7 @@ type Status struct {
 	Diagnostics Diagnostics `json:"diagnostics"`
 }
 
-// Store holds the definitions of a directory and caches one evaluation per
+// Store holds the environments of a source and caches one evaluation per
 // environment until the definition, or anything it imports, changes. At most
 // one evaluation of an environment runs at a time; concurrent callers wait
 // for it and share its snapshot. A Store is safe for concurrent use.
@@ -143,18 +130,15 @@ type entry struct {
 	logged    string        // the last error logged, so each is logged once
 }
 
-// NewStore scans the source (opts.Source, else the directory opts.Dir) and
-// returns a store over it. It does not evaluate
-// anything and does not watch the directory until Watch is called.
+// NewStore lists the source's environments and returns a store over them.
+// It evaluates nothing, and does not watch the source until Watch is
+// called.
 func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.FilesDir == nil {
 		return nil, errors.New("new store: no FilesDir")
 	}
 	if opts.EvalTimeout == 0 {
 		opts.EvalTimeout = 30 * time.Second
-	}
-	if opts.Debounce == 0 {
-		opts.Debounce = 100 * time.Millisecond
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -169,11 +153,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	}
 	source := opts.Source
 	if source == nil {
-		dir, err := newDirSource(opts)
-		if err != nil {
-			return nil, err
-		}
-		source = dir
+		return nil, errors.New("new store: no Source")
 	}
 	tree, err := source.Scan(context.Background())
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers"
-	"github.com/escfs/escfs/providers/builtin"
 )
 
 // writeFile writes a definition under dir, creating parent directories.
@@ -28,21 +27,6 @@ func writeFile(t *testing.T, dir, rel, content string) {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func newTestStore(t *testing.T, dir string) *eval.Store {
-	t.Helper()
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:       dir,
-		Evaluator: &eval.Evaluator{Providers: builtin.Registry()},
-		FilesDir:  func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" },
-		Debounce:  20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func mustName(t *testing.T, s string) eval.Name {
@@ -72,7 +56,7 @@ func envVar(t *testing.T, s *eval.Store, name, key string) string {
 func TestStoreConcurrentFirstReadersShareOneEvaluation(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "prod.yaml", "values:\n  environmentVariables:\n    A: one\n")
-	s := newTestStore(t, dir)
+	s := evaltest.NewStore(t, dir)
 	var wg sync.WaitGroup
 	snaps := make([]*eval.Snapshot, 64)
 	for i := range snaps {
@@ -101,7 +85,7 @@ func TestStoreStatusNeverEvaluates(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "prod.yaml", "values:\n  a: 1\n")
 	writeFile(t, dir, "bad.yaml", "values:\n  a: ${nope}\n")
-	s := newTestStore(t, dir)
+	s := evaltest.NewStore(t, dir)
 	st, err := s.Status(mustName(t, "prod"))
 	if err != nil || st.State != eval.StateUnevaluated || s.Evaluations() != 0 {
 		t.Fatalf("status = %+v, %v, evaluations %d", st, err, s.Evaluations())
@@ -131,15 +115,11 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 	writeFile(t, dir, "base/common.yaml", "values:\n  region: us-east-1\n")
 	writeFile(t, dir, "app.yaml", "imports: [base/common]\nvalues:\n  environmentVariables:\n    REGION: ${region}\n")
 	writeFile(t, dir, "other.yaml", "values:\n  environmentVariables:\n    X: x\n")
-	src := &evaltest.Manual{Source: &eval.DirSource{Dir: dir, Evaluator: &eval.Evaluator{Providers: builtin.Registry()}}}
-	s, err := eval.NewStore(eval.StoreOptions{Source: src, FilesDir: func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Watch(); err != nil {
-		t.Fatal(err)
-	}
+	var src *evaltest.Manual
+	s := evaltest.NewStore(t, dir, evaltest.Watching, func(c *evaltest.Config) {
+		src = &evaltest.Manual{Source: &c.Source}
+		c.Store.Source = src
+	})
 	if got := envVar(t, s, "app", "REGION"); got != "us-east-1" {
 		t.Fatalf("REGION = %q", got)
 	}
@@ -167,7 +147,7 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "prod.yaml", "values:\n  environmentVariables:\n    V: one\n")
-	s := newTestStore(t, dir)
+	s := evaltest.NewStore(t, dir)
 	if err := s.Watch(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +206,7 @@ func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
 func TestRenderLeavesOutImpossibleVariableNames(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "odd.yaml", "values:\n  environmentVariables:\n    \"A=B\": x\n    \"\": y\n    \"app.conf\": z\n    OK: ok\n")
-	s := newTestStore(t, dir)
+	s := evaltest.NewStore(t, dir)
 	snap, err := s.Snapshot(context.Background(), mustName(t, "odd"))
 	if err != nil {
 		t.Fatal(err)
@@ -272,16 +252,10 @@ func TestStoreWatchesFilesProvidersRead(t *testing.T) {
 	}
 	writeFile(t, dir, "app.yaml", "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
 	writeFile(t, dir, "other.yaml", "values:\n  environmentVariables:\n    X: x\n")
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:       dir,
-		Evaluator: &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"file": fileProvider{}})},
-		FilesDir:  func(eval.Name) string { return "/files" },
-		Debounce:  20 * time.Millisecond,
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"file": fileProvider{}})}
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	if err := s.Watch(); err != nil {
 		t.Fatal(err)
 	}

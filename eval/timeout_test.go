@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/esc/schema"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers"
 )
 
@@ -63,20 +64,15 @@ func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
 	writeFile(t, dir, "slow.yaml", "values:\n  v:\n    fn::open::stuck: {}\n  environmentVariables:\n    V: ${v}\n")
 	p := &stuckProvider{release: make(chan struct{})}
 	p.stuck.Store(true)
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:         dir,
-		Evaluator:   &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"stuck": p})},
-		FilesDir:    func(eval.Name) string { return "/files" },
-		EvalTimeout: 200 * time.Millisecond,
-		Refresh:     eval.RefreshPolicy{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond},
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"stuck": p})}
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
+		c.Store.EvalTimeout = 200 * time.Millisecond
+		c.Store.Refresh = eval.RefreshPolicy{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	defer close(p.release)
 
-	_, err = snapshotWithin(t, s, "slow", 10*time.Second)
+	_, err := snapshotWithin(t, s, "slow", 10*time.Second)
 	if !errors.Is(err, eval.ErrEvalTimeout) || !strings.Contains(err.Error(), "slow.yaml") {
 		t.Fatalf("reader of a stuck evaluation: err = %v, want ErrEvalTimeout naming slow.yaml", err)
 	}
@@ -144,16 +140,11 @@ func TestPanicIsAnEnvironmentError(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "bad.yaml", "values:\n  v:\n    fn::open::boom: {}\n")
 	writeFile(t, dir, "good.yaml", "values:\n  environmentVariables:\n    G: good\n")
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:       dir,
-		Evaluator: &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"boom": panicProvider{}})},
-		FilesDir:  func(eval.Name) string { return "/files" },
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"boom": panicProvider{}})}
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	_, err = s.Snapshot(context.Background(), mustName(t, "bad"))
+	_, err := s.Snapshot(context.Background(), mustName(t, "bad"))
 	if err == nil || !strings.Contains(err.Error(), "panicked") || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Fatalf("err = %v, want a panic error naming bad.yaml", err)
 	}
@@ -198,16 +189,11 @@ func TestEvalBudgetBoundsConcurrentEvaluations(t *testing.T) {
 		writeFile(t, dir, fmt.Sprintf("e%d.yaml", i), "values:\n  v:\n    fn::open::gate: {}\n")
 	}
 	p := &gateProvider{gate: make(chan struct{})}
-	s, err := eval.NewStore(eval.StoreOptions{
-		Dir:        dir,
-		Evaluator:  &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"gate": p})},
-		FilesDir:   func(eval.Name) string { return "/files" },
-		EvalBudget: 2 * 64 << 10,
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"gate": p})}
+		c.Store.FilesDir = func(eval.Name) string { return "/files" }
+		c.Store.EvalBudget = 2 * 64 << 10
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Add(1)

@@ -178,14 +178,9 @@ func TestWatchRecheckRepairsLostWatch(t *testing.T) {
 	must(t, os.MkdirAll(dotfiles, 0o755))
 	write(t, filepath.Join(dotfiles, "prod.yaml"), "values:\n  environmentVariables:\n    V: one\n")
 	must(t, os.Symlink("../dotfiles/prod.yaml", filepath.Join(defs, "prod.yaml")))
-	s, err := NewStore(StoreOptions{
-		Dir:       defs,
-		Evaluator: &Evaluator{Providers: builtin.Registry()},
-		FilesDir:  func(Name) string { return "/files" },
-		Debounce:  20 * time.Millisecond,
-		Recheck:   100 * time.Millisecond,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	src := &DirSource{Dir: defs, Evaluator: &Evaluator{Providers: builtin.Registry()}, Debounce: 20 * time.Millisecond,
+		Recheck: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, err := NewStore(StoreOptions{Source: src, FilesDir: func(Name) string { return "/files" }, Logger: src.Logger})
 	must(t, err)
 	t.Cleanup(func() { s.Close() })
 	must(t, s.Watch())

@@ -20,10 +20,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/internal/bounded"
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
-	"github.com/escfs/escfs/providers/builtin"
 )
 
 // TestMain detaches the escfs mounts a killed earlier run left behind (their
@@ -88,7 +88,8 @@ type testMount struct {
 // mountSettings are what a mountOpt may change before mountT mounts.
 type mountSettings struct {
 	cfg   Config
-	store eval.StoreOptions
+	dir   string                   // the definitions directory; "" means the one mountT fills
+	store []func(*evaltest.Config) // options of the store
 }
 
 type mountOpt func(*mountSettings)
@@ -107,7 +108,9 @@ func withRefresh(p eval.RefreshPolicy) mountOpt {
 	if p.MinInterval == 0 {
 		p.MinInterval = time.Millisecond // these tests use sub-second lifetimes
 	}
-	return func(s *mountSettings) { s.store.Refresh = p }
+	return func(s *mountSettings) {
+		s.store = append(s.store, func(c *evaltest.Config) { c.Store.Refresh = p })
+	}
 }
 
 // mountT writes defs (path relative to the definitions directory, e.g.
@@ -127,12 +130,6 @@ func mountT(tb testing.TB, defs map[string]string, opts ...mountOpt) *testMount 
 			GID:        uint32(os.Getgid()),
 			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		},
-		store: eval.StoreOptions{
-			Dir:         dir,
-			Evaluator:   &eval.Evaluator{Providers: builtin.Registry()},
-			Debounce:    20 * time.Millisecond,
-			EvalTimeout: 10 * time.Second,
-		},
 	}
 	if testing.Verbose() {
 		set.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -141,20 +138,17 @@ func mountT(tb testing.TB, defs map[string]string, opts ...mountOpt) *testMount 
 		o(&set)
 	}
 	cfg := set.cfg
-	set.store.FilesDir = FilesDir(cfg.Mountpoint)
-	set.store.Logger = cfg.Logger
-	store, err := eval.NewStore(set.store)
-	if err != nil {
-		tb.Fatalf("new store: %v", err)
+	if set.dir == "" {
+		set.dir = dir
 	}
-	if err := store.Watch(); err != nil {
-		store.Close()
-		tb.Fatalf("watch: %v", err)
-	}
+	store := evaltest.NewStore(tb, set.dir, append(set.store, evaltest.Watching, func(c *evaltest.Config) {
+		c.Store.EvalTimeout = 10 * time.Second
+		c.Store.FilesDir = FilesDir(cfg.Mountpoint)
+		c.Store.Logger = cfg.Logger
+	})...)
 	cfg.Store = store
 	m, err := New(cfg)
 	if err != nil {
-		store.Close()
 		tb.Fatalf("mount: %v", err)
 	}
 	tb.Cleanup(func() {
@@ -163,9 +157,6 @@ func mountT(tb testing.TB, defs map[string]string, opts ...mountOpt) *testMount 
 			if err := unix.Unmount(cfg.Mountpoint, unix.MNT_DETACH); err != nil {
 				tb.Errorf("detach %s: %v", cfg.Mountpoint, err)
 			}
-		}
-		if err := store.Close(); err != nil {
-			tb.Errorf("close store: %v", err)
 		}
 	})
 	return &testMount{tb: tb, dir: dir, mnt: m.Mountpoint(), store: store, m: m, cfg: cfg}

@@ -17,7 +17,8 @@ import (
 
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/providers/builtin"
+	"github.com/escfs/escfs/eval/evaltest"
+	"github.com/escfs/escfs/internal/filetree"
 )
 
 // World is a provider serving a definitions directory on a unix socket,
@@ -34,23 +35,13 @@ type World struct {
 func Start(t testing.TB, files map[string]string, rules string) *World {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ev := &eval.Evaluator{Providers: builtin.Registry()}
-	store, err := eval.NewStore(eval.StoreOptions{Dir: dir, Evaluator: ev, FilesDir: func(eval.Name) string { return csiprovider.DefaultFilesDir },
-		Debounce: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if err := store.Watch(); err != nil {
-		t.Fatal(err)
-	}
+	filetree.Write(t, dir, files)
+	var ev *eval.Evaluator
+	store := evaltest.NewStore(t, dir, evaltest.Watching, func(c *evaltest.Config) {
+		c.Store.FilesDir = func(eval.Name) string { return csiprovider.DefaultFilesDir }
+		c.Source.Debounce, c.Source.MaxWait = 10*time.Millisecond, 50*time.Millisecond
+		ev = c.Source.Evaluator
+	})
 	var authz *csiprovider.Authz
 	if rules != "" {
 		authz = Authz(t, rules)

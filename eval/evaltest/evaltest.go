@@ -6,8 +6,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/providers"
+	"github.com/escfs/escfs/providers/builtin"
 )
 
 // Manual is a Source whose updates the test triggers: it wraps a source,
@@ -66,3 +72,49 @@ func (m *Manual) Rescan(names ...eval.Name) error {
 	deliver(eval.Update{Tree: tree, Names: names})
 	return nil
 }
+
+// Config is what a test Store is made of.
+type Config struct {
+	Store  eval.StoreOptions // Source is set from the fields below
+	Source eval.DirSource    // Dir is set from NewStore's argument
+	Watch  bool              // call Store.Watch
+}
+
+// NewStore returns a Store over the definitions directory dir: a
+// DirSource evaluated with the shipped providers, watching (once Watch
+// is called) with a 20 ms debounce, its environments' files served under
+// /mnt/ENV/files, closed when the test ends. Each opt changes the
+// configuration first. It is the one constructor of the stores of tests.
+func NewStore(tb testing.TB, dir string, opts ...func(*Config)) *eval.Store {
+	tb.Helper()
+	c := Config{
+		Store:  eval.StoreOptions{FilesDir: func(n eval.Name) string { return "/mnt/" + n.Short() + "/files" }},
+		Source: eval.DirSource{Evaluator: &eval.Evaluator{Providers: builtin.Registry()}, Debounce: 20 * time.Millisecond},
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	c.Source.Dir = dir
+	if c.Store.Source == nil {
+		c.Store.Source = &c.Source
+	}
+	s, err := eval.NewStore(c.Store)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if c.Watch {
+		if err := s.Watch(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s
+}
+
+// Providers is an option of NewStore: evaluate with these providers only.
+func Providers(ps map[string]esc.Provider) func(*Config) {
+	return func(c *Config) { c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(ps)} }
+}
+
+// Watching is an option of NewStore: watch the directory.
+func Watching(c *Config) { c.Watch = true }

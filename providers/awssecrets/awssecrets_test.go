@@ -35,7 +35,6 @@ const (
 
 var binaryValue = []byte{0x00, 0x01, 0xfe, 0xff, 'b', 'i', 'n'}
 
-
 // seeded is what seed stored in kumo.
 type seeded struct {
 	plainARN                   string
