@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -16,9 +15,9 @@ import (
 func TestStatusExpiredWhenIdle(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "idle.yaml", token.Definition("300ms", "0s", filepath.Join(dir, "nofail")))
-	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
+	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
 	name := mustName(t, "idle")
-	first, err := readToken(t, s, "idle")
+	first, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +29,11 @@ func TestStatusExpiredWhenIdle(t *testing.T) {
 	}{
 		{name: "before expiry", do: func() *eval.Snapshot { return first }, state: eval.StateOK, opens: 1},
 		{name: "after expiry, idle", do: func() *eval.Snapshot {
-			testutil.SleepUntil(t, first.ExpiresAt.Add(50*time.Millisecond), 10*time.Second)
+			clock.Advance(first.ExpiresAt.Sub(clock.Now()) + 50*time.Millisecond)
 			return first
 		}, state: eval.StateExpired, opens: 1},
 		{name: "read after expiry", do: func() *eval.Snapshot {
-			snap, err := readToken(t, s, "idle")
+			snap, err := readAt(t, s, clock, "idle")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -77,3 +77,22 @@ func (p RefreshPolicy) refreshAt(s *Snapshot) time.Time {
 	margin = min(margin, lifetime/2)
 	return s.ExpiresAt.Add(-margin)
 }
+
+// Clock is a Store's time (see StoreOptions.Clock).
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has passed, unless
+	// the returned stop is called first; stop reports whether it stopped
+	// the call.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+// RealClock is the Clock of the system's time.
+type RealClock struct{}
+
+// Now is time.Now.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
+func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }

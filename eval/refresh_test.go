@@ -33,6 +33,39 @@ func refreshStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.St
 	return s, tok
 }
 
+// clockStore is refreshStore on a test clock: the store's renewal timers,
+// the evaluator and the token provider all read clock, so that a test
+// moves time instead of sleeping. The clock starts at 2026-01-01.
+func clockStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.Store, *token.Provider, *testutil.Clock) {
+	t.Helper()
+	if policy.MinInterval == 0 {
+		policy.MinInterval = time.Millisecond // these tests use sub-second lifetimes
+	}
+	clock := testutil.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	tok := &token.Provider{Now: clock.Now}
+	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
+		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{token.Name: tok}), Now: clock.Now}
+		c.Store.EvalTimeout = 5 * time.Second
+		c.Store.Refresh = policy
+		c.Store.Clock = clock
+	})
+	return s, tok, clock
+}
+
+// readAt reads the snapshot of name and checks it has not expired at the
+// clock's time.
+func readAt(t *testing.T, s *eval.Store, clock *testutil.Clock, name string) (*eval.Snapshot, error) {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	if err != nil {
+		return nil, err
+	}
+	if now := clock.Now(); !now.Before(snap.ExpiresAt) {
+		t.Fatalf("served an expired snapshot: expires %v, now %v", snap.ExpiresAt, now)
+	}
+	return snap, nil
+}
+
 // readToken reads the snapshot and checks it has not expired.
 func readToken(t *testing.T, s *eval.Store, name string) (*eval.Snapshot, error) {
 	t.Helper()
@@ -93,23 +126,32 @@ func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
 // it replaces expires, and the next read must get it without evaluating.
 func TestRefreshKeepWarmRenewsIdleReader(t *testing.T) {
 	dir := t.TempDir()
-	// Renewal at a third of the lifetime before expiry, taking 100ms: about
-	// 0.55s of slack for a loaded machine to fire the timer in time.
 	writeFile(t, dir, "idle.yaml", token.Definition("2s", "100ms", filepath.Join(dir, "nofail")))
-	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
+	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
 	name := mustName(t, "idle")
-	snap, err := readToken(t, s, "idle")
+	snap, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for round := 1; round <= 2; round++ {
 		prev := snap
-		renewedAt := waitRenewedIdle(t, s, name, prev)
-		opens := tok.Opens()
-		if opens != int64(round+1) {
-			t.Fatalf("round %d: %d provider opens after an idle renewal, want %d", round, opens, round+1)
+		// Past the refresh time (a third of the lifetime before expiry),
+		// before the expiry: only the keep-warm timer can renew.
+		clock.Advance(prev.ExpiresAt.Sub(clock.Now()) - 500*time.Millisecond)
+		if got := s.Evaluations(); got != int64(round+1) {
+			t.Fatalf("round %d: %d evaluations when the refresh time passed with nobody reading, want %d", round, got, round+1)
 		}
-		snap, err = readToken(t, s, "idle")
+		var renewedAt time.Time
+		testutil.Within(t, 10*time.Second, "the idle renewal shows in Status", func() bool {
+			st, _ := s.Status(name)
+			if st.ExpiresAt != nil && st.ExpiresAt.After(prev.ExpiresAt) {
+				renewedAt = *st.ExpiresAt
+				return true
+			}
+			return false
+		})
+		opens := tok.Opens()
+		snap, err = readAt(t, s, clock, "idle")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,39 +164,21 @@ func TestRefreshKeepWarmRenewsIdleReader(t *testing.T) {
 	}
 }
 
-// waitRenewedIdle waits, without reading, until Status shows a snapshot
-// newer than prev, and fails if none comes before prev expires. It returns
-// the new snapshot's expiry.
-func waitRenewedIdle(t *testing.T, s *eval.Store, name eval.Name, prev *eval.Snapshot) time.Time {
-	t.Helper()
-	for {
-		st, err := s.Status(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.ExpiresAt != nil && st.ExpiresAt.After(prev.ExpiresAt) {
-			return *st.ExpiresAt
-		}
-		if !time.Now().Before(prev.ExpiresAt) {
-			t.Fatalf("no background renewal while the reader was idle: status %+v when the snapshot read at %v expired", st, prev.EvaluatedAt)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "idle.yaml", token.Definition("300ms", "0s", filepath.Join(dir, "nofail")))
-	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond})
-	first, err := readToken(t, s, "idle")
+	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: 10 * time.Millisecond})
+	first, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // more than three lifetimes, nobody reading
-	if got := tok.Opens(); got != 1 {
-		t.Fatalf("idle environment was re-evaluated: %d opens", got)
+	for range 10 { // a second: more than three lifetimes, nobody reading
+		clock.Advance(100 * time.Millisecond)
 	}
-	snap, err := readToken(t, s, "idle")
+	if got := s.Evaluations(); got != 1 {
+		t.Fatalf("idle environment was re-evaluated: %d evaluations", got)
+	}
+	snap, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,17 +190,17 @@ func TestRefreshIdleEnvironmentWaitsForRead(t *testing.T) {
 func TestRefreshConcurrentReadersAfterExpiryOpenOnce(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "burst.yaml", token.Definition("300ms", "50ms", filepath.Join(dir, "nofail")))
-	s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
-	if _, err := readToken(t, s, "burst"); err != nil {
+	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
+	if _, err := readAt(t, s, clock, "burst"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	clock.Advance(400 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := readToken(t, s, "burst"); err != nil {
+			if _, err := readAt(t, s, clock, "burst"); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -191,18 +215,23 @@ func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 	dir := t.TempDir()
 	fail := filepath.Join(dir, "fail")
 	writeFile(t, dir, "flaky.yaml", token.Definition("1s", "0s", fail))
-	s, _ := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	s, _, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	name := mustName(t, "flaky")
-	good, err := readToken(t, s, "flaky")
+	good, err := readAt(t, s, clock, "flaky")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(fail, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Past the refresh point, before expiry: the previous snapshot, marked stale.
-	testutil.SleepUntil(t, good.ExpiresAt.Add(-300*time.Millisecond), 10*time.Second)
-	snap, err := readToken(t, s, "flaky")
+	// Past the refresh point, before expiry: the keep-warm renewal fails,
+	// and readers get the previous snapshot, marked stale.
+	clock.Advance(700 * time.Millisecond)
+	testutil.Within(t, 10*time.Second, "the failed renewal shows in Status", func() bool {
+		st, _ := s.Status(name)
+		return st.LastError != ""
+	})
+	snap, err := readAt(t, s, clock, "flaky")
 	if err != nil || snap != good {
 		t.Fatalf("before expiry: got %p, %v; want the previous snapshot", snap, err)
 	}
@@ -211,21 +240,22 @@ func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 		t.Fatalf("status before expiry = %+v, want stale with the error and the expiry", st)
 	}
 	// After expiry: an error naming the cause, never the expired snapshot.
-	testutil.SleepUntil(t, good.ExpiresAt.Add(50*time.Millisecond), 10*time.Second)
-	if _, err := readToken(t, s, "flaky"); !errors.Is(err, eval.ErrExpired) && !isDiagnostics(err) {
+	clock.Advance(350 * time.Millisecond)
+	if _, err := readAt(t, s, clock, "flaky"); !errors.Is(err, eval.ErrExpired) && !isDiagnostics(err) {
 		t.Fatalf("after expiry: err = %v, want expired or diagnostics", err)
 	}
 	st, _ = s.Status(name)
 	if st.State != eval.StateError || st.Error == "" {
 		t.Fatalf("status after expiry = %+v, want error with the reason", st)
 	}
-	// The provider recovers: the next read after the backoff is fresh.
+	// The provider recovers: a read after the backoff is fresh.
 	if err := os.Remove(fail); err != nil {
 		t.Fatal(err)
 	}
 	var fresh *eval.Snapshot
-	for deadline := time.Now().Add(2 * time.Second); fresh == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		fresh, _ = readToken(t, s, "flaky")
+	for i := 0; i < 20 && fresh == nil; i++ {
+		clock.Advance(100 * time.Millisecond) // the longest backoff
+		fresh, _ = readAt(t, s, clock, "flaky")
 	}
 	if fresh == nil || fresh == good {
 		t.Fatal("no fresh snapshot after the provider recovered")

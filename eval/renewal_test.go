@@ -99,7 +99,7 @@ func TestStatDoesNotKeepWarm(t *testing.T) {
 	for _, read := range []bool{false, true} {
 		dir := t.TempDir()
 		writeFile(t, dir, "tok.yaml", token.Definition("600ms", "0s", filepath.Join(dir, "nofail")))
-		s, tok := refreshStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
+		s, _, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
 		name := mustName(t, "tok")
 		get := s.Peek
 		if read {
@@ -108,12 +108,14 @@ func TestStatDoesNotKeepWarm(t *testing.T) {
 		if _, err := get(context.Background(), name); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1300 * time.Millisecond) // two lifetimes, idle
-		switch got := tok.Opens(); {
+		for range 13 { // two lifetimes, idle
+			clock.Advance(100 * time.Millisecond)
+		}
+		switch got := s.Evaluations(); {
 		case !read && got != 1:
-			t.Fatalf("one stat kept the environment warm: %d opens in two lifetimes, want 1", got)
+			t.Fatalf("one stat kept the environment warm: %d evaluations in two lifetimes, want 1", got)
 		case read && got < 2:
-			t.Fatalf("control: one read did not keep the environment warm: %d opens", got)
+			t.Fatalf("control: one read did not keep the environment warm: %d evaluations", got)
 		}
 	}
 }

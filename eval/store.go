@@ -36,8 +36,11 @@ type StoreOptions struct {
 	// Logger receives one line per failed evaluation and per tree change;
 	// nil means slog.Default(). Values are never logged.
 	Logger *slog.Logger
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
+	// Clock is the store's time: what it calls now, and the timers of its
+	// background renewals; nil means the real clock. (An evaluation's own
+	// deadline, EvalTimeout, is on the real clock: it is a context deadline
+	// that providers pass to their services.)
+	Clock Clock
 	// EvalBudget bounds the bytes of definitions being evaluated at once
 	// across all environments, and with it the memory evaluations take (the
 	// evaluator needs about 200 times a definition's size). Each evaluation
@@ -120,13 +123,13 @@ type entry struct {
 	running   chan struct{} // closed when the running evaluation ends; nil if none
 	deadline  time.Time     // when the running evaluation is given up on (wall clock)
 	inflight  *inflight     // what the running evaluation is waiting for
-	startedAt time.Time     // when the last evaluation started (opts.Now)
+	startedAt time.Time     // when the last evaluation started (on opts.Clock)
 	startSeq  uint64        // Store.fileSeq when the last evaluation started
 	lastRead  time.Time     // when a reader last asked, for keep-warm
 	lastErr   error         // why the last re-evaluation failed; nil after a success
 	failures  int           // failed evaluations in a row, for backoff
 	retryAt   time.Time     // no new evaluation after a failure before this
-	timer     *time.Timer   // the pending background renewal, if any
+	timer     func() bool   // stops the pending background renewal, if any
 	logged    string        // the last error logged, so each is logged once
 }
 
@@ -140,8 +143,8 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.EvalTimeout == 0 {
 		opts.EvalTimeout = 30 * time.Second
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
 	}
 	if opts.EvalBudget <= 0 {
 		opts.EvalBudget = DefaultEvalBudget
@@ -219,7 +222,7 @@ func (s *Store) snapshot(ctx context.Context, name Name, read bool) (*Snapshot, 
 			return nil, fmt.Errorf("%s: %w", name.Short(), ErrNotFound)
 		}
 		e := s.entryLocked(name)
-		now := s.opts.Now()
+		now := s.opts.Clock.Now()
 		if read {
 			e.lastRead = now
 		}
@@ -337,7 +340,7 @@ func (s *Store) MarkRead(name Name) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[name]; ok {
-		e.lastRead = s.opts.Now()
+		e.lastRead = s.opts.Clock.Now()
 	}
 }
 
@@ -425,7 +428,7 @@ func (s *Store) startLocked(name Name, e *entry) {
 	e.running = done
 	deadline := time.Now().Add(s.opts.EvalTimeout)
 	fl := &inflight{}
-	e.deadline, e.startedAt, e.inflight, e.startSeq = deadline, s.opts.Now(), fl, s.fileSeq
+	e.deadline, e.startedAt, e.inflight, e.startSeq = deadline, s.opts.Clock.Now(), fl, s.fileSeq
 	gen, tree := e.gen, s.tree
 	path := s.definitionPathLocked(name)
 	s.evaluations.Add(1)
@@ -506,7 +509,7 @@ func (s *Store) finishLocked(name Name, e *entry, gen uint64, snap *Snapshot, er
 		dropLocked(e)
 		return had
 	}
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	had := e.valid && e.err == nil && e.snap != nil
 	if err == nil {
 		e.snap, e.err, e.valid = snap, nil, true
@@ -544,7 +547,7 @@ func (s *Store) backoff(n int) time.Duration {
 // within the keep-warm window by then. A zero t cancels it.
 func (s *Store) scheduleLocked(name Name, e *entry, t time.Time) {
 	if e.timer != nil {
-		e.timer.Stop()
+		e.timer()
 		e.timer = nil
 	}
 	if t.IsZero() || s.opts.Refresh.KeepWarm < 0 || s.closed {
@@ -554,13 +557,13 @@ func (s *Store) scheduleLocked(name Name, e *entry, t time.Time) {
 		t = earliest
 	}
 	gen := e.gen
-	e.timer = time.AfterFunc(max(t.Sub(s.opts.Now()), 0), func() {
+	e.timer = s.opts.Clock.AfterFunc(max(t.Sub(s.opts.Clock.Now()), 0), func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if e.gen != gen || e.running != nil || s.closed {
 			return
 		}
-		if s.opts.Now().Sub(e.lastRead) > s.opts.Refresh.KeepWarm {
+		if s.opts.Clock.Now().Sub(e.lastRead) > s.opts.Refresh.KeepWarm {
 			return // idle: the next read renews it
 		}
 		s.startLocked(name, e)
@@ -598,7 +601,7 @@ func (s *Store) Status(name Name) (Status, error) {
 	switch {
 	case !ok:
 	case e.valid:
-		now := s.opts.Now()
+		now := s.opts.Clock.Now()
 		st.State = StateOK
 		switch {
 		case e.err != nil:
@@ -694,7 +697,7 @@ func dropLocked(e *entry) {
 	e.valid, e.snap, e.err = false, nil, nil
 	e.lastErr, e.failures, e.retryAt = nil, 0, time.Time{}
 	if e.timer != nil {
-		e.timer.Stop()
+		e.timer()
 		e.timer = nil
 	}
 }
@@ -722,7 +725,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	for _, e := range s.entries {
 		if e.timer != nil {
-			e.timer.Stop()
+			e.timer()
 		}
 	}
 	s.mu.Unlock()

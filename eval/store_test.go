@@ -285,3 +285,51 @@ func TestStoreWatchesFilesProvidersRead(t *testing.T) {
 		t.Fatalf("S = %q after the file changed", got)
 	}
 }
+
+// changingSource is a source whose first Produce sees the file its
+// provider read change right after the source began watching it, before
+// the Store has recorded the result: the update arrives while the
+// evaluation is still the Store's running one.
+type changingSource struct {
+	eval.Source
+	file    string
+	deliver func(eval.Update)
+	once    sync.Once
+}
+
+func (c *changingSource) Watch(deliver func(eval.Update)) error { c.deliver = deliver; return nil }
+
+func (c *changingSource) Close() error { return nil }
+
+func (c *changingSource) Produce(ctx context.Context, tree *eval.Tree, name eval.Name, filesDir string) (*eval.Snapshot, error) {
+	snap, err := c.Source.Produce(ctx, tree, name, filesDir)
+	c.once.Do(func() {
+		if err := os.WriteFile(c.file, []byte("two"), 0o600); err == nil {
+			c.deliver(eval.Update{Tree: tree, Files: []string{c.file}})
+		}
+	})
+	return snap, err
+}
+
+// TestFileChangedWhileEvaluating: a provider's file that changes after it
+// was read, while the evaluation that read it is still running (the
+// source watches it, the Store has not yet recorded which files the
+// result depends on), does not leave that result cached: the reader gets
+// the new content.
+func TestFileChangedWhileEvaluating(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	state := filepath.Join(data, "state.txt")
+	if err := os.WriteFile(state, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "app.yaml", "values:\n  s:\n    fn::open::file: {path: "+state+"}\n  environmentVariables:\n    S: ${s}\n")
+	s := evaltest.NewStore(t, dir, evaltest.Watching, evaltest.Providers(map[string]esc.Provider{"file": fileProvider{}}), func(c *evaltest.Config) {
+		c.Store.Source = &changingSource{Source: &c.Source, file: state}
+	})
+	if got := envVar(t, s, "app", "S"); got != "two" {
+		t.Fatalf("S = %q, want the file's content after it changed (the stale result was kept)", got)
+	}
+	if got := s.Evaluations(); got != 2 {
+		t.Fatalf("%d evaluations, want 2: the one that read the old file, then one more", got)
+	}
+}
