@@ -13,8 +13,8 @@ import (
 	"github.com/pulumi/esc"
 
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/testutil"
 )
 

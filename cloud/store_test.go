@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/cloudtest"
 )
 
 // The Store with the Cloud source: what a mount does with Pulumi Cloud.

@@ -13,10 +13,10 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/escfs/escfs/cloud"
+	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/csiprovider"
 	"github.com/escfs/escfs/csiprovider/csitest"
 	"github.com/escfs/escfs/eval"
-	"github.com/escfs/escfs/internal/cloudtest"
 	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/providers/gcpclient/gcptest"
 )

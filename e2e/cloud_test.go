@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escfs/escfs/internal/cloudtest"
+	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/internal/escfstest"
 )
 

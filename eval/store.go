@@ -179,9 +179,11 @@ func (s *Store) Tree() *Tree {
 // Evaluations returns how many evaluations the store has started.
 func (s *Store) Evaluations() int64 { return s.evaluations.Load() }
 
-// Subscribe calls fn after every rescan that changed something, from the
-// watcher's goroutine (never from inside a caller of Snapshot). The returned
-// function unsubscribes.
+// Subscribe calls fn after every change: a new listing from the source
+// that added, removed or changed environments, or a renewal that replaced
+// a snapshot readers may have cached. It is called from the source's
+// watcher or the evaluation's goroutine, never from inside a caller of
+// Snapshot. The returned function unsubscribes.
 func (s *Store) Subscribe(fn func(Change)) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,7 +20,7 @@ import (
 	"filippo.io/age"
 	esceval "github.com/pulumi/esc/eval"
 
-	"github.com/escfs/escfs/internal/cloudtest"
+	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/testutil"

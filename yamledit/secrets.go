@@ -14,7 +14,7 @@ import (
 // string (`{ciphertext: BASE64}`, flow or block). Any other argument is not
 // a Secret: esc reports it itself.
 type Secret struct {
-	// Path is the property path of the call under values, as ParsePath
+	// Path is the property path of the call under values, as proppath.Parse
 	// reads it, e.g. db.password, list[0] or a["x.y"]. A call inside
 	// another call's arguments has the syntactic path through it, e.g.
 	// creds["fn::open::vault"].token (an esc path cannot name it).

@@ -4,7 +4,7 @@
 // DIR/PASSPHRASE, exactly as `pulumi up` leaves it. It stands in for the EKS
 // stack of the Kubernetes cluster-access guide, pointing at a local cluster.
 //
-//	go run ./internal/examplestack examples/stacks
+//	go run ./cmd/examplestack examples/stacks
 //
 // Every run encrypts afresh (new salt and nonces), so the bytes differ while
 // the outputs stay the same.

@@ -3,7 +3,7 @@
 // limit into a temporary directory, runs `escfs check` on each, and prints
 // the wall time and peak RSS, the figures the README's Limits table quotes.
 //
-//	go run ./internal/limitsfigures [path/to/escfs]
+//	go run ./cmd/limitsfigures [path/to/escfs]
 //
 // Without an argument it builds ./cmd/escfs first.
 package main
