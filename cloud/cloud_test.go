@@ -15,6 +15,7 @@ import (
 	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/internal/testutil"
 )
 
@@ -58,15 +59,6 @@ func newWorld(t *testing.T, defs map[string]string, cfg cloud.Config) *world {
 	t.Cleanup(func() { src.Close() })
 	w.src = src
 	return w
-}
-
-func name(t *testing.T, s string) eval.Name {
-	t.Helper()
-	n, err := eval.ParseName(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // creds is a definition whose credentials (test-login) live ttl.
@@ -143,7 +135,7 @@ func TestPathIsTheConsolePage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := src.Path(name(t, "infra/k8s")); got != c.want {
+		if got := src.Path(evaltest.Name(t, "infra/k8s")); got != c.want {
 			t.Errorf("API %s, console domain %q: path %s, want %s", c.api, c.domain, got, c.want)
 		}
 	}
@@ -192,7 +184,7 @@ func TestProduceRendersTheSession(t *testing.T) {
 	ctx := context.Background()
 
 	before := time.Now()
-	snap, err := w.src.Produce(ctx, nil, name(t, "infra/aws"), "/mnt/infra/aws/files")
+	snap, err := w.src.Produce(ctx, nil, evaltest.Name(t, "infra/aws"), "/mnt/infra/aws/files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +199,7 @@ func TestProduceRendersTheSession(t *testing.T) {
 	if snap.Path != w.sim.URL+"/api/esc/environments/acme/infra/aws" {
 		t.Errorf("path %s", snap.Path)
 	}
-	if !slices.Contains(snap.Deps, name(t, "infra/base")) || !slices.Contains(snap.Deps, name(t, "infra/aws")) {
+	if !slices.Contains(snap.Deps, evaltest.Name(t, "infra/base")) || !slices.Contains(snap.Deps, evaltest.Name(t, "infra/aws")) {
 		t.Errorf("deps %v: want infra/aws and the import infra/base (from the values' traces)", snap.Deps)
 	}
 	if d := w.sim.OpenDurations(); len(d) != 1 || d[0] != 2*time.Hour {
@@ -219,7 +211,7 @@ func TestProduceRendersTheSession(t *testing.T) {
 
 	// Without an expiring value, the session's end.
 	before = time.Now()
-	snap, err = w.src.Produce(ctx, nil, name(t, "app"), "/mnt/app/files")
+	snap, err = w.src.Produce(ctx, nil, evaltest.Name(t, "app"), "/mnt/app/files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +271,7 @@ func TestProduceErrors(t *testing.T) {
 			w := newWorld(t, defs, cloud.Config{})
 			token := w.sim.Token()
 			c.setup(w.sim)
-			snap, err := w.src.Produce(context.Background(), nil, name(t, c.env), "/f")
+			snap, err := w.src.Produce(context.Background(), nil, evaltest.Name(t, c.env), "/f")
 			c.check(t, snap, err)
 			if err != nil && strings.Contains(err.Error(), token) {
 				t.Errorf("the error holds the token: %v", err)
@@ -401,7 +393,7 @@ func TestWatchPollsOnlyOpened(t *testing.T) {
 	if n := w.sim.Requests(cloudtest.Revision); n != 0 {
 		t.Fatalf("%d revision requests before anything was opened", n)
 	}
-	if _, err := w.src.Produce(context.Background(), nil, name(t, "infra/aws"), "/f"); err != nil {
+	if _, err := w.src.Produce(context.Background(), nil, evaltest.Name(t, "infra/aws"), "/f"); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.sim.Requests(cloudtest.Definition); n != 2 {
@@ -425,12 +417,12 @@ func TestWatchPollsOnlyOpened(t *testing.T) {
 	for _, c := range waitPolls(3) {
 		seen = append(seen, c...)
 	}
-	if !slices.Equal(seen, []eval.Name{name(t, "infra/base")}) {
+	if !slices.Equal(seen, []eval.Name{evaltest.Name(t, "infra/base")}) {
 		t.Errorf("announced %v after new revisions of infra/base and idle, want infra/base once", seen)
 	}
 	// The next open knows the definitions: no request but open and session.
 	w.sim.ResetCounts()
-	if _, err := w.src.Produce(context.Background(), nil, name(t, "infra/aws"), "/f"); err != nil {
+	if _, err := w.src.Produce(context.Background(), nil, evaltest.Name(t, "infra/aws"), "/f"); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.sim.Requests(cloudtest.Definition); n != 1 {

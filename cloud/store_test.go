@@ -13,6 +13,7 @@ import (
 	"github.com/escfs/escfs/cloud"
 	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 )
 
 // The Store with the Cloud source: what a mount does with Pulumi Cloud.
@@ -50,7 +51,7 @@ func TestStoreIsLazy(t *testing.T) {
 	if got := w.sim.Counts(); got[cloudtest.List] != 1 || len(got) != 1 {
 		t.Errorf("requests for the first listing: %v, want 1 list request and nothing else", got)
 	}
-	if st, _ := s.Status(name(t, "a")); st.State != eval.StateUnevaluated {
+	if st, _ := s.Status(evaltest.Name(t, "a")); st.State != eval.StateUnevaluated {
 		t.Errorf("status %+v", st)
 	}
 
@@ -103,7 +104,7 @@ func TestStoreRenewsSessionsBeforeExpiry(t *testing.T) {
 			// Renewed 1.5s before expiry: the time a renewal (an open and a
 			// session read) has, even on a loaded machine.
 			s := newStore(t, w, eval.RefreshPolicy{Margin: 1500 * time.Millisecond})
-			n := name(t, "infra/aws")
+			n := evaltest.Name(t, "infra/aws")
 			var reads, failed, expired int
 			keys := map[string]bool{}
 			var worst time.Duration
@@ -163,7 +164,7 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 	}
 	read := func(env, v string) string {
 		t.Helper()
-		snap, err := s.Snapshot(bounded(t), name(t, env))
+		snap, err := s.Snapshot(bounded(t), evaltest.Name(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +239,7 @@ func TestStoreSeesNewRevisions(t *testing.T) {
 		}
 	}
 	for _, env := range []string{"idle", "app"} {
-		if _, err := s.Snapshot(bounded(t), name(t, env)); !errors.Is(err, eval.ErrNotFound) {
+		if _, err := s.Snapshot(bounded(t), evaltest.Name(t, env)); !errors.Is(err, eval.ErrNotFound) {
 			t.Errorf("read of vanished %s: %v", env, err)
 		}
 	}
@@ -313,7 +314,7 @@ func TestStoreOutage(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, map[string]string{"infra/aws": creds("1h")}, cloud.Config{OpenDuration: 3 * time.Second})
 			s := newStore(t, w, outagePolicy)
-			n := name(t, "infra/aws")
+			n := evaltest.Name(t, "infra/aws")
 			good, err := s.Snapshot(bounded(t), n)
 			if err != nil {
 				t.Fatal(err)
@@ -371,7 +372,7 @@ func TestStoreBadToken(t *testing.T) {
 	w = newWorld(t, map[string]string{"app": creds("1h")}, cloud.Config{OpenDuration: 3 * time.Second})
 	token := w.sim.Token()
 	s := newStore(t, w, outagePolicy)
-	n := name(t, "app")
+	n := evaltest.Name(t, "app")
 	good, err := s.Snapshot(bounded(t), n)
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +416,7 @@ func TestStoreSingleFlight(t *testing.T) {
 	errs := make(chan error, 32)
 	for range 32 {
 		wg.Go(func() {
-			if _, err := s.Snapshot(bounded(t), name(t, "app")); err != nil {
+			if _, err := s.Snapshot(bounded(t), evaltest.Name(t, "app")); err != nil {
 				errs <- err
 			}
 		})

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
@@ -176,14 +175,6 @@ func useCredentials(t *testing.T, vars map[string]string) (string, error) {
 	return aws.ToString(out.SecretString), nil
 }
 
-func errorCode(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode()
-	}
-	return ""
-}
-
 // TestAWSThroughTheMount: aws-login's OIDC credentials (token file, as on
 // EKS) feed aws-secrets, aws-parameter-store and environmentVariables; a
 // shell that sources the mounted env file gets credentials that work.
@@ -235,7 +226,7 @@ func TestAWSThroughTheMount(t *testing.T) {
 		t.Errorf("SDK with the sourced credentials: %q, %v", got, err)
 	}
 	forged := map[string]string{"AWS_ACCESS_KEY_ID": "ASIAFORGED", "AWS_SECRET_ACCESS_KEY": "x", "AWS_SESSION_TOKEN": "y", "AWS_REGION": "us-east-1"}
-	if _, err := useCredentials(t, forged); errorCode(err) != "UnrecognizedClientException" {
+	if _, err := useCredentials(t, forged); awsclient.ErrorCode(err) != "UnrecognizedClientException" {
 		t.Errorf("SDK with forged credentials: %v, want UnrecognizedClientException", err)
 	}
 
@@ -325,7 +316,7 @@ func TestAWSRenewal(t *testing.T) {
 	}
 
 	// STS's word holds: the first credentials have expired, the latest work.
-	if _, err := useCredentials(t, first); errorCode(err) != "ExpiredTokenException" {
+	if _, err := useCredentials(t, first); awsclient.ErrorCode(err) != "ExpiredTokenException" {
 		t.Errorf("first credentials after their expiry: %v, want ExpiredTokenException", err)
 	}
 	if got, err := useCredentials(t, last); err != nil || got != dbPassword {

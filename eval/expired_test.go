@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -16,7 +17,7 @@ func TestStatusExpiredWhenIdle(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "idle.yaml", token.Definition("300ms", "0s", filepath.Join(dir, "nofail")))
 	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: -1})
-	name := mustName(t, "idle")
+	name := evaltest.Name(t, "idle")
 	first, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)

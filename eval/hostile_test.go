@@ -205,7 +205,7 @@ func TestLimitsRaisedByOptions(t *testing.T) {
 				c.Source.Evaluator = ev
 				c.Store.FilesDir = func(eval.Name) string { return "/files" }
 			})
-			_, err := s.Snapshot(context.Background(), mustName(t, c.env))
+			_, err := s.Snapshot(context.Background(), evaltest.Name(t, c.env))
 			s.Close()
 			if raised && err != nil {
 				t.Errorf("%s with %+v: %v", c.env, c.limits, err)

@@ -261,7 +261,7 @@ func TestLayoutDefinitionsDirRemoved(t *testing.T) {
 	eventually(t, "removed: prod", gone(s, "prod"))
 	eventually(t, "removed: proj/x", gone(s, "proj/x"))
 	eventually(t, "removed: listing", lists(s))
-	if _, err := s.Status(mustName(t, "prod")); !errors.Is(err, eval.ErrNotFound) {
+	if _, err := s.Status(evaltest.Name(t, "prod")); !errors.Is(err, eval.ErrNotFound) {
 		t.Fatalf("status of prod after rm -rf: %v, want ErrNotFound", err)
 	}
 

@@ -95,14 +95,14 @@ func TestNoSecretInDiagnostics(t *testing.T) {
 	})
 	failed := 0
 	for _, p := range probes {
-		_, err := s.Snapshot(context.Background(), mustName(t, p.env))
+		_, err := s.Snapshot(context.Background(), evaltest.Name(t, p.env))
 		if err != nil {
 			failed++
 			if leaks(err.Error()) {
 				t.Errorf("%s: the error quotes the secret: %s", p.env, where(err.Error()))
 			}
 		}
-		st, _ := s.Status(mustName(t, p.env))
+		st, _ := s.Status(evaltest.Name(t, p.env))
 		b, _ := json.Marshal(st)
 		if leaks(string(b)) {
 			t.Errorf("%s: status quotes the secret: %s", p.env, where(string(b)))

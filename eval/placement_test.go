@@ -17,6 +17,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/secrets"
 )
 
@@ -169,7 +170,7 @@ func TestCiphertextsStayInPlace(t *testing.T) {
 		})
 	})
 	t.Run("version 1 and a rules change", func(t *testing.T) {
-		_, other := newOtherRecipient(t)
+		_, other := testutil.AgeIdentity(t)
 		changed := fmt.Sprintf("secrets:\n  - environments: \"*\"\n    age: [%s, %s]\n", k.rcpt, other)
 		dir := filetree.Write(t, "", map[string]string{"prod.yaml": def(k.sealV1(t, "old-password"), user), ".escfs.yaml": changed})
 		snap, err := eval.EvaluateDir(t, e, dir, "prod")
@@ -185,16 +186,6 @@ func TestCiphertextsStayInPlace(t *testing.T) {
 			eval.Want("prod.yaml", 6, 21, eval.SeverityWarning, "db.user is encrypted to "+k.rcpt+", but the rule at"),
 		})
 	})
-}
-
-// newOtherRecipient returns a fresh age identity and its recipient.
-func newOtherRecipient(t *testing.T) (*age.X25519Identity, string) {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, id.Recipient().String()
 }
 
 // TestPlacedDecrypterRefusesUnchecked: the evaluation's decrypter opens a

@@ -56,7 +56,7 @@ func clockStore(t *testing.T, dir string, policy eval.RefreshPolicy) (*eval.Stor
 // clock's time.
 func readAt(t *testing.T, s *eval.Store, clock *testutil.Clock, name string) (*eval.Snapshot, error) {
 	t.Helper()
-	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	snap, err := s.Snapshot(context.Background(), evaltest.Name(t, name))
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func readAt(t *testing.T, s *eval.Store, clock *testutil.Clock, name string) (*e
 // readToken reads the snapshot and checks it has not expired.
 func readToken(t *testing.T, s *eval.Store, name string) (*eval.Snapshot, error) {
 	t.Helper()
-	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	snap, err := s.Snapshot(context.Background(), evaltest.Name(t, name))
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func TestRefreshKeepWarmRenewsBeforeExpiry(t *testing.T) {
 	if got := tok.Opens(); got < 3 || got > 5 {
 		t.Errorf("provider opened %d times in 3 lifetimes, want 3-5", got)
 	}
-	if st, _ := s.Status(mustName(t, "live")); st.State != eval.StateOK || st.ExpiresAt == nil || st.RefreshAt == nil || !st.RefreshAt.Before(*st.ExpiresAt) {
+	if st, _ := s.Status(evaltest.Name(t, "live")); st.State != eval.StateOK || st.ExpiresAt == nil || st.RefreshAt == nil || !st.RefreshAt.Before(*st.ExpiresAt) {
 		t.Errorf("status = %+v", st)
 	}
 	if !first.ExpiresAt.Before(time.Now()) {
@@ -128,7 +128,7 @@ func TestRefreshKeepWarmRenewsIdleReader(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "idle.yaml", token.Definition("2s", "100ms", filepath.Join(dir, "nofail")))
 	s, tok, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
-	name := mustName(t, "idle")
+	name := evaltest.Name(t, "idle")
 	snap, err := readAt(t, s, clock, "idle")
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestRefreshFailureServesStaleThenFailsThenRecovers(t *testing.T) {
 	fail := filepath.Join(dir, "fail")
 	writeFile(t, dir, "flaky.yaml", token.Definition("1s", "0s", fail))
 	s, _, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute, Margin: 600 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond})
-	name := mustName(t, "flaky")
+	name := evaltest.Name(t, "flaky")
 	good, err := readAt(t, s, clock, "flaky")
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func TestRefreshExportsExpiry(t *testing.T) {
 	if got := string(snap.Env); len(got) < len(want) || got[len(got)-len(want):] != want {
 		t.Errorf("env does not end with %q:\n%s", want, got)
 	}
-	plain, err := s.Snapshot(context.Background(), mustName(t, "plain"))
+	plain, err := s.Snapshot(context.Background(), evaltest.Name(t, "plain"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/eval"
+	"github.com/escfs/escfs/eval/evaltest"
 	"github.com/escfs/escfs/providers/token"
 )
 
@@ -48,7 +49,7 @@ func TestRenewalsAreBounded(t *testing.T) {
 			writeFile(t, dir, "tok.yaml", token.Definition(c.ttl, "0s", filepath.Join(dir, "nofail")))
 			p := c.policy
 			s, tok := refreshStoreExact(t, dir, p)
-			name := mustName(t, "tok")
+			name := evaltest.Name(t, "tok")
 			s.Snapshot(context.Background(), name) //nolint:errcheck // a 1ms token may be expired already
 			if c.read {
 				readFor(s, name, 1500*time.Millisecond)
@@ -77,7 +78,7 @@ func TestShortLivedCredentialsWarnInStatus(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "tok.yaml", token.Definition("1ms", "0s", filepath.Join(dir, "nofail")))
 	s, _ := refreshStoreExact(t, dir, eval.RefreshPolicy{})
-	name := mustName(t, "tok")
+	name := evaltest.Name(t, "tok")
 	s.Snapshot(context.Background(), name) //nolint:errcheck // expired at birth
 	time.Sleep(10 * time.Millisecond)
 	_, err := s.Snapshot(context.Background(), name)
@@ -100,7 +101,7 @@ func TestStatDoesNotKeepWarm(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, dir, "tok.yaml", token.Definition("600ms", "0s", filepath.Join(dir, "nofail")))
 		s, _, clock := clockStore(t, dir, eval.RefreshPolicy{KeepWarm: time.Minute})
-		name := mustName(t, "tok")
+		name := evaltest.Name(t, "tok")
 		get := s.Peek
 		if read {
 			get = s.Snapshot

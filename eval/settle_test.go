@@ -82,7 +82,7 @@ func TestEditsNeverYieldEmptyOrBrokenReads(t *testing.T) {
 			}()
 			var reads, bad int
 			versions := map[string]bool{}
-			name := mustName(t, "app")
+			name := evaltest.Name(t, "app")
 			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 				snap, err := s.Snapshot(context.Background(), name)
 				reads++

@@ -29,18 +29,9 @@ func writeFile(t *testing.T, dir, rel, content string) {
 	}
 }
 
-func mustName(t *testing.T, s string) eval.Name {
-	t.Helper()
-	n, err := eval.ParseName(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func envVar(t *testing.T, s *eval.Store, name, key string) string {
 	t.Helper()
-	snap, err := s.Snapshot(context.Background(), mustName(t, name))
+	snap, err := s.Snapshot(context.Background(), evaltest.Name(t, name))
 	if err != nil {
 		t.Fatalf("snapshot %s: %v", name, err)
 	}
@@ -63,7 +54,7 @@ func TestStoreConcurrentFirstReadersShareOneEvaluation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			snap, err := s.Snapshot(context.Background(), mustName(t, "prod"))
+			snap, err := s.Snapshot(context.Background(), evaltest.Name(t, "prod"))
 			if err != nil {
 				t.Error(err)
 			}
@@ -86,26 +77,26 @@ func TestStoreStatusNeverEvaluates(t *testing.T) {
 	writeFile(t, dir, "prod.yaml", "values:\n  a: 1\n")
 	writeFile(t, dir, "bad.yaml", "values:\n  a: ${nope}\n")
 	s := evaltest.NewStore(t, dir)
-	st, err := s.Status(mustName(t, "prod"))
+	st, err := s.Status(evaltest.Name(t, "prod"))
 	if err != nil || st.State != eval.StateUnevaluated || s.Evaluations() != 0 {
 		t.Fatalf("status = %+v, %v, evaluations %d", st, err, s.Evaluations())
 	}
-	if _, err := s.Snapshot(context.Background(), mustName(t, "prod")); err != nil {
+	if _, err := s.Snapshot(context.Background(), evaltest.Name(t, "prod")); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.Status(mustName(t, "prod")); st.State != eval.StateOK || st.EvaluatedAt == nil {
+	if st, _ := s.Status(evaltest.Name(t, "prod")); st.State != eval.StateOK || st.EvaluatedAt == nil {
 		t.Fatalf("after evaluation: %+v", st)
 	}
-	_, err = s.Snapshot(context.Background(), mustName(t, "bad"))
+	_, err = s.Snapshot(context.Background(), evaltest.Name(t, "bad"))
 	var derr *eval.DiagnosticsError
 	if !errors.As(err, &derr) {
 		t.Fatalf("bad: err = %v, want diagnostics", err)
 	}
-	st, _ = s.Status(mustName(t, "bad"))
+	st, _ = s.Status(evaltest.Name(t, "bad"))
 	if st.State != eval.StateError || len(st.Diagnostics) == 0 || st.Diagnostics[0].Line != 2 {
 		t.Fatalf("bad status = %+v", st)
 	}
-	if _, err := s.Snapshot(context.Background(), mustName(t, "missing")); !errors.Is(err, eval.ErrNotFound) {
+	if _, err := s.Snapshot(context.Background(), evaltest.Name(t, "missing")); !errors.Is(err, eval.ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
 }
@@ -128,10 +119,10 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 	s.Subscribe(func(c eval.Change) { changes = append(changes, c) })
 
 	writeFile(t, dir, "base/common.yaml", "values:\n  region: eu-west-1\n")
-	if err := src.Rescan(mustName(t, "base/common")); err != nil {
+	if err := src.Rescan(evaltest.Name(t, "base/common")); err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Tree != nil || len(changes[0].Envs) != 1 || changes[0].Envs[0] != mustName(t, "app") {
+	if len(changes) != 1 || changes[0].Tree != nil || len(changes[0].Envs) != 1 || changes[0].Envs[0] != evaltest.Name(t, "app") {
 		t.Fatalf("changes = %+v, want app dropped only", changes)
 	}
 	before := s.Evaluations()
@@ -188,7 +179,7 @@ func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("rename")
-	if _, err := s.Snapshot(context.Background(), mustName(t, "prod")); !errors.Is(err, eval.ErrNotFound) {
+	if _, err := s.Snapshot(context.Background(), evaltest.Name(t, "prod")); !errors.Is(err, eval.ErrNotFound) {
 		t.Fatalf("prod after rename: %v", err)
 	}
 	if got := envVar(t, s, "staging", "V"); got != "two" {
@@ -198,7 +189,7 @@ func TestStoreWatchSeesEditsCreatesRenamesDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("delete")
-	if _, err := s.Snapshot(context.Background(), mustName(t, "staging")); !errors.Is(err, eval.ErrNotFound) {
+	if _, err := s.Snapshot(context.Background(), evaltest.Name(t, "staging")); !errors.Is(err, eval.ErrNotFound) {
 		t.Fatalf("staging after delete: %v", err)
 	}
 }
@@ -207,7 +198,7 @@ func TestRenderLeavesOutImpossibleVariableNames(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "odd.yaml", "values:\n  environmentVariables:\n    \"A=B\": x\n    \"\": y\n    \"app.conf\": z\n    OK: ok\n")
 	s := evaltest.NewStore(t, dir)
-	snap, err := s.Snapshot(context.Background(), mustName(t, "odd"))
+	snap, err := s.Snapshot(context.Background(), evaltest.Name(t, "odd"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +266,7 @@ func TestStoreWatchesFilesProvidersRead(t *testing.T) {
 	}
 	select {
 	case c := <-changes:
-		if len(c.Envs) != 1 || c.Envs[0] != mustName(t, "app") {
+		if len(c.Envs) != 1 || c.Envs[0] != evaltest.Name(t, "app") {
 			t.Fatalf("change = %+v, want app only", c)
 		}
 	case <-time.After(5 * time.Second):

@@ -47,7 +47,7 @@ func snapshotWithin(t *testing.T, s *eval.Store, name string, limit time.Duratio
 	}
 	done := make(chan result, 1)
 	go func() {
-		snap, err := s.Snapshot(context.Background(), mustName(t, name))
+		snap, err := s.Snapshot(context.Background(), evaltest.Name(t, name))
 		done <- result{snap, err}
 	}()
 	select {
@@ -88,7 +88,7 @@ func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
 	if got := s.Evaluations(); got != 1 {
 		t.Fatalf("%d evaluations while one is stuck, want 1", got)
 	}
-	if st, _ := s.Status(mustName(t, "slow")); st.State != eval.StateEvaluating {
+	if st, _ := s.Status(evaltest.Name(t, "slow")); st.State != eval.StateEvaluating {
 		t.Fatalf("status while stuck = %+v, want evaluating", st)
 	}
 
@@ -114,7 +114,7 @@ func TestEvalTimeoutBoundsReadersAndIsRetried(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st, _ := s.Status(mustName(t, "slow")); st.State != eval.StateOK {
+	if st, _ := s.Status(evaltest.Name(t, "slow")); st.State != eval.StateOK {
 		t.Fatalf("status after recovery = %+v", st)
 	}
 }
@@ -144,11 +144,11 @@ func TestPanicIsAnEnvironmentError(t *testing.T) {
 		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"boom": panicProvider{}})}
 		c.Store.FilesDir = func(eval.Name) string { return "/files" }
 	})
-	_, err := s.Snapshot(context.Background(), mustName(t, "bad"))
+	_, err := s.Snapshot(context.Background(), evaltest.Name(t, "bad"))
 	if err == nil || !strings.Contains(err.Error(), "panicked") || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Fatalf("err = %v, want a panic error naming bad.yaml", err)
 	}
-	if st, _ := s.Status(mustName(t, "bad")); st.State != eval.StateError {
+	if st, _ := s.Status(evaltest.Name(t, "bad")); st.State != eval.StateError {
 		t.Fatalf("status = %+v, want error", st)
 	}
 	if got := envVar(t, s, "good", "G"); got != "good" {
@@ -199,7 +199,7 @@ func TestEvalBudgetBoundsConcurrentEvaluations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Snapshot(context.Background(), mustName(t, fmt.Sprintf("e%d", i))) //nolint:errcheck
+			s.Snapshot(context.Background(), evaltest.Name(t, fmt.Sprintf("e%d", i))) //nolint:errcheck
 		}()
 	}
 	deadline := time.Now().Add(10 * time.Second)

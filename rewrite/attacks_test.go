@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
+	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/secrets"
 	"github.com/escfs/escfs/yamledit"
 )
@@ -144,7 +143,7 @@ func TestAddedRecipientsAreNamed(t *testing.T) {
 	if err != nil || len(c.Added) != 0 {
 		t.Fatalf("unchanged rule: added %v, %v", c.Added, err)
 	}
-	_, intruder := newAgeRecipient(t)
+	_, intruder := testutil.AgeIdentity(t)
 	rules := "secrets:\n  - environments: \"*\"\n    age: [" + f.rcpt + ", " + intruder + "]\n"
 	if err := os.WriteFile(filepath.Join(f.dir, ".escfs.yaml"), []byte(rules), 0o640); err != nil {
 		t.Fatal(err)
@@ -180,14 +179,4 @@ func mustInner(t *testing.T, b64 string) []byte {
 		t.Fatal(err)
 	}
 	return inner
-}
-
-// newAgeRecipient returns a fresh age identity and its recipient.
-func newAgeRecipient(t *testing.T) (*age.X25519Identity, string) {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, id.Recipient().String()
 }

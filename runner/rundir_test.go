@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // init keeps the main goroutine on the main thread, so that no test runs
@@ -22,18 +24,6 @@ import (
 // it would never see the thread end that TestRunCommandOutlivesThreadExits
 // provokes.
 func init() { runtime.LockOSThread() }
-
-// memTempDir returns a new directory on a tmpfs (in /dev/shm), removed when
-// the test ends: the only kind of directory Run puts files in.
-func memTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "escfs-test-")
-	if err != nil {
-		t.Fatalf("a tmpfs directory for the test (every Linux has /dev/shm): %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // fsType returns the statfs magic of the filesystem holding path.
 func fsType(t *testing.T, path string) int64 {
@@ -50,7 +40,7 @@ func fsType(t *testing.T, path string) int64 {
 // $XDG_RUNTIME_DIR when that is a tmpfs, else under /dev/shm, and in every
 // case on a tmpfs.
 func TestRunFilesLiveInMemory(t *testing.T) {
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	onDisk := t.TempDir()
 	if fsType(t, onDisk) == unix.TMPFS_MAGIC {
 		t.Fatalf("%s is a tmpfs: the test needs $TMPDIR on a disk filesystem to tell them apart", onDisk)
@@ -151,7 +141,7 @@ func TestRunCommandOutlivesThreadExits(t *testing.T) {
 		}
 	}()
 	status, err := Run(context.Background(), snap, []string{"sh", "-c", "sleep 2; echo alive"},
-		Options{Stdout: &out, TempDir: memTempDir(t)})
+		Options{Stdout: &out, TempDir: testutil.MemTempDir(t)})
 	close(stop)
 	wg.Wait()
 	if err != nil || status != 0 || out.String() != "alive\n" {
@@ -187,7 +177,7 @@ func TestRemoveDeadRuns(t *testing.T) {
 		{name: "a file", id: runID{self.pidNS, deadPID, self.start}, file: true, uid: -1},
 		{name: "not a run directory", plainName: "escfs-123456", uid: -1},
 	}
-	parent := memTempDir(t)
+	parent := testutil.MemTempDir(t)
 	paths := make([]string, len(tests))
 	for i, tt := range tests {
 		name := tt.plainName

@@ -60,7 +60,7 @@ func runSh(t *testing.T, script string, opts Options) (int, string, string, stri
 	snap, dir := snapshotOf(t, testEnv)
 	var stdout, stderr bytes.Buffer
 	opts.Stdout, opts.Stderr = &stdout, &stderr
-	opts.TempDir = memTempDir(t)
+	opts.TempDir = testutil.MemTempDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	status, err := Run(ctx, snap, []string{"sh", "-c", script}, opts)
@@ -175,7 +175,7 @@ func TestRunForwardsSignals(t *testing.T) {
 	go func() {
 		script := `trap 'kill $! 2>/dev/null; echo "got TERM"; exit 42' TERM; echo ready; sleep 30 & wait`
 		status, err := Run(context.Background(), snap, []string{"sh", "-c", script},
-			Options{Stdout: &out, Signals: signals, TempDir: memTempDir(t)})
+			Options{Stdout: &out, Signals: signals, TempDir: testutil.MemTempDir(t)})
 		done <- result{status, err}
 	}()
 	waitFor(t, "the child to start", func() bool { return strings.Contains(out.String(), "ready") })
@@ -208,7 +208,7 @@ func TestRunSignalDuringEvaluation(t *testing.T) {
 	}
 	go func() { <-started; signals <- syscall.SIGINT }()
 	status, err := Run(context.Background(), slow, []string{"sh", "-c", "echo never"},
-		Options{Signals: signals, TempDir: memTempDir(t)})
+		Options{Signals: signals, TempDir: testutil.MemTempDir(t)})
 	if err != nil || status != 128+int(syscall.SIGINT) {
 		t.Fatalf("Run = %d, %v; want %d, nil", status, err, 128+int(syscall.SIGINT))
 	}
@@ -236,7 +236,7 @@ func TestRunFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			snap, dir := snapshotOf(t, tt.definition)
-			parent := memTempDir(t)
+			parent := testutil.MemTempDir(t)
 			status, err := Run(context.Background(), snap, tt.argv, Options{TempDir: parent})
 			if status != -1 || !tt.check(err) {
 				t.Fatalf("Run = %d, %v", status, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/escfs/escfs/cloud/cloudtest"
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // loginHint is what every refusal of the credentials must say.
@@ -198,7 +199,7 @@ func mapsEqual(a, b map[cloudtest.Endpoint]int) bool {
 
 func TestCloudRun(t *testing.T) {
 	cloudWorld(t)
-	t.Setenv("XDG_RUNTIME_DIR", memTempDir(t))
+	t.Setenv("XDG_RUNTIME_DIR", testutil.MemTempDir(t))
 	r := escfsCLI(t, "--cloud", "acme", "run", "infra/aws", "--", "sh", "-c", `printf '%s %s ' "$AWS_REGION" "$AWS_SECRET_ACCESS_KEY"; cat "$KUBECONFIG"`)
 	if r.code != 0 || r.stdout != "us-west-2 [secret] apiVersion: v1\nkind: Config\n" {
 		t.Errorf("run: exit %d, stdout %q, stderr %q; want the region, the secret redacted and the file", r.code, r.stdout, r.stderr)

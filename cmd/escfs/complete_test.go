@@ -7,6 +7,7 @@ import (
 
 	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/proppath"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // TestRunFlagsAroundEnv checks run's command line rule: escfs's flags go
@@ -15,7 +16,7 @@ import (
 // escfs's. (It lives here because run_test.go belongs to another change.)
 func TestRunFlagsAroundEnv(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	t.Setenv("XDG_RUNTIME_DIR", memTempDir(t))
+	t.Setenv("XDG_RUNTIME_DIR", testutil.MemTempDir(t))
 	dir := runDefs(t)
 	printToken := []string{"sh", "-c", `printf '%s' "$TOKEN"`}
 	tests := []struct {

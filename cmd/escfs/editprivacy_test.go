@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // TestEditLeavesNoTraces edits a secret with the real vim, as a user
@@ -58,7 +59,7 @@ func TestEditLeavesNoTraces(t *testing.T) {
 	if r := escfsExec(t, as, old, "--dir", dir, "set", "app", "pw", "-", "--secret"); r.code != 0 {
 		t.Fatalf("set: %d: %s", r.code, r.stderr)
 	}
-	home, xdg := t.TempDir(), memTempDir(t)
+	home, xdg := t.TempDir(), testutil.MemTempDir(t)
 	r := escfsExec(t, append(as, "HOME="+home, "XDG_RUNTIME_DIR="+xdg, "EDITOR=vim "+vimArgs, "VISUAL="), "", "--dir", dir, "edit", "app")
 	if r.code != 0 || !strings.Contains(r.stderr, "saved") {
 		t.Fatalf("edit: exit %d: %s", r.code, r.stderr)

@@ -15,23 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escfs/escfs/internal/escfstest"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // nobody is the unprivileged uid (and gid) the tests run escfs as where
 // root's privileges would hide what they check.
 const nobody = 65534
-
-// memTempDir returns a new directory on a tmpfs (in /dev/shm), removed when
-// the test ends: where escfs run is allowed to put files.
-func memTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "escfs-test-")
-	if err != nil {
-		t.Fatalf("a tmpfs directory for the test (every Linux has /dev/shm): %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // startEscfs starts the escfs binary bin with args and env added to the
 // test's environment, as uid (unless -1), its output line by line.
@@ -101,7 +90,7 @@ func TestRunAndOpenAreNotDumpable(t *testing.T) {
 		"app.yaml":  "values:\n  environmentVariables:\n    APP_NAME: demo\n  files:\n    CONFIG: x\n",
 		"slow.yaml": "values:\n  creds:\n    fn::open::token:\n      delay: 60s\n",
 	})
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	if err := os.Chown(xdg, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +172,7 @@ func processGone(pid int) bool {
 func TestRunKilled(t *testing.T) {
 	bin := escfstest.Binary(t)
 	dir := runDefs(t)
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	env := []string{"XDG_RUNTIME_DIR=" + xdg, "TMPDIR=" + t.TempDir()}
 	script := `echo $$; echo "$CONFIG"; exec sleep 60`
 	start := func() (p *escfstest.Proc, child int, config string) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // runDefs returns a definitions directory with an environment "app" that
@@ -37,7 +38,7 @@ func runDefs(t *testing.T) string {
 func TestRunCommand(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // escfs run must never put the files there (disk)
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	t.Setenv("XDG_RUNTIME_DIR", xdg) // but here (tmpfs)
 	dir := runDefs(t)
 	tests := []struct {
@@ -97,7 +98,7 @@ func TestRunSIGTERM(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "--dir", dir, "run", "app", "--", "sh", "-c", tt.script)
-			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "XDG_RUNTIME_DIR="+memTempDir(t))
+			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "XDG_RUNTIME_DIR="+testutil.MemTempDir(t))
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/testutil"
 )
 
 // keygen creates an age identity file and returns its recipient.
@@ -190,7 +191,7 @@ func TestEditSignals(t *testing.T) {
 	r1 := keygen(t, id)
 	dir := filetree.Write(t, "", map[string]string{"app.yaml": "values:\n  a: 1\n"})
 	ageRules(t, dir, r1)
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	env := []string{"ESCFS_AGE_IDENTITIES=" + id, "VISUAL=", "XDG_RUNTIME_DIR=" + xdg}
 	if r := escfsExec(t, env, "hunter2-secret", "--dir", dir, "set", "app", "pw", "-", "--secret"); r.code != 0 {
 		t.Fatalf("set: %s", r.stderr)
@@ -261,7 +262,7 @@ func TestEditKilled(t *testing.T) {
 		t.Fatalf("plaintext in the file:\n%s", before)
 	}
 
-	xdg := memTempDir(t)
+	xdg := testutil.MemTempDir(t)
 	env = append(env, "XDG_RUNTIME_DIR="+xdg)
 	// The editor says who it is and where its buffer is (written
 	// whole, then renamed), then blocks.

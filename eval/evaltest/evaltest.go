@@ -118,3 +118,13 @@ func Providers(ps map[string]esc.Provider) func(*Config) {
 
 // Watching is an option of NewStore: watch the directory.
 func Watching(c *Config) { c.Watch = true }
+
+// Name parses an environment name, failing the test if it is not one.
+func Name(tb testing.TB, s string) eval.Name {
+	tb.Helper()
+	n, err := eval.ParseName(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}

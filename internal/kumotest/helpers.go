@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/esc"
 )
 
 // ClosedURL returns the URL of a loopback port nothing listens on: a call
@@ -52,4 +54,32 @@ func Operation(r *http.Request) string {
 		return target[i+1:]
 	}
 	return target
+}
+
+// Obj builds an object value from alternating keys and values (strings or
+// esc.Values), for the inputs of the AWS providers in tests.
+func Obj(kv ...any) esc.Value {
+	m := map[string]esc.Value{}
+	for i := 0; i < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case string:
+			m[kv[i].(string)] = esc.NewValue(v)
+		case esc.Value:
+			m[kv[i].(string)] = v
+		default:
+			panic(fmt.Sprintf("Obj: %T", v))
+		}
+	}
+	return esc.NewValue(m)
+}
+
+// GetInputs builds the inputs of a provider that reads a get map (the AWS
+// Parameter Store and Secrets Manager providers): get's entries plus the
+// other inputs, as Obj takes them.
+func GetInputs(get map[string]esc.Value, other ...any) map[string]esc.Value {
+	in := Obj(other...).Value.(map[string]esc.Value)
+	if get != nil {
+		in["get"] = esc.NewValue(get)
+	}
+	return in
 }

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"testing"
+
+	"filippo.io/age"
 )
 
 // Buffer is a bytes.Buffer safe for one writer and concurrent readers, such
@@ -50,4 +53,26 @@ func FindUp(rel string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// MemTempDir returns a new directory on a tmpfs (/dev/shm), removed when
+// the test ends: for tests of what must never reach a disk.
+func MemTempDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "escfs-test-")
+	if err != nil {
+		tb.Fatalf("a tmpfs directory for the test (every Linux has /dev/shm): %v", err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// AgeIdentity returns a fresh age identity and its recipient.
+func AgeIdentity(tb testing.TB) (*age.X25519Identity, string) {
+	tb.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id, id.Recipient().String()
 }

@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -141,4 +143,47 @@ func describe(op string, err error) error {
 		return terr
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ErrorCode returns the AWS error code of err (AccessDeniedException,
+// NoSuchKey...), "" if it carries none.
+func ErrorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+// ParseGet reads the inputs the AWS reading providers share: region,
+// login, and get, a map from output names to entries, each parsed by
+// entry in the order of the names. known lists every top-level input the
+// provider takes; what describes an entry for the error of an empty get.
+// Errors start as the provider's own do after its name (": ..." or
+// " get.NAME: ...").
+func ParseGet[R any](inputs map[string]esc.Value, known []string, what string, entry func(name string, v esc.Value) (R, error)) (region string, login *Login, reqs []R, err error) {
+	if err := providers.CheckKnown(inputs, known); err != nil {
+		return "", nil, nil, fmt.Errorf(": %w", err)
+	}
+	if region, err = providers.String(inputs, "region"); err != nil {
+		return "", nil, nil, fmt.Errorf(": %w", err)
+	}
+	if login, err = LoginInput(inputs, "login"); err != nil {
+		return "", nil, nil, fmt.Errorf(": %w", err)
+	}
+	get, err := providers.Object(inputs, "get")
+	if err != nil {
+		return "", nil, nil, fmt.Errorf(": %w", err)
+	}
+	if len(get) == 0 {
+		return "", nil, nil, fmt.Errorf(`: input "get" is required: it maps names to %s`, what)
+	}
+	for _, name := range slices.Sorted(maps.Keys(get)) {
+		r, err := entry(name, get[name])
+		if err != nil {
+			return "", nil, nil, fmt.Errorf(" %s: %w", providers.EntryPath("get", name), err)
+		}
+		reqs = append(reqs, r)
+	}
+	return region, login, reqs, nil
 }

@@ -3,7 +3,6 @@ package awsparams_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -61,32 +60,6 @@ func seed(t *testing.T) {
 	}
 }
 
-// obj builds an object value from alternating keys and values (strings or
-// esc.Values).
-func obj(kv ...any) esc.Value {
-	m := map[string]esc.Value{}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case string:
-			m[kv[i].(string)] = esc.NewValue(v)
-		case esc.Value:
-			m[kv[i].(string)] = v
-		default:
-			panic(fmt.Sprintf("obj: %T", v))
-		}
-	}
-	return esc.NewValue(m)
-}
-
-// inputs builds the provider's inputs: get entries plus any other inputs.
-func inputs(get map[string]esc.Value, other ...any) map[string]esc.Value {
-	in := obj(other...).Value.(map[string]esc.Value)
-	if get != nil {
-		in["get"] = esc.NewValue(get)
-	}
-	return in
-}
-
 // out is an expected output value.
 type out struct {
 	value  any // string or []string
@@ -128,9 +101,9 @@ func outputs(t *testing.T, v esc.Value) map[string]out {
 
 func entry(name string, decrypt ...bool) esc.Value {
 	if len(decrypt) == 0 {
-		return obj("name", name)
+		return kumotest.Obj("name", name)
 	}
-	return obj("name", name, "decrypt", esc.NewValue(decrypt[0]))
+	return kumotest.Obj("name", name, "decrypt", esc.NewValue(decrypt[0]))
 }
 
 // TestOpenAgainstKumo reads parameters of all three types over real HTTP from
@@ -191,7 +164,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 				"ports": entry("/app/ports"),
 				"token": entry("/app/token"),
 			},
-			other: []any{"region", "eu-west-2", "login", obj("accessKeyId", "AKIALOGIN", "secretAccessKey", esc.NewSecret(loginSecret))},
+			other: []any{"region", "eu-west-2", "login", kumotest.Obj("accessKeyId", "AKIALOGIN", "secretAccessKey", esc.NewSecret(loginSecret))},
 			want: map[string]out{
 				"host":  {stringV2, false},
 				"ports": {[]string{"8080", "8443", "9000"}, false},
@@ -204,7 +177,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec.Take()
-			v, err := awsparams.New().Open(context.Background(), inputs(tt.get, tt.other...), nil)
+			v, err := awsparams.New().Open(context.Background(), kumotest.GetInputs(tt.get, tt.other...), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +246,7 @@ func TestSelectors(t *testing.T) {
 		"/app/ports:3":      param(":3", "StringList", "a,b", 3),
 	}))
 	kumotest.Env(t, rec.URL)
-	v, err := awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{
+	v, err := awsparams.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{
 		"v1":     entry("/app/host:1"),
 		"v2":     entry("/app/host:2"),
 		"stable": entry("/app/host:stable"),
@@ -297,7 +270,7 @@ func TestSelectors(t *testing.T) {
 		t.Errorf("%d calls, want %d", n, len(want))
 	}
 
-	_, err = awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{"old": entry("/app/host:unknown-label")}), nil)
+	_, err = awsparams.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{"old": entry("/app/host:unknown-label")}), nil)
 	wantErr := "aws-parameter-store get.old: ssm:GetParameter: ParameterNotFound: Parameter /app/host:unknown-label not found."
 	if err == nil || err.Error() != wantErr {
 		t.Errorf("error %v, want %s", err, wantErr)
@@ -312,7 +285,7 @@ func TestServiceEndpoint(t *testing.T) {
 	seed(t)
 	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SSM", kumo)
-	v, err := awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{"host": entry("/app/host")}), nil)
+	v, err := awsparams.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{"host": entry("/app/host")}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +368,7 @@ func TestOpenErrors(t *testing.T) {
 			}
 			t.Setenv("AWS_ENDPOINT_URL", endpoint)
 			start := time.Now()
-			v, err := awsparams.New().Open(context.Background(), inputs(tt.get), nil)
+			v, err := awsparams.New().Open(context.Background(), kumotest.GetInputs(tt.get), nil)
 			elapsed := time.Since(start)
 			if err == nil {
 				t.Fatalf("Open = %v, want an error", v)
@@ -443,7 +416,7 @@ func TestRetries(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
-	v, err := awsparams.New().Open(context.Background(), inputs(map[string]esc.Value{"token": entry("/app/token")}), nil)
+	v, err := awsparams.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{"token": entry("/app/token")}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,18 +441,18 @@ func TestInputErrors(t *testing.T) {
 		noRgn   bool
 		wantErr string
 	}{
-		{"no get", inputs(nil, "region", "us-east-1"), false, noGet},
-		{"empty get", inputs(map[string]esc.Value{}), false, noGet},
+		{"no get", kumotest.GetInputs(nil, "region", "us-east-1"), false, noGet},
+		{"empty get", kumotest.GetInputs(map[string]esc.Value{}), false, noGet},
 		{"get not an object", map[string]esc.Value{"get": esc.NewValue([]esc.Value{})}, false, `aws-parameter-store: input "get" must be an object`},
-		{"entry not an object", inputs(map[string]esc.Value{"host": esc.NewValue("/app/host")}), false, "aws-parameter-store get.host: must be an object {name, decrypt?}"},
-		{"no name", inputs(map[string]esc.Value{"host": obj("decrypt", esc.NewValue(true))}), false, "aws-parameter-store get.host: name is required"},
-		{"empty name", inputs(map[string]esc.Value{"host": obj("name", "")}), false, "aws-parameter-store get.host: name is required"},
-		{"decrypt not a boolean", inputs(map[string]esc.Value{"host": obj("name", "/app/host", "decrypt", "yes")}), false, `aws-parameter-store get.host: input "decrypt" must be a boolean`},
-		{"unknown entry input", inputs(map[string]esc.Value{"host": obj("name", "/app/host", "withDecryption", esc.NewValue(true))}), false, `aws-parameter-store get.host: unknown input "withDecryption" (the inputs are name, decrypt)`},
-		{"unknown input", inputs(ok, "logins", obj()), false, `aws-parameter-store: unknown input "logins" (the inputs are region, login, get)`},
-		{"login not an object", inputs(ok, "login", "AKIA"), false, `aws-parameter-store: input "login" must be an object`},
-		{"login without key ID", inputs(ok, "login", obj("secretAccessKey", esc.NewSecret(loginSecret))), false, "aws-parameter-store: login: accessKeyId and secretAccessKey are required"},
-		{"no region anywhere", inputs(ok), true, "aws-parameter-store: no AWS region: set the region input, AWS_REGION, or the region of the AWS profile"},
+		{"entry not an object", kumotest.GetInputs(map[string]esc.Value{"host": esc.NewValue("/app/host")}), false, "aws-parameter-store get.host: must be an object {name, decrypt?}"},
+		{"no name", kumotest.GetInputs(map[string]esc.Value{"host": kumotest.Obj("decrypt", esc.NewValue(true))}), false, "aws-parameter-store get.host: name is required"},
+		{"empty name", kumotest.GetInputs(map[string]esc.Value{"host": kumotest.Obj("name", "")}), false, "aws-parameter-store get.host: name is required"},
+		{"decrypt not a boolean", kumotest.GetInputs(map[string]esc.Value{"host": kumotest.Obj("name", "/app/host", "decrypt", "yes")}), false, `aws-parameter-store get.host: input "decrypt" must be a boolean`},
+		{"unknown entry input", kumotest.GetInputs(map[string]esc.Value{"host": kumotest.Obj("name", "/app/host", "withDecryption", esc.NewValue(true))}), false, `aws-parameter-store get.host: unknown input "withDecryption" (the inputs are name, decrypt)`},
+		{"unknown input", kumotest.GetInputs(ok, "logins", kumotest.Obj()), false, `aws-parameter-store: unknown input "logins" (the inputs are region, login, get)`},
+		{"login not an object", kumotest.GetInputs(ok, "login", "AKIA"), false, `aws-parameter-store: input "login" must be an object`},
+		{"login without key ID", kumotest.GetInputs(ok, "login", kumotest.Obj("secretAccessKey", esc.NewSecret(loginSecret))), false, "aws-parameter-store: login: accessKeyId and secretAccessKey are required"},
+		{"no region anywhere", kumotest.GetInputs(ok), true, "aws-parameter-store: no AWS region: set the region input, AWS_REGION, or the region of the AWS profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,8 +32,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 
@@ -102,7 +100,7 @@ type request struct {
 
 // Open reads the secrets that inputs' get names.
 func (Provider) Open(ctx context.Context, inputs map[string]esc.Value, _ esc.EnvExecContext) (esc.Value, error) {
-	region, login, reqs, err := parseInputs(inputs)
+	region, login, reqs, err := awsclient.ParseGet(inputs, topInputs, "the secrets to read ({secretId, versionId?, versionStage?})", parseEntry)
 	if err != nil {
 		return esc.Value{}, fmt.Errorf("%s%w", Name, err)
 	}
@@ -164,35 +162,6 @@ func get(ctx context.Context, client *secretsmanager.Client, r request) (string,
 		return base64.StdEncoding.EncodeToString(out.SecretBinary), nil
 	}
 	return "", fmt.Errorf("%s: the secret version holds neither SecretString nor SecretBinary", op)
-}
-
-// parseInputs validates inputs. Its errors start with ": " or with " " and
-// the path of the entry at fault, to follow the provider's name.
-func parseInputs(inputs map[string]esc.Value) (region string, login *awsclient.Login, reqs []request, err error) {
-	if err := providers.CheckKnown(inputs, topInputs); err != nil {
-		return "", nil, nil, fmt.Errorf(": %w", err)
-	}
-	if region, err = providers.String(inputs, "region"); err != nil {
-		return "", nil, nil, fmt.Errorf(": %w", err)
-	}
-	if login, err = awsclient.LoginInput(inputs, "login"); err != nil {
-		return "", nil, nil, fmt.Errorf(": %w", err)
-	}
-	get, err := providers.Object(inputs, "get")
-	if err != nil {
-		return "", nil, nil, fmt.Errorf(": %w", err)
-	}
-	if len(get) == 0 {
-		return "", nil, nil, errors.New(`: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`)
-	}
-	for _, name := range slices.Sorted(maps.Keys(get)) {
-		r, err := parseEntry(name, get[name])
-		if err != nil {
-			return "", nil, nil, fmt.Errorf(" %s: %w", providers.EntryPath("get", name), err)
-		}
-		reqs = append(reqs, r)
-	}
-	return region, login, reqs, nil
 }
 
 func parseEntry(name string, v esc.Value) (request, error) {

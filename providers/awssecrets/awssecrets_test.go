@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -71,32 +70,6 @@ func seed(t *testing.T) seeded {
 	return s
 }
 
-// obj builds an object value from alternating keys and values (strings or
-// esc.Values).
-func obj(kv ...any) esc.Value {
-	m := map[string]esc.Value{}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case string:
-			m[kv[i].(string)] = esc.NewValue(v)
-		case esc.Value:
-			m[kv[i].(string)] = v
-		default:
-			panic(fmt.Sprintf("obj: %T", v))
-		}
-	}
-	return esc.NewValue(m)
-}
-
-// inputs builds the provider's inputs: get entries plus any other inputs.
-func inputs(get map[string]esc.Value, other ...any) map[string]esc.Value {
-	in := obj(other...).Value.(map[string]esc.Value)
-	if get != nil {
-		in["get"] = esc.NewValue(get)
-	}
-	return in
-}
-
 // secretOutputs checks that v is a plain object of secret strings and returns
 // them.
 func secretOutputs(t *testing.T, v esc.Value) map[string]string {
@@ -142,51 +115,51 @@ func TestOpenAgainstKumo(t *testing.T) {
 	}{
 		{
 			name:      "string secret by name, default chain",
-			get:       map[string]esc.Value{"api-key": obj("secretId", "app/plain")},
+			get:       map[string]esc.Value{"api-key": kumotest.Obj("secretId", "app/plain")},
 			want:      map[string]string{"api-key": plainValue},
 			wantKeyID: "AKIAKUMOTEST",
 			wantRgn:   "us-east-1",
 		},
 		{
 			name: "string secret by ARN",
-			get:  map[string]esc.Value{"api-key": obj("secretId", s.plainARN)},
+			get:  map[string]esc.Value{"api-key": kumotest.Obj("secretId", s.plainARN)},
 			want: map[string]string{"api-key": plainValue},
 		},
 		{
 			name: "JSON secret as its string",
-			get:  map[string]esc.Value{"db": obj("secretId", "app/json")},
+			get:  map[string]esc.Value{"db": kumotest.Obj("secretId", "app/json")},
 			want: map[string]string{"db": jsonValue},
 		},
 		{
 			name: "binary secret base64-encoded",
-			get:  map[string]esc.Value{"blob": obj("secretId", "app/binary")},
+			get:  map[string]esc.Value{"blob": kumotest.Obj("secretId", "app/binary")},
 			want: map[string]string{"blob": base64.StdEncoding.EncodeToString(binaryValue)},
 		},
 		{
 			name: "current version by default and by AWSCURRENT",
 			get: map[string]esc.Value{
-				"default": obj("secretId", "app/rotated"),
-				"current": obj("secretId", "app/rotated", "versionStage", "AWSCURRENT"),
+				"default": kumotest.Obj("secretId", "app/rotated"),
+				"current": kumotest.Obj("secretId", "app/rotated", "versionStage", "AWSCURRENT"),
 			},
 			want: map[string]string{"default": secondVersion, "current": secondVersion},
 		},
 		{
 			name: "previous version by AWSPREVIOUS",
-			get:  map[string]esc.Value{"old": obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS")},
+			get:  map[string]esc.Value{"old": kumotest.Obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS")},
 			want: map[string]string{"old": firstVersion},
 		},
 		{
 			name: "versions by versionId",
 			get: map[string]esc.Value{
-				"first":  obj("secretId", "app/rotated", "versionId", s.firstVersionID),
-				"second": obj("secretId", "app/rotated", "versionId", s.secondVers),
+				"first":  kumotest.Obj("secretId", "app/rotated", "versionId", s.firstVersionID),
+				"second": kumotest.Obj("secretId", "app/rotated", "versionId", s.secondVers),
 			},
 			want: map[string]string{"first": firstVersion, "second": secondVersion},
 		},
 		{
 			name:  "explicit login and region",
-			get:   map[string]esc.Value{"api-key": obj("secretId", "app/plain"), "blob": obj("secretId", "app/binary")},
-			other: []any{"region", "eu-west-2", "login", obj("accessKeyId", "AKIALOGIN", "secretAccessKey", esc.NewSecret(loginSecret), "sessionToken", esc.NewSecret("login-session"))},
+			get:   map[string]esc.Value{"api-key": kumotest.Obj("secretId", "app/plain"), "blob": kumotest.Obj("secretId", "app/binary")},
+			other: []any{"region", "eu-west-2", "login", kumotest.Obj("accessKeyId", "AKIALOGIN", "secretAccessKey", esc.NewSecret(loginSecret), "sessionToken", esc.NewSecret("login-session"))},
 			want: map[string]string{
 				"api-key": plainValue,
 				"blob":    base64.StdEncoding.EncodeToString(binaryValue),
@@ -197,10 +170,10 @@ func TestOpenAgainstKumo(t *testing.T) {
 		{
 			name: "many entries",
 			get: map[string]esc.Value{
-				"a": obj("secretId", "app/plain"), "b": obj("secretId", "app/json"), "c": obj("secretId", "app/binary"),
-				"d": obj("secretId", "app/rotated"), "e": obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS"),
-				"f": obj("secretId", "app/plain"), "g": obj("secretId", "app/json"), "h": obj("secretId", "app/plain"),
-				"i": obj("secretId", "app/plain"), "j": obj("secretId", "app/rotated", "versionId", s.firstVersionID),
+				"a": kumotest.Obj("secretId", "app/plain"), "b": kumotest.Obj("secretId", "app/json"), "c": kumotest.Obj("secretId", "app/binary"),
+				"d": kumotest.Obj("secretId", "app/rotated"), "e": kumotest.Obj("secretId", "app/rotated", "versionStage", "AWSPREVIOUS"),
+				"f": kumotest.Obj("secretId", "app/plain"), "g": kumotest.Obj("secretId", "app/json"), "h": kumotest.Obj("secretId", "app/plain"),
+				"i": kumotest.Obj("secretId", "app/plain"), "j": kumotest.Obj("secretId", "app/rotated", "versionId", s.firstVersionID),
 			},
 			want: map[string]string{
 				"a": plainValue, "b": jsonValue, "c": base64.StdEncoding.EncodeToString(binaryValue),
@@ -212,7 +185,7 @@ func TestOpenAgainstKumo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec.Take()
-			v, err := awssecrets.New().Open(context.Background(), inputs(tt.get, tt.other...), nil)
+			v, err := awssecrets.New().Open(context.Background(), kumotest.GetInputs(tt.get, tt.other...), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +219,7 @@ func TestServiceEndpoint(t *testing.T) {
 	seed(t)
 	t.Setenv("AWS_ENDPOINT_URL", kumotest.ClosedURL(t))
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", kumo)
-	v, err := awssecrets.New().Open(context.Background(), inputs(map[string]esc.Value{"k": obj("secretId", "app/plain")}), nil)
+	v, err := awssecrets.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{"k": kumotest.Obj("secretId", "app/plain")}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +236,7 @@ func TestOpenErrors(t *testing.T) {
 	kumo := kumotest.Start(t)
 	kumotest.Env(t, kumo)
 	seed(t)
-	plainGet := map[string]esc.Value{"db": obj("secretId", "app/plain")}
+	plainGet := map[string]esc.Value{"db": kumotest.Obj("secretId", "app/plain")}
 	tests := []struct {
 		name      string
 		handler   http.Handler // nil: the endpoint is a closed port
@@ -275,14 +248,14 @@ func TestOpenErrors(t *testing.T) {
 		{
 			name:      "unknown secret",
 			handler:   kumotest.ProxyTo(t, kumo),
-			get:       map[string]esc.Value{"db": obj("secretId", "no/such/secret")},
+			get:       map[string]esc.Value{"db": kumotest.Obj("secretId", "no/such/secret")},
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: no/such/secret",
 			wantCalls: 1,
 		},
 		{
 			name:      "unknown staging label",
 			handler:   kumotest.ProxyTo(t, kumo),
-			get:       map[string]esc.Value{"db": obj("secretId", "app/rotated", "versionStage", "NOSUCHSTAGE")},
+			get:       map[string]esc.Value{"db": kumotest.Obj("secretId", "app/rotated", "versionStage", "NOSUCHSTAGE")},
 			wantErr:   "aws-secrets get.db: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret version.",
 			wantCalls: 1,
 		},
@@ -290,9 +263,9 @@ func TestOpenErrors(t *testing.T) {
 			name:    "two failing entries, both named",
 			handler: kumotest.ProxyTo(t, kumo),
 			get: map[string]esc.Value{
-				"ok":        obj("secretId", "app/plain"),
-				"missing":   obj("secretId", "no/such/secret"),
-				"my.secret": obj("secretId", "other/missing"),
+				"ok":        kumotest.Obj("secretId", "app/plain"),
+				"missing":   kumotest.Obj("secretId", "no/such/secret"),
+				"my.secret": kumotest.Obj("secretId", "other/missing"),
 			},
 			wantErr: "aws-secrets get.missing: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: no/such/secret\n" +
 				`aws-secrets get["my.secret"]: secretsmanager:GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret: other/missing`,
@@ -336,7 +309,7 @@ func TestOpenErrors(t *testing.T) {
 			}
 			t.Setenv("AWS_ENDPOINT_URL", endpoint)
 			start := time.Now()
-			v, err := awssecrets.New().Open(context.Background(), inputs(tt.get), nil)
+			v, err := awssecrets.New().Open(context.Background(), kumotest.GetInputs(tt.get), nil)
 			elapsed := time.Since(start)
 			if err == nil {
 				t.Fatalf("Open = %v, want an error", v)
@@ -384,7 +357,7 @@ func TestRetries(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Setenv("AWS_ENDPOINT_URL", rec.URL)
-	v, err := awssecrets.New().Open(context.Background(), inputs(map[string]esc.Value{"k": obj("secretId", "app/plain")}), nil)
+	v, err := awssecrets.New().Open(context.Background(), kumotest.GetInputs(map[string]esc.Value{"k": kumotest.Obj("secretId", "app/plain")}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,25 +374,25 @@ func TestRetries(t *testing.T) {
 func TestInputErrors(t *testing.T) {
 	rec := kumotest.NewRecorder(t, kumotest.AWSError(http.StatusInternalServerError, "Unexpected", "no call was expected"))
 	kumotest.Env(t, rec.URL)
-	ok := map[string]esc.Value{"db": obj("secretId", "app/plain")}
+	ok := map[string]esc.Value{"db": kumotest.Obj("secretId", "app/plain")}
 	tests := []struct {
 		name    string
 		inputs  map[string]esc.Value
 		noRgn   bool
 		wantErr string
 	}{
-		{"no get", inputs(nil, "region", "us-east-1"), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
-		{"empty get", inputs(map[string]esc.Value{}), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
+		{"no get", kumotest.GetInputs(nil, "region", "us-east-1"), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
+		{"empty get", kumotest.GetInputs(map[string]esc.Value{}), false, `aws-secrets: input "get" is required: it maps names to the secrets to read ({secretId, versionId?, versionStage?})`},
 		{"get not an object", map[string]esc.Value{"get": esc.NewValue("app/plain")}, false, `aws-secrets: input "get" must be an object`},
-		{"entry not an object", inputs(map[string]esc.Value{"db": esc.NewValue("app/plain")}), false, "aws-secrets get.db: must be an object {secretId, versionId?, versionStage?}"},
-		{"no secretId", inputs(map[string]esc.Value{"db": obj("versionStage", "AWSCURRENT")}), false, "aws-secrets get.db: secretId is required"},
-		{"empty secretId", inputs(map[string]esc.Value{"db": obj("secretId", " ")}), false, "aws-secrets get.db: secretId is required"},
-		{"secretId not a string", inputs(map[string]esc.Value{"db": obj("secretId", esc.NewValue(true))}), false, `aws-secrets get.db: input "secretId" must be a string`},
-		{"unknown entry input", inputs(map[string]esc.Value{"db": obj("secretID", "app/plain")}), false, `aws-secrets get.db: unknown input "secretID" (the inputs are secretId, versionId, versionStage)`},
-		{"unknown input", inputs(ok, "regoin", "us-east-1"), false, `aws-secrets: unknown input "regoin" (the inputs are region, login, get)`},
-		{"region not a string", inputs(ok, "region", esc.NewValue(json.Number("1"))), false, `aws-secrets: input "region" must be a string`},
-		{"login without secret key", inputs(ok, "login", obj("accessKeyId", "AKIALOGIN")), false, "aws-secrets: login: accessKeyId and secretAccessKey are required"},
-		{"no region anywhere", inputs(ok), true, "aws-secrets: no AWS region: set the region input, AWS_REGION, or the region of the AWS profile"},
+		{"entry not an object", kumotest.GetInputs(map[string]esc.Value{"db": esc.NewValue("app/plain")}), false, "aws-secrets get.db: must be an object {secretId, versionId?, versionStage?}"},
+		{"no secretId", kumotest.GetInputs(map[string]esc.Value{"db": kumotest.Obj("versionStage", "AWSCURRENT")}), false, "aws-secrets get.db: secretId is required"},
+		{"empty secretId", kumotest.GetInputs(map[string]esc.Value{"db": kumotest.Obj("secretId", " ")}), false, "aws-secrets get.db: secretId is required"},
+		{"secretId not a string", kumotest.GetInputs(map[string]esc.Value{"db": kumotest.Obj("secretId", esc.NewValue(true))}), false, `aws-secrets get.db: input "secretId" must be a string`},
+		{"unknown entry input", kumotest.GetInputs(map[string]esc.Value{"db": kumotest.Obj("secretID", "app/plain")}), false, `aws-secrets get.db: unknown input "secretID" (the inputs are secretId, versionId, versionStage)`},
+		{"unknown input", kumotest.GetInputs(ok, "regoin", "us-east-1"), false, `aws-secrets: unknown input "regoin" (the inputs are region, login, get)`},
+		{"region not a string", kumotest.GetInputs(ok, "region", esc.NewValue(json.Number("1"))), false, `aws-secrets: input "region" must be a string`},
+		{"login without secret key", kumotest.GetInputs(ok, "login", kumotest.Obj("accessKeyId", "AKIALOGIN")), false, "aws-secrets: login: accessKeyId and secretAccessKey are required"},
+		{"no region anywhere", kumotest.GetInputs(ok), true, "aws-secrets: no AWS region: set the region input, AWS_REGION, or the region of the AWS profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

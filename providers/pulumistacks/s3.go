@@ -2,7 +2,6 @@ package pulumistacks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 
 	"github.com/escfs/escfs/internal/safehttp"
 	"github.com/escfs/escfs/providers"
@@ -118,7 +116,7 @@ func (s *s3Store) modTimes(ctx context.Context, keys []string) (map[string]time.
 		Prefix: aws.String(s.key(prefix)),
 	})
 	if err != nil {
-		if errorCode(err) == "NoSuchBucket" {
+		if awsclient.ErrorCode(err) == "NoSuchBucket" {
 			return nil, awsclient.Describe("s3:ListObjectsV2", err)
 		}
 		return map[string]time.Time{keys[0]: {}}, nil
@@ -140,7 +138,7 @@ func (s *s3Store) read(ctx context.Context, k string) ([]byte, error) {
 		Key:    aws.String(s.key(k)),
 	})
 	if err != nil {
-		if errorCode(err) == "NoSuchKey" {
+		if awsclient.ErrorCode(err) == "NoSuchKey" {
 			return nil, notExist{awsclient.Describe("s3:GetObject", err)}
 		}
 		return nil, awsclient.Describe("s3:GetObject", err)
@@ -162,15 +160,6 @@ type notExist struct{ err error }
 
 func (e notExist) Error() string        { return e.err.Error() }
 func (e notExist) Is(target error) bool { return target == os.ErrNotExist }
-
-// errorCode returns the AWS error code of err, "" if it has none.
-func errorCode(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode()
-	}
-	return ""
-}
 
 // checkNamedBackend refuses a backend URL that a definition names (rather
 // than the user's PULUMI_BACKEND_URL or login) when it would send the
