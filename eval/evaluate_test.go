@@ -403,6 +403,14 @@ func TestEvaluateCiphertext(t *testing.T) {
 			t.Errorf("Vars = %+v, want C marked secret", snap.Vars)
 		}
 	})
+	t.Run("a key without AtRest", func(t *testing.T) {
+		// Nothing would check where a ciphertext belongs: nothing decrypts.
+		e := testEvaluator()
+		e.Decrypter = reverser{}
+		if snap, err := evaluate(t, e, dir, "enc"); !errors.Is(err, ErrNoAtRest) || snap != nil {
+			t.Fatalf("Evaluate = %v, %v; want ErrNoAtRest and no snapshot", snap, err)
+		}
+	})
 }
 
 func TestEvaluateCanceled(t *testing.T) {

@@ -118,6 +118,17 @@ func TestStoreRescanDropsImporters(t *testing.T) {
 	var changes []eval.Change
 	s.Subscribe(func(c eval.Change) { changes = append(changes, c) })
 
+	// A change the listing cannot show (a Cloud revision, an event on a
+	// file whose size and times stayed): the source names it.
+	if err := src.Rescan(evaltest.Name(t, "base/common")); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Tree != nil || len(changes[0].Envs) != 1 || changes[0].Envs[0] != evaltest.Name(t, "app") {
+		t.Fatalf("changes = %+v, want app dropped only", changes)
+	}
+	envVar(t, s, "app", "REGION")
+	changes = nil
+
 	writeFile(t, dir, "base/common.yaml", "values:\n  region: eu-west-1\n")
 	if err := src.Rescan(evaltest.Name(t, "base/common")); err != nil {
 		t.Fatal(err)

@@ -181,36 +181,45 @@ func (p *gateProvider) Open(context.Context, map[string]esc.Value, esc.EnvExecCo
 }
 
 // TestEvalBudgetBoundsConcurrentEvaluations: evaluations run within the
-// store's budget of definition bytes (each counts at least 64 KiB), so many
-// environments read at once cannot take unbounded memory.
+// store's budget of definition bytes (each counts its definition's size,
+// at least 64 KiB), so many environments read at once cannot take
+// unbounded memory: two small ones at once in a budget of 128 KiB, but one
+// at a time of 100 KiB definitions.
 func TestEvalBudgetBoundsConcurrentEvaluations(t *testing.T) {
-	dir := t.TempDir()
-	for i := range 6 {
-		writeFile(t, dir, fmt.Sprintf("e%d.yaml", i), "values:\n  v:\n    fn::open::gate: {}\n")
-	}
-	p := &gateProvider{gate: make(chan struct{})}
-	s := evaltest.NewStore(t, dir, func(c *evaltest.Config) {
-		c.Source.Evaluator = &eval.Evaluator{Providers: providers.NewRegistry(map[string]esc.Provider{"gate": p})}
-		c.Store.FilesDir = func(eval.Name) string { return "/files" }
-		c.Store.EvalBudget = 2 * 64 << 10
-	})
-	var wg sync.WaitGroup
-	for i := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Snapshot(context.Background(), evaltest.Name(t, fmt.Sprintf("e%d", i))) //nolint:errcheck
-		}()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.running.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // room for a third to start, if the budget let it
-	peak := p.peak.Load()
-	close(p.gate)
-	wg.Wait()
-	if peak != 2 {
-		t.Fatalf("%d evaluations ran at once within a budget of two, want 2", peak)
+	for _, c := range []struct {
+		name    string
+		padding int // bytes of comment in each definition
+		want    int64
+	}{{"small", 0, 2}, {"100 KiB each", 100 << 10, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			def := "values:\n  v:\n    fn::open::gate: {}\n# " + strings.Repeat("x", c.padding) + "\n"
+			for i := range 6 {
+				writeFile(t, dir, fmt.Sprintf("e%d.yaml", i), def)
+			}
+			p := &gateProvider{gate: make(chan struct{})}
+			s := evaltest.NewStore(t, dir, evaltest.Providers(map[string]esc.Provider{"gate": p}), func(c *evaltest.Config) {
+				c.Store.EvalBudget = 2 * 64 << 10
+			})
+			var wg sync.WaitGroup
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.Snapshot(context.Background(), evaltest.Name(t, fmt.Sprintf("e%d", i))) //nolint:errcheck
+				}()
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for p.running.Load() < c.want && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(200 * time.Millisecond) // room for one more to start, if the budget let it
+			peak := p.peak.Load()
+			close(p.gate)
+			wg.Wait()
+			if peak != c.want {
+				t.Fatalf("%d evaluations ran at once within a budget of 128 KiB, want %d", peak, c.want)
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
@@ -140,6 +142,18 @@ func TestStatusCommand(t *testing.T) {
 		r := escfsCLI(t, "status", other)
 		if r.code != 1 || !strings.Contains(r.stderr, "not an escfs mount point") {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+
+	t.Run("another filesystem's mount", func(t *testing.T) {
+		tmpfs := t.TempDir()
+		if err := unix.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mount a tmpfs: %v", err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(tmpfs, unix.MNT_DETACH) })
+		r := escfsCLI(t, "status", tmpfs)
+		if want := tmpfs + " is a tmpfs mount, not an escfs mount point"; r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
 		}
 	})
 

@@ -19,7 +19,17 @@ func TestCall(t *testing.T) {
 	}
 	block := make(chan struct{})
 	defer close(block)
-	if _, err := Call(10*time.Millisecond, func() (int, error) { <-block; return 1, nil }); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("a call that never returns: %v, want ErrTimeout", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Call(10*time.Millisecond, func() (int, error) { <-block; return 1, nil })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("a call that never returns: %v, want ErrTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait on a call that never returns did not end")
 	}
 }
