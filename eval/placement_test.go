@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/escfs/escfs/eval"
 	"github.com/escfs/escfs/internal/filetree"
+	"github.com/escfs/escfs/internal/kumotest"
 	"github.com/escfs/escfs/internal/testutil"
 	"github.com/escfs/escfs/secrets"
 )
@@ -231,4 +233,28 @@ func mustOuter(t *testing.T, inner []byte) []byte {
 		t.Fatal(err)
 	}
 	return ct
+}
+
+// TestOnlyTheRulesKMSKeysAreCalled: an evaluation decrypts under its
+// directory's rules, so a ciphertext in place whose stanzas name KMS keys
+// no rule names (a colleague's forgery) costs no KMS call at all.
+func TestOnlyTheRulesKMSKeysAreCalled(t *testing.T) {
+	k := newBindingKit(t)
+	kms := kumotest.NewRecorder(t, kumotest.AWSError(http.StatusBadRequest, "AccessDeniedException", "no"))
+	kumotest.Env(t, kms.URL)
+	inner, err := secrets.ForgeKMSEnvelope(secrets.Binding{Env: "default/app", Path: "pw"}, 20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := "values:\n  pw: {fn::secret: {ciphertext: " + base64.StdEncoding.EncodeToString(mustOuter(t, inner)) + "}}\n"
+	rules := fmt.Sprintf("secrets:\n  - environments: \"*\"\n    age: [%s]\n", k.rcpt)
+	dir := filetree.Write(t, "", map[string]string{"app.yaml": def, ".escfs.yaml": rules})
+	e := eval.TestEvaluator()
+	e.Decrypter, e.AtRest = k.keys, secrets.AtRest{}
+	if _, err := eval.EvaluateDir(t, e, dir, "app"); err == nil {
+		t.Fatal("a forged envelope decrypted")
+	}
+	if calls := kms.Take(); len(calls) != 0 {
+		t.Fatalf("%d KMS calls for keys no rule names (first: %s %s), want none", len(calls), calls[0].Target, calls[0].Body["KeyId"])
+	}
 }
