@@ -166,14 +166,14 @@ const maxStacked = 16
 // FUSE server longer than probeTimeout.
 func prepareMountpoint(mnt string, log *slog.Logger) error {
 	for range maxStacked {
-		e, ok, err := mountAt(mnt)
+		state, isEscfs, err := escfsAt(mnt)
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", mnt, err)
 		}
-		if !ok || e.fstype != FSType {
+		if !isEscfs {
 			break // mounting over another filesystem is what mount(8) does
 		}
-		switch probe(mnt) {
+		switch state {
 		case serverLive:
 			return fmt.Errorf("mount %s: already a live escfs mount; unmount it first (escfs unmount %s)", mnt, mnt)
 		case serverWedged:
@@ -346,37 +346,4 @@ func detach(mnt string) error {
 		return fmt.Errorf("detach %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// errWedged is returned by clearStale for an escfs mount whose server is
-// alive but does not answer (stopped, hung): it is not stale, and only
-// Unmount clears it.
-var errWedged = errors.New("the escfs server of this mount does not answer")
-
-// clearStale detaches a dead escfs mount at mnt (one whose server was
-// killed: "transport endpoint is not connected") and reports whether there
-// was one. It looks at /proc/self/mountinfo first and asks the server only
-// if an escfs mount is there, with statfs (which always reaches the server,
-// unlike stat, answered from the kernel's attribute cache for up to a
-// second after the kill), waiting at most probeTimeout. A live mount is
-// left alone; a wedged one too, with errWedged.
-func clearStale(mnt string) (bool, error) {
-	abs, err := filepath.Abs(mnt)
-	if err != nil {
-		return false, err
-	}
-	e, ok, err := mountAt(abs)
-	if err != nil || !ok || e.fstype != FSType {
-		return false, err
-	}
-	switch probe(abs) {
-	case serverLive:
-		return false, nil
-	case serverWedged:
-		return false, fmt.Errorf("%s: %w", abs, errWedged)
-	}
-	if err := detach(abs); err != nil {
-		return false, fmt.Errorf("clear stale mount: %w", err)
-	}
-	return true, nil
 }

@@ -33,23 +33,15 @@ import (
 func TestMain(m *testing.M) {
 	if mounts, err := Mounts(); err == nil {
 		for _, p := range mounts {
-			done := make(chan error, 1)
-			var cleared bool
-			go func() {
-				var err error
-				cleared, err = clearStale(p)
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				switch {
-				case err != nil:
-					fmt.Fprintf(os.Stderr, "detach leftover escfs mount %s: %v\n", p, err)
-				case cleared:
-					fmt.Fprintf(os.Stderr, "detached leftover escfs mount %s\n", p)
-				}
-			case <-time.After(2 * time.Second):
+			// escfsAt waits at most probeTimeout for a server.
+			switch state, isEscfs, err := escfsAt(p); {
+			case err != nil:
+				fmt.Fprintf(os.Stderr, "leftover escfs mount %s: %v\n", p, err)
+			case !isEscfs || state == serverLive:
+			case state == serverWedged:
 				fmt.Fprintf(os.Stderr, "escfs mount %s does not answer; left alone\n", p)
+			case detach(p) == nil:
+				fmt.Fprintf(os.Stderr, "detached leftover escfs mount %s\n", p)
 			}
 		}
 	}

@@ -153,6 +153,17 @@ const (
 	serverWedged
 )
 
+// escfsAt reports whether the topmost mount at mnt is an escfs mount and,
+// if so, how its server answers (probe). It reads /proc/self/mountinfo
+// first and asks the server only if an escfs mount is there.
+func escfsAt(mnt string) (state serverState, isEscfs bool, err error) {
+	e, ok, err := mountAt(mnt)
+	if err != nil || !ok || e.fstype != FSType {
+		return 0, false, err
+	}
+	return probe(mnt), true, nil
+}
+
 // probe asks the server of the FUSE mount at mnt for statfs, which always
 // reaches it (stat is answered from the kernel's attribute cache for up to a
 // second after the server is gone), and waits at most probeTimeout.
