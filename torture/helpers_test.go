@@ -134,15 +134,9 @@ func peakRSS(pid int) (int64, error) {
 func startDaemon(t testing.TB, dir, mnt string) *escfstest.Escfs {
 	t.Helper()
 	d := escfstest.MountAt(t, escfstest.Options{}, mnt, "--dir", dir, "mount")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if !d.Alive() {
-			t.Fatalf("escfs exited before serving %s: %v\n%s", mnt, d.Err(), d.Log())
-		}
-		if b, err := escfstest.Read(filepath.Join(mnt, "good", "env"), 5*time.Second); err == nil && string(b) == goodEnv {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("escfs did not serve %s within 15s:\n%s", mnt, d.Log())
-		}
-	}
+	d.WaitFor(t, "good/env served at "+mnt, func() bool {
+		b, err := escfstest.Read(filepath.Join(mnt, "good", "env"), 5*time.Second)
+		return err == nil && string(b) == goodEnv
+	})
+	return d
 }

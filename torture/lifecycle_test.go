@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/escfs/escfs/internal/bounded"
 	"github.com/escfs/escfs/internal/escfstest"
 	"github.com/escfs/escfs/internal/filetree"
 	"github.com/escfs/escfs/internal/testutil"
@@ -220,19 +221,9 @@ func signal(t *testing.T, d *escfstest.Escfs, sig syscall.Signal) {
 
 // preadWithin reads from offset 0 of f, giving up after d.
 func preadWithin(f *os.File, buf []byte, d time.Duration) (int, error) {
-	type result struct {
-		n   int
-		err error
+	n, err := bounded.Call(d, func() (int, error) { return f.ReadAt(buf, 0) })
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
-	ch := make(chan result, 1)
-	go func() { n, err := f.ReadAt(buf, 0); ch <- result{n, err} }()
-	select {
-	case r := <-ch:
-		if errors.Is(r.err, io.EOF) {
-			r.err = nil
-		}
-		return r.n, r.err
-	case <-time.After(d):
-		return 0, errors.New("no answer within " + d.String())
-	}
+	return n, err
 }

@@ -295,22 +295,35 @@ func (p *Proc) Line(tb testing.TB) string {
 	}
 }
 
-// WaitReadable waits until path reads (through the process's mount) and
-// returns what it read, failing the test if the process exits first or
-// after 15 seconds.
-func (p *Proc) WaitReadable(tb testing.TB, path string) []byte {
+// WaitFor waits until ok holds, polling every 20 ms, and fails the test
+// if the process exits first or after 15 seconds; what names the wait in
+// the failure.
+func (p *Proc) WaitFor(tb testing.TB, what string, ok func() bool) {
 	tb.Helper()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if !p.Alive() {
-			tb.Fatalf("escfs exited before serving %s: %v\n%s", path, p.err, p.log)
+			tb.Fatalf("escfs exited before %s: %v\n%s", what, p.err, p.log)
 		}
-		if b, err := Read(path, 5*time.Second); err == nil {
-			return b
+		if ok() {
+			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("%s not readable within 15s:\n%s", path, p.log)
+			tb.Fatalf("escfs: no %s within 15s:\n%s", what, p.log)
 		}
 	}
+}
+
+// WaitReadable waits until path reads (through the process's mount) and
+// returns what it read, as WaitFor.
+func (p *Proc) WaitReadable(tb testing.TB, path string) []byte {
+	tb.Helper()
+	var b []byte
+	p.WaitFor(tb, "read of "+path, func() bool {
+		var err error
+		b, err = Read(path, 5*time.Second)
+		return err == nil
+	})
+	return b
 }
 
 // Read reads path, giving up after d (leaving the reader behind, blocked

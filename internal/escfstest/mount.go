@@ -55,23 +55,13 @@ func MountAt(tb testing.TB, opts Options, mnt string, args ...string) *Escfs {
 	return &Escfs{Proc: p, Mnt: mnt, Env: opts.Env}
 }
 
-// WaitServing waits until the root of the mount answers, failing the test
-// if the process exits first or after 15 seconds.
+// WaitServing waits until the root of the mount answers, as WaitFor.
 func (e *Escfs) WaitServing(tb testing.TB) {
 	tb.Helper()
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if !e.Alive() {
-			tb.Fatalf("escfs exited before serving %s: %v\n%s", e.Mnt, e.err, e.Log())
-		}
-		if IsMounted(e.Mnt) {
-			if _, err := Stat(filepath.Join(e.Mnt, "."), 5*time.Second); err == nil {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("escfs did not mount %s within 15s:\n%s", e.Mnt, e.Log())
-		}
-	}
+	e.WaitFor(tb, "mount at "+e.Mnt, func() bool {
+		_, err := Stat(filepath.Join(e.Mnt, "."), 5*time.Second)
+		return IsMounted(e.Mnt) && err == nil
+	})
 }
 
 // Path returns the path of rel (slash-separated) inside the mount.
